@@ -1,0 +1,66 @@
+//! The command-line surface (SPEC §2, a contract): argument types only, no behaviour.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// The config file read when `--config` is not given.
+pub const DEFAULT_CONFIG_FILE: &str = "tagwatch.yaml";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tagwatch",
+    version,
+    about = "Moves image references forward in GitOps repositories"
+)]
+pub struct Cli {
+    /// Config file (default: ./tagwatch.yaml; a missing default file means an empty config).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// More detail: rejected candidates and their reasons, debug logs (-vv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load the config and every policy; print each problem as FILE:LINE:COL: message.
+    Validate,
+    /// Evaluate one policy against its registry, or offline against a tag list.
+    Resolve {
+        /// A policy name from the config, or a path to a policy file.
+        policy: String,
+        /// Read candidate tags from FILE (one per line) instead of the registry.
+        #[arg(long, value_name = "FILE")]
+        tags_file: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Rewrite every reference to IMAGE under PATHs to REF, byte-exactly.
+    Set {
+        /// IMAGE=REF, e.g. nginx=1.27.1 or ghcr.io/acme/api=ghcr.io/acme/api:2.0@sha256:…
+        assignment: String,
+        /// Files or directories (default: .).
+        paths: Vec<PathBuf>,
+        /// Print a unified diff instead of writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}

@@ -1,0 +1,20 @@
+//! One file per subcommand. Each returns the process exit code (SPEC §2: 0 success, 1 some work failed,
+//! 2 usage or validation error); errors that end a command early are reported once, by `main`.
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+/// Exit code when some work failed.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code for usage and validation errors.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Runs the subcommand named on the command line.
+pub fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Validate | Command::Resolve { .. } | Command::Set { .. } => {
+            anyhow::bail!("this command is not implemented yet")
+        }
+    }
+}

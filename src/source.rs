@@ -1,0 +1,89 @@
+//! Where candidate tags and their facts come from: the seam between the pure policy engine and the
+//! registry adapter. `registry::RegistryClient` implements [`TagSource`] against a live registry;
+//! [`TagList`] implements it offline from a list (`resolve --tags-file`).
+//!
+//! Must not: rank or filter tags (that is `policy`), or know about HTTP.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use crate::reference::ImageReference;
+
+/// A source of tags and tag facts for images. `image` is always a normalized name without tag/digest.
+pub trait TagSource {
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Every tag of the image's repository, in the order the registry gave them, duplicates removed.
+    fn list_tags(
+        &self,
+        image: &ImageReference,
+    ) -> impl Future<Output = Result<Vec<String>, Self::Error>> + Send;
+
+    /// The manifest digest (`sha256:…`) that `tag` points at (an image index keeps the index digest).
+    fn manifest_digest(
+        &self,
+        image: &ImageReference,
+        tag: &str,
+    ) -> impl Future<Output = Result<String, Self::Error>> + Send;
+
+    /// The image config's `created` time of `tag` (for an index: of its first platform manifest), or
+    /// `None` when the config carries none.
+    fn created(
+        &self,
+        image: &ImageReference,
+        tag: &str,
+    ) -> impl Future<Output = Result<Option<DateTime<Utc>>, Self::Error>> + Send;
+}
+
+/// An offline tag list: every image has these tags; digests and creation times are unknown.
+#[derive(Debug, Clone)]
+pub struct TagList {
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TagListError {
+    #[error("a tag list has no {what}: resolve this policy against the registry instead")]
+    Unsupported { what: &'static str },
+}
+
+impl TagList {
+    /// One tag per line; blank lines and surrounding whitespace (CR included) are ignored.
+    pub fn parse(text: &str) -> Self {
+        TagList {
+            tags: text
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+}
+
+impl TagSource for TagList {
+    type Error = TagListError;
+
+    async fn list_tags(&self, _image: &ImageReference) -> Result<Vec<String>, TagListError> {
+        Ok(self.tags.clone())
+    }
+
+    async fn manifest_digest(
+        &self,
+        _image: &ImageReference,
+        _tag: &str,
+    ) -> Result<String, TagListError> {
+        Err(TagListError::Unsupported { what: "digests" })
+    }
+
+    async fn created(
+        &self,
+        _image: &ImageReference,
+        _tag: &str,
+    ) -> Result<Option<DateTime<Utc>>, TagListError> {
+        Err(TagListError::Unsupported {
+            what: "creation times",
+        })
+    }
+}

@@ -1,0 +1,4 @@
+//! The one integration-test binary: end-to-end runs against real services (registry, git remotes, sshd)
+//! that the helpers in `support` start on free loopback ports and stop on drop.
+
+mod support;

@@ -1,0 +1,1 @@
+//! Test harness: starts real services on free loopback ports and stops them on drop.
