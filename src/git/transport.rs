@@ -1,0 +1,340 @@
+//! libgit2 callbacks for one network operation: credentials (bounded, so a wrong password fails instead
+//! of looping), SSH host keys against the configured `known_hosts`, an extra TLS CA, push statuses —
+//! and the mapping of whatever went wrong to a typed [`GitError`].
+
+use std::cell::RefCell;
+use std::path::Path;
+
+use git2::{CertificateCheckStatus, Cred, CredentialType, RemoteCallbacks};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
+
+use super::error::{GitError, scrub};
+use super::known_hosts::{HostKeyStatus, KnownHosts, host_name};
+use super::settings::{DEFAULT_SSH_USERNAME, DEFAULT_TOKEN_USERNAME, GitAuth, RemoteSettings};
+
+/// Callback state for one remote; build one per network operation.
+pub(crate) struct Transport<'s> {
+    settings: &'s RemoteSettings,
+    known_hosts: Option<KnownHosts>,
+    anchors: Vec<TrustAnchor<'static>>,
+    state: RefCell<State>,
+}
+
+#[derive(Default)]
+struct State {
+    credentials_offered: u32,
+    credentials_problem: Option<String>,
+    host_key_problem: Option<(String, String)>,
+    push_statuses: Vec<(String, String)>,
+}
+
+impl<'s> Transport<'s> {
+    pub(crate) fn new(settings: &'s RemoteSettings) -> Result<Self, GitError> {
+        let known_hosts = match &settings.auth {
+            GitAuth::Ssh {
+                known_hosts_file: Some(path),
+                ..
+            } => Some(read_known_hosts(settings, path)?),
+            GitAuth::Ssh { .. } => Some(KnownHosts::default()),
+            _ => None,
+        };
+        let anchors = match &settings.ca_file {
+            Some(path) => read_anchors(settings, path)?,
+            None => Vec::new(),
+        };
+        Ok(Transport {
+            settings,
+            known_hosts,
+            anchors,
+            state: RefCell::new(State::default()),
+        })
+    }
+
+    pub(crate) fn callbacks(&self) -> RemoteCallbacks<'_> {
+        let mut callbacks = RemoteCallbacks::new();
+        callbacks.credentials(|_url, username_from_url, allowed| {
+            self.credentials(username_from_url, allowed)
+        });
+        callbacks.certificate_check(|cert, host| self.certificate_check(cert, host));
+        callbacks.push_update_reference(|reference, status| {
+            if let Some(status) = status {
+                self.state
+                    .borrow_mut()
+                    .push_statuses
+                    .push((reference.to_string(), status.to_string()));
+            }
+            Ok(())
+        });
+        callbacks
+    }
+
+    /// Refs the server refused in the last push, with its reason.
+    pub(crate) fn take_push_statuses(&self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.state.borrow_mut().push_statuses)
+    }
+
+    fn credentials(
+        &self,
+        username_from_url: Option<&str>,
+        allowed: CredentialType,
+    ) -> Result<Cred, git2::Error> {
+        let mut state = self.state.borrow_mut();
+        if allowed.contains(CredentialType::USERNAME) {
+            return Cred::username(username_from_url.unwrap_or(DEFAULT_SSH_USERNAME));
+        }
+        // libgit2 asks again after every rejection; one offer per operation turns a wrong password
+        // into an error instead of an endless loop.
+        if state.credentials_offered > 0 {
+            state.credentials_problem = Some("the credentials were rejected".to_string());
+            return Err(git2::Error::from_str("credentials rejected"));
+        }
+        state.credentials_offered += 1;
+        match &self.settings.auth {
+            GitAuth::Token { token } if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) => {
+                Cred::userpass_plaintext(
+                    username_from_url.unwrap_or(DEFAULT_TOKEN_USERNAME),
+                    token.expose(),
+                )
+            }
+            GitAuth::Basic { username, password }
+                if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) =>
+            {
+                Cred::userpass_plaintext(username, password.expose())
+            }
+            GitAuth::Ssh { key_file, .. } if allowed.contains(CredentialType::SSH_KEY) => {
+                Cred::ssh_key(
+                    username_from_url.unwrap_or(DEFAULT_SSH_USERNAME),
+                    None,
+                    key_file,
+                    None,
+                )
+            }
+            GitAuth::None => {
+                state.credentials_problem =
+                    Some("the remote asks for credentials and none are configured".to_string());
+                Err(git2::Error::from_str("no credentials configured"))
+            }
+            other => {
+                state.credentials_problem = Some(format!(
+                    "the remote asks for {allowed:?} credentials, but {} auth is configured",
+                    auth_kind(other)
+                ));
+                Err(git2::Error::from_str("credential kind mismatch"))
+            }
+        }
+    }
+
+    fn certificate_check(
+        &self,
+        cert: &git2::cert::Cert<'_>,
+        host: &str,
+    ) -> Result<CertificateCheckStatus, git2::Error> {
+        if let Some(hostkey) = cert.as_hostkey() {
+            let port = ssh_port(&self.settings.url);
+            let name = host_name(host, port);
+            let (Some(known_hosts), Some(key)) = (&self.known_hosts, hostkey.hostkey()) else {
+                return self.reject_host(&name, "no known_hosts configured for an SSH remote");
+            };
+            let accept_unknown = matches!(
+                self.settings.auth,
+                GitAuth::Ssh {
+                    accept_unknown_hosts: true,
+                    ..
+                }
+            );
+            return match known_hosts.check(host, port, key) {
+                HostKeyStatus::Trusted => Ok(CertificateCheckStatus::CertificateOk),
+                HostKeyStatus::Unknown if accept_unknown => {
+                    tracing::warn!(host = %name, "accepting an unknown SSH host key (acceptUnknownHosts)");
+                    Ok(CertificateCheckStatus::CertificateOk)
+                }
+                HostKeyStatus::Unknown => {
+                    self.reject_host(&name, "the host is not listed in known_hosts")
+                }
+                HostKeyStatus::Changed => self.reject_host(
+                    &name,
+                    "the host presented a key that differs from known_hosts (changed key or interception)",
+                ),
+                HostKeyStatus::Revoked => {
+                    self.reject_host(&name, "the host key is marked @revoked")
+                }
+            };
+        }
+        if let Some(x509) = cert.as_x509()
+            && !self.anchors.is_empty()
+            && verify_with_anchors(&self.anchors, x509.data(), host)
+        {
+            return Ok(CertificateCheckStatus::CertificateOk);
+        }
+        // Everything else is decided by libgit2's own verification against the system roots.
+        Ok(CertificateCheckStatus::CertificatePassthrough)
+    }
+
+    fn reject_host(&self, name: &str, reason: &str) -> Result<CertificateCheckStatus, git2::Error> {
+        self.state.borrow_mut().host_key_problem = Some((name.to_string(), reason.to_string()));
+        Err(git2::Error::from_str(reason))
+    }
+
+    /// Turns a libgit2 failure of `operation` into a typed error, using what the callbacks saw.
+    pub(crate) fn classify(&self, operation: &'static str, error: &git2::Error) -> GitError {
+        let url = self.settings.redacted_url();
+        let detail = scrub(
+            error.message(),
+            &self.settings.url,
+            &self.settings.auth.secrets(),
+        );
+        let state = self.state.borrow();
+        if let Some((host, reason)) = &state.host_key_problem {
+            return GitError::HostKey {
+                url,
+                host: host.clone(),
+                reason: reason.clone(),
+            };
+        }
+        if let Some(problem) = &state.credentials_problem {
+            return GitError::Authentication {
+                url,
+                detail: problem.clone(),
+            };
+        }
+        classify_plain(operation, url, detail, error)
+    }
+}
+
+fn classify_plain(
+    operation: &'static str,
+    url: String,
+    detail: String,
+    error: &git2::Error,
+) -> GitError {
+    use git2::ErrorClass as Class;
+    use git2::ErrorCode as Code;
+    let lower = detail.to_ascii_lowercase();
+    if error.code() == Code::Certificate || error.class() == Class::Ssl {
+        return GitError::Certificate { url, detail };
+    }
+    if error.code() == Code::Auth
+        || lower.contains("authentication")
+        || lower.contains("status code: 401")
+        || lower.contains("status code: 403")
+    {
+        return GitError::Authentication { url, detail };
+    }
+    let network = matches!(error.class(), Class::Net | Class::Os | Class::Ssh)
+        || lower.contains("failed to connect")
+        || lower.contains("connection refused")
+        || lower.contains("timed out")
+        || lower.contains("failed to resolve");
+    if network {
+        return GitError::Unreachable { url, detail };
+    }
+    let server_error = lower.contains("status code: 5");
+    let locked = error.code() == Code::Locked;
+    GitError::Operation {
+        operation,
+        url,
+        detail,
+        transient: server_error || locked,
+    }
+}
+
+fn auth_kind(auth: &GitAuth) -> &'static str {
+    match auth {
+        GitAuth::None => "no",
+        GitAuth::Token { .. } => "token",
+        GitAuth::Basic { .. } => "basic",
+        GitAuth::Ssh { .. } => "SSH key",
+    }
+}
+
+fn read_known_hosts(settings: &RemoteSettings, path: &Path) -> Result<KnownHosts, GitError> {
+    std::fs::read_to_string(path)
+        .map(|text| KnownHosts::parse(&text))
+        .map_err(|error| GitError::HostKey {
+            url: settings.redacted_url(),
+            host: settings.redacted_url(),
+            reason: format!("cannot read known_hosts file {}: {error}", path.display()),
+        })
+}
+
+fn read_anchors(
+    settings: &RemoteSettings,
+    path: &Path,
+) -> Result<Vec<TrustAnchor<'static>>, GitError> {
+    let invalid = |detail: String| GitError::Certificate {
+        url: settings.redacted_url(),
+        detail: format!("CA file {}: {detail}", path.display()),
+    };
+    let certificates = CertificateDer::pem_file_iter(path)
+        .map_err(|error| invalid(error.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| invalid(error.to_string()))?;
+    if certificates.is_empty() {
+        return Err(invalid("no PEM certificate in the file".to_string()));
+    }
+    certificates
+        .iter()
+        .map(|certificate| {
+            webpki::anchor_from_trusted_cert(certificate)
+                .map(|anchor| anchor.to_owned())
+                .map_err(|error| invalid(error.to_string()))
+        })
+        .collect()
+}
+
+/// Whether the server's leaf certificate chains directly to one of the configured CAs and names `host`.
+/// libgit2 hands over only the leaf, so a CA that signs through intermediates must be given as the
+/// intermediate itself.
+fn verify_with_anchors(anchors: &[TrustAnchor<'_>], leaf: &[u8], host: &str) -> bool {
+    let leaf = CertificateDer::from(leaf);
+    let Ok(end_entity) = webpki::EndEntityCert::try_from(&leaf) else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let Ok(server_name) = ServerName::try_from(host) else {
+        return false;
+    };
+    end_entity
+        .verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            anchors,
+            &[],
+            UnixTime::now(),
+            webpki::KeyUsage::server_auth(),
+            None,
+            None,
+        )
+        .is_ok()
+        && end_entity
+            .verify_is_valid_for_subject_name(&server_name)
+            .is_ok()
+}
+
+/// The port of an `ssh://` URL (22 when absent, and for scp-like `user@host:path`).
+pub(crate) fn ssh_port(url: &str) -> u16 {
+    let Some(rest) = url.strip_prefix("ssh://") else {
+        return 22;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let port = if let Some(end) = host_port.find(']') {
+        host_port[end + 1..].strip_prefix(':')
+    } else {
+        host_port.split_once(':').map(|(_, port)| port)
+    };
+    port.and_then(|port| port.parse().ok()).unwrap_or(22)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_port_reads_explicit_ports_only() {
+        assert_eq!(ssh_port("ssh://git@127.0.0.1:2222/srv/x.git"), 2222);
+        assert_eq!(ssh_port("ssh://git@[::1]:2022/x.git"), 2022);
+        assert_eq!(ssh_port("ssh://example.com/x.git"), 22);
+        assert_eq!(ssh_port("git@example.com:acme/x.git"), 22);
+    }
+}
