@@ -30,6 +30,9 @@ pub enum GitError {
     #[error("the TLS certificate of {url} is not trusted: {detail}")]
     Certificate { url: String, detail: String },
 
+    #[error("no repository at {url}: {detail}")]
+    MissingRepository { url: String, detail: String },
+
     #[error("branch `{branch}` does not exist on {url}")]
     MissingBranch { url: String, branch: String },
 
@@ -56,6 +59,9 @@ pub enum GitError {
     #[error("signing the commit with `{program}` failed: {detail}")]
     Signing { program: String, detail: String },
 
+    #[error("cache directory {} is in use by process {pid}", path.display())]
+    CacheBusy { path: PathBuf, pid: u32 },
+
     #[error("cache directory {}: {source}", path.display())]
     Cache {
         path: PathBuf,
@@ -75,7 +81,7 @@ pub enum GitError {
 impl GitError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            GitError::Unreachable { .. } => ErrorClass::Transient,
+            GitError::Unreachable { .. } | GitError::CacheBusy { .. } => ErrorClass::Transient,
             GitError::Operation { transient, .. } if *transient => ErrorClass::Transient,
             _ => ErrorClass::Permanent,
         }
@@ -88,6 +94,7 @@ impl GitError {
             | GitError::Authentication { url, .. }
             | GitError::HostKey { url, .. }
             | GitError::Certificate { url, .. }
+            | GitError::MissingRepository { url, .. }
             | GitError::MissingBranch { url, .. }
             | GitError::MissingPath { url, .. }
             | GitError::PushRefused { url, .. }
@@ -95,6 +102,7 @@ impl GitError {
             | GitError::Operation { url, .. } => Some(url),
             GitError::PathOutsideRepository { .. }
             | GitError::Signing { .. }
+            | GitError::CacheBusy { .. }
             | GitError::Cache { .. } => None,
         }
     }

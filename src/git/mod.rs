@@ -12,6 +12,7 @@
 mod error;
 mod history;
 mod known_hosts;
+mod lock;
 mod settings;
 mod sign;
 mod transport;
@@ -31,6 +32,7 @@ pub use settings::{
 };
 
 use error::scrub;
+use lock::CacheLock;
 use transport::Transport;
 
 /// The remote name inside every cache clone.
@@ -55,6 +57,7 @@ pub struct Workspace {
     settings: RemoteSettings,
     repository: Repository,
     directory: PathBuf,
+    _lock: CacheLock,
 }
 
 impl std::fmt::Debug for Workspace {
@@ -84,11 +87,13 @@ impl Workspace {
             source,
         };
         std::fs::create_dir_all(cache_root).map_err(cache_error)?;
+        let lock = CacheLock::acquire(&directory)?;
         let repository = open_or_init(&directory, settings)?;
         let workspace = Workspace {
             settings: settings.clone(),
             repository,
             directory,
+            _lock: lock,
         };
         workspace.configure()?;
         workspace.remove_stale_locks();
@@ -434,8 +439,8 @@ impl Workspace {
         Ok(())
     }
 
-    /// Lock files left by a process killed mid-operation. Safe because one cache directory belongs to
-    /// one tagwatch process (the scheduler never runs two write-backs on a repository at once).
+    /// Lock files left by a process killed mid-operation. Safe because the cache lock guarantees that
+    /// no other workspace uses this clone.
     fn remove_stale_locks(&self) {
         let git_dir = self.repository.path();
         let mut candidates = vec![git_dir.join("index.lock"), git_dir.join("HEAD.lock")];

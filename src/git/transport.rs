@@ -39,6 +39,17 @@ impl<'s> Transport<'s> {
             GitAuth::Ssh { .. } => Some(KnownHosts::default()),
             _ => None,
         };
+        if let GitAuth::Ssh { key_file, .. } = &settings.auth
+            && let Err(error) = std::fs::File::open(key_file)
+        {
+            return Err(GitError::Authentication {
+                url: settings.redacted_url(),
+                detail: format!(
+                    "cannot read the SSH key file {}: {error}",
+                    key_file.display()
+                ),
+            });
+        }
         let anchors = match &settings.ca_file {
             Some(path) => read_anchors(settings, path)?,
             None => Vec::new(),
@@ -215,17 +226,26 @@ fn classify_plain(
         return GitError::Certificate { url, detail };
     }
     if error.code() == Code::Auth
-        || lower.contains("authentication")
+        || lower.contains("authenticat")
         || lower.contains("status code: 401")
         || lower.contains("status code: 403")
     {
         return GitError::Authentication { url, detail };
     }
-    let network = matches!(error.class(), Class::Net | Class::Os | Class::Ssh)
+    let missing = lower.contains("status code: 404")
+        || lower.contains("could not find repository")
+        || lower.contains("failed to resolve path")
+        || lower.contains("not a git repository")
+        || lower.contains("does not appear to be a git repository")
+        || lower.contains("repository not found");
+    if missing {
+        return GitError::MissingRepository { url, detail };
+    }
+    let network = matches!(error.class(), Class::Net | Class::Os)
         || lower.contains("failed to connect")
         || lower.contains("connection refused")
         || lower.contains("timed out")
-        || lower.contains("failed to resolve");
+        || lower.contains("failed to resolve address");
     if network {
         return GitError::Unreachable { url, detail };
     }

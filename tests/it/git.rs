@@ -155,15 +155,22 @@ fn file_remote_round_trip_commits_with_identity_and_reuses_the_cache() {
     assert!(author.starts_with("tagwatch <tagwatch@localhost>|tagwatch <tagwatch@localhost>|"));
     assert!(author.contains("Tagwatch-Policy: seed-semver"));
     let workdir = workspace.workdir().to_path_buf();
+    let busy = Workspace::prepare(&cache, &settings).unwrap_err();
+    assert!(
+        matches!(busy, GitError::CacheBusy { .. }),
+        "one workspace per cache directory at a time: {busy:?}"
+    );
+    assert_eq!(busy.class(), ErrorClass::Transient);
     drop(workspace);
 
     let again = Workspace::prepare(&cache, &settings).unwrap();
     assert_eq!(again.workdir(), workdir, "the cache clone is reused");
     assert_eq!(again.head().unwrap().to_string(), commit);
+    let entries: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
     assert_eq!(
-        std::fs::read_dir(&cache).unwrap().count(),
-        1,
-        "one cache directory per remote and branch"
+        entries.len(),
+        2,
+        "one cache directory per remote and branch, plus its lock"
     );
 }
 
@@ -329,16 +336,127 @@ fn credentials_in_the_url_are_redacted_from_errors() {
 
 #[test]
 fn unreachable_remote_is_a_transient_error() {
-    let port = crate::support::git_http::free_port();
     let root = tempfile::tempdir().unwrap();
-    let settings = RemoteSettings::new(format!("http://127.0.0.1:{port}/git/config.git"), "main");
-    let error = Workspace::prepare(root.path(), &settings).unwrap_err();
-    assert!(
-        matches!(error, GitError::Unreachable { .. }),
-        "unexpected: {error:?}"
+    let key = root.path().join("key");
+    keygen(&key, "unused");
+    let http_port = crate::support::git_http::free_port();
+    let ssh_port = crate::support::git_http::free_port();
+    let http = RemoteSettings::new(
+        format!("http://127.0.0.1:{http_port}/git/config.git"),
+        "main",
     );
-    assert_eq!(error.class(), ErrorClass::Transient);
-    assert!(error.to_string().contains(&format!("127.0.0.1:{port}")));
+    let ssh = RemoteSettings::new(
+        format!("ssh://git@127.0.0.1:{ssh_port}/srv/config.git"),
+        "main",
+    )
+    .with_auth(GitAuth::Ssh {
+        key_file: key,
+        known_hosts_file: None,
+        accept_unknown_hosts: false,
+    });
+    for (settings, port) in [(http, http_port), (ssh, ssh_port)] {
+        let error = Workspace::prepare(root.path(), &settings).unwrap_err();
+        assert!(
+            matches!(error, GitError::Unreachable { .. }),
+            "unexpected: {error:?}"
+        );
+        assert_eq!(error.class(), ErrorClass::Transient);
+        assert!(error.to_string().contains(&format!("127.0.0.1:{port}")));
+    }
+}
+
+#[test]
+fn missing_repository_is_named_on_every_transport() {
+    let root = tempfile::tempdir().unwrap();
+    let http = GitHttpServer::start("git", PASSWORD);
+    let ssh = SshServer::start();
+    let ssh_missing = ssh_settings(
+        &ssh,
+        &root.path().join("absent.git"),
+        ssh.known_hosts(),
+        false,
+    );
+    let cases = [
+        RemoteSettings::new(
+            format!("file://{}/absent.git", root.path().display()),
+            "main",
+        ),
+        RemoteSettings {
+            url: http.url("absent"),
+            ..basic_settings(&http)
+        },
+        ssh_missing,
+    ];
+    for (n, settings) in cases.iter().enumerate() {
+        let error = Workspace::prepare(&root.path().join(n.to_string()), settings).unwrap_err();
+        assert!(
+            matches!(error, GitError::MissingRepository { .. }),
+            "{}: unexpected {error:?}",
+            settings.url
+        );
+        assert_eq!(error.class(), ErrorClass::Permanent);
+    }
+}
+
+#[test]
+fn ssh_key_problems_are_authentication_errors() {
+    let server = SshServer::start();
+    let bare = server.create_repo("config");
+    let root = tempfile::tempdir().unwrap();
+    let stranger = root.path().join("stranger");
+    keygen(&stranger, "not-authorized");
+    let missing = root.path().join("no-such-key");
+    for (n, key_file) in [stranger, missing].into_iter().enumerate() {
+        let settings = RemoteSettings::new(server.url(&bare), "main").with_auth(GitAuth::Ssh {
+            key_file,
+            known_hosts_file: Some(server.known_hosts()),
+            accept_unknown_hosts: false,
+        });
+        let error = Workspace::prepare(&root.path().join(n.to_string()), &settings).unwrap_err();
+        assert!(
+            matches!(error, GitError::Authentication { .. }),
+            "unexpected: {error:?}"
+        );
+        assert_eq!(error.class(), ErrorClass::Permanent);
+    }
+}
+
+#[test]
+fn a_push_refused_by_the_server_is_not_reported_as_rejected() {
+    let server = GitHttpServer::start("git", PASSWORD);
+    let bare = server.create_repo("config");
+    let hook = bare.join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\necho 'main is protected' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let workspace = Workspace::prepare(root.path(), &basic_settings(&server)).unwrap();
+    commit_bump(&workspace, "1.0.1", &Signing::None);
+    let before = remote_head(&bare);
+    match workspace.push() {
+        Err(GitError::PushRefused { branch, reason, .. }) => {
+            assert_eq!(branch, "main");
+            assert!(reason.contains("declined"), "{reason}");
+        }
+        other => panic!("unexpected: {other:?}"),
+    }
+    assert_eq!(remote_head(&bare), before);
+}
+
+#[test]
+fn a_broken_cache_directory_is_rebuilt() {
+    let root = tempfile::tempdir().unwrap();
+    let (bare, workspace) = local_workspace(root.path());
+    let workdir = workspace.workdir().to_path_buf();
+    let settings = workspace.settings().clone();
+    drop(workspace);
+    // A clone killed half-way: the directory exists but is no repository.
+    std::fs::remove_dir_all(workdir.join(".git")).unwrap();
+    std::fs::write(workdir.join("leftover"), "x").unwrap();
+
+    let workspace = Workspace::prepare(&root.path().join("cache"), &settings).unwrap();
+    assert_eq!(workspace.workdir(), workdir);
+    assert_eq!(workspace.head().unwrap().to_string(), remote_head(&bare));
+    assert!(!workdir.join("leftover").exists());
 }
 
 #[test]
