@@ -13,8 +13,12 @@ pub enum HostKeyStatus {
     Trusted,
     /// The key is marked `@revoked` for this host.
     Revoked,
-    /// The host is listed, but only with other keys: the server's key changed (or someone is in between).
+    /// The host is listed with another key of the same type: the server's key changed (or someone is
+    /// in between).
     Changed,
+    /// The host is listed, but only with keys of other types than the one the server presented
+    /// (libgit2 does not let us ask the server for a listed type): add that key type to the file.
+    OtherKeyTypes,
     /// The host is not listed.
     Unknown,
 }
@@ -75,7 +79,9 @@ impl KnownHosts {
             .entries
             .iter()
             .filter(|entry| host_matches(&entry.patterns, &name));
+        let presented_type = key_type(key);
         let mut listed = false;
+        let mut same_type_listed = false;
         let mut trusted = false;
         for entry in matching {
             if entry.key == key {
@@ -84,14 +90,24 @@ impl KnownHosts {
                 }
                 trusted = true;
             }
-            listed |= !entry.revoked;
+            if !entry.revoked {
+                listed = true;
+                same_type_listed |= key_type(&entry.key) == presented_type;
+            }
         }
-        match (trusted, listed) {
-            (true, _) => HostKeyStatus::Trusted,
-            (false, true) => HostKeyStatus::Changed,
-            (false, false) => HostKeyStatus::Unknown,
+        match (trusted, listed, same_type_listed) {
+            (true, _, _) => HostKeyStatus::Trusted,
+            (false, true, true) => HostKeyStatus::Changed,
+            (false, true, false) => HostKeyStatus::OtherKeyTypes,
+            (false, false, _) => HostKeyStatus::Unknown,
         }
     }
+}
+
+/// The algorithm name that opens an SSH public key blob (`string` = u32 length + bytes).
+fn key_type(blob: &[u8]) -> Option<&[u8]> {
+    let length = u32::from_be_bytes(blob.get(..4)?.try_into().ok()?) as usize;
+    blob.get(4..4 + length)
 }
 
 /// The name OpenSSH writes for a host: `host` on port 22, `[host]:port` elsewhere.
@@ -134,6 +150,8 @@ mod tests {
 
     const KEY_A: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
     const KEY_B: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIHh0cmFrZXlieXRlc2Zvcm1hdGNoaW5ndGVzdHM=";
+    // An `ecdsa-sha2-nistp256` blob (type name and a dummy body).
+    const KEY_ECDSA: &str = "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTY=";
 
     fn blob(key: &str) -> Vec<u8> {
         base64::engine::general_purpose::STANDARD
@@ -155,6 +173,10 @@ mod tests {
         assert_eq!(
             hosts.check("127.0.0.1", 2222, &blob(KEY_B)),
             HostKeyStatus::Changed
+        );
+        assert_eq!(
+            hosts.check("127.0.0.1", 2222, &blob(KEY_ECDSA)),
+            HostKeyStatus::OtherKeyTypes
         );
     }
 

@@ -344,6 +344,18 @@ impl Workspace {
             .map_err(self.local("walk history"))
     }
 
+    /// Whether commits `a` and `b` hold exactly the same files: a rebuilt head branch equal to the one
+    /// already pushed needs no force-push (and its pull request no update).
+    pub fn same_tree(&self, a: Oid, b: Oid) -> Result<bool, GitError> {
+        let tree = |id| {
+            self.repository
+                .find_commit(id)
+                .map(|commit| commit.tree_id())
+                .map_err(self.local("read a commit"))
+        };
+        Ok(tree(a)? == tree(b)?)
+    }
+
     /// One commit's metadata.
     pub fn commit_info(&self, id: Oid) -> Result<CommitInfo, GitError> {
         let commit = self

@@ -167,6 +167,10 @@ impl<'s> Transport<'s> {
                     &name,
                     "the host presented a key that differs from known_hosts (changed key or interception)",
                 ),
+                HostKeyStatus::OtherKeyTypes => self.reject_host(
+                    &name,
+                    "the host presented a key of a type known_hosts does not list for it; add that key (ssh-keyscan -t TYPE)",
+                ),
                 HostKeyStatus::Revoked => {
                     self.reject_host(&name, "the host key is marked @revoked")
                 }

@@ -658,6 +658,12 @@ fn head_branch_is_force_pushed_but_the_base_branch_never_is() {
         .force_push_branch(head_branch, head_branch)
         .unwrap();
     let pushed = git_bare(&bare, &["rev-list", "--parents", "-n1", head_branch]);
+    // A third cycle with the same bump rebuilds an identical tree: nothing to force-push.
+    let remote = workspace.fetch_branch(head_branch).unwrap().unwrap();
+    workspace.start_branch(head_branch).unwrap();
+    let third = commit_bump(&workspace, "2.1.0", &Signing::None);
+    assert!(workspace.same_tree(third, remote).unwrap());
+    assert!(!workspace.same_tree(third, first).unwrap());
     assert!(pushed.starts_with(&second.to_string()), "{pushed}");
     assert!(
         pushed.trim_end().ends_with(&base),
