@@ -593,16 +593,7 @@ fn ssh_signed_commit_is_verified_by_git() {
 fn gpg_signed_commit_is_verified_by_git() {
     let root = tempfile::tempdir().unwrap();
     let (bare, workspace) = local_workspace(root.path());
-    // gpg-agent's socket path must stay short: a temp dir directly under /tmp.
-    let gnupg = tempfile::Builder::new()
-        .prefix("gpg")
-        .tempdir_in("/tmp")
-        .unwrap();
-    std::fs::set_permissions(
-        gnupg.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .unwrap();
+    let gnupg = GnupgHome::new();
     let generate = Command::new("gpg")
         .env("GNUPGHOME", gnupg.path())
         .args(["--batch", "--passphrase", "", "--quick-gen-key"])
@@ -624,11 +615,65 @@ fn gpg_signed_commit_is_verified_by_git() {
         stderr.contains("Good signature from \"tagwatch <tagwatch@localhost>\""),
         "{stderr}"
     );
-    // Stop the agent this test's gpg started (it belongs to this GNUPGHOME only).
-    let _ = Command::new("gpgconf")
-        .env("GNUPGHOME", gnupg.path())
-        .args(["--kill", "gpg-agent"])
-        .status();
+}
+
+/// A throw-away `GNUPGHOME` whose gpg-agent is stopped on drop, also when the test fails.
+struct GnupgHome(tempfile::TempDir);
+
+impl GnupgHome {
+    fn new() -> Self {
+        // gpg-agent's socket path must stay short: a temp dir directly under /tmp.
+        let directory = tempfile::Builder::new()
+            .prefix("gpg")
+            .tempdir_in("/tmp")
+            .unwrap();
+        std::fs::set_permissions(
+            directory.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
+        GnupgHome(directory)
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for GnupgHome {
+    fn drop(&mut self) {
+        // Only the agent of this GNUPGHOME.
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", self.path())
+            .args(["--kill", "gpg-agent"])
+            .status();
+    }
+}
+
+#[test]
+fn a_signing_failure_is_an_error_and_commits_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let (_bare, workspace) = local_workspace(root.path());
+    let before = workspace.head().unwrap();
+    bump(&workspace, "1.5.0");
+    let signing = Signing::Ssh {
+        key_file: root.path().join("no-such-key"),
+    };
+    let error = workspace
+        .commit_files(&[SEED_FILE], &identity(), &message("1.5.0"), &signing)
+        .unwrap_err();
+    match &error {
+        GitError::Signing { program, detail } => {
+            assert_eq!(program, "ssh-keygen");
+            assert!(!detail.is_empty());
+        }
+        other => panic!("unexpected: {other:?}"),
+    }
+    assert_eq!(
+        workspace.head().unwrap(),
+        before,
+        "no unsigned commit slipped in"
+    );
 }
 
 #[test]
