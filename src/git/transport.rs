@@ -249,6 +249,10 @@ fn classify_plain(
         || lower.contains("failed to connect")
         || lower.contains("connection refused")
         || lower.contains("timed out")
+        || lower.contains("connection reset")
+        || lower.contains("broken pipe")
+        || lower.contains("early eof")
+        || lower.contains("failed to start ssh session")
         || lower.contains("failed to resolve address");
     if network {
         return GitError::Unreachable { url, detail };
@@ -353,6 +357,69 @@ pub(crate) fn ssh_port(url: &str) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn libgit2_failures_map_to_classes() {
+        use git2::{ErrorClass as Class, ErrorCode as Code};
+        let cases = [
+            (
+                Code::GenericError,
+                Class::Net,
+                "failed to connect to 10.0.0.1: Connection refused",
+                "Unreachable",
+            ),
+            (
+                Code::GenericError,
+                Class::Ssh,
+                "failed to start SSH session: Connection reset by peer",
+                "Unreachable",
+            ),
+            (
+                Code::GenericError,
+                Class::Http,
+                "unexpected http status code: 502",
+                "Operation",
+            ),
+            (
+                Code::GenericError,
+                Class::Http,
+                "unexpected http status code: 404",
+                "MissingRepository",
+            ),
+            (
+                Code::Auth,
+                Class::Http,
+                "too many redirects or authentication replays",
+                "Authentication",
+            ),
+            (
+                Code::Certificate,
+                Class::Ssl,
+                "the SSL certificate is invalid",
+                "Certificate",
+            ),
+            (
+                Code::GenericError,
+                Class::Reference,
+                "cannot lock ref",
+                "Operation",
+            ),
+        ];
+        for (code, class, message, expected) in cases {
+            let error = git2::Error::new(code, class, message);
+            let mapped = classify_plain("fetch", "u".into(), message.into(), &error);
+            let name = format!("{mapped:?}");
+            assert!(name.starts_with(expected), "{message}: {name}");
+        }
+        let server_error = git2::Error::new(Code::GenericError, Class::Http, "status code: 503");
+        let mapped = classify_plain(
+            "fetch",
+            "u".into(),
+            "status code: 503".into(),
+            &server_error,
+        );
+        assert_eq!(mapped.class(), super::super::ErrorClass::Transient);
+    }
 
     #[test]
     fn ssh_port_reads_explicit_ports_only() {
