@@ -162,22 +162,19 @@ mod tests {
     #[test]
     fn bracketed_port_entries_match_only_their_port() {
         let hosts = KnownHosts::parse(&format!("[127.0.0.1]:2222 ssh-ed25519 {KEY_A} c\n"));
-        assert_eq!(
-            hosts.check("127.0.0.1", 2222, &blob(KEY_A)),
-            HostKeyStatus::Trusted
-        );
-        assert_eq!(
-            hosts.check("127.0.0.1", 22, &blob(KEY_A)),
-            HostKeyStatus::Unknown
-        );
-        assert_eq!(
-            hosts.check("127.0.0.1", 2222, &blob(KEY_B)),
-            HostKeyStatus::Changed
-        );
-        assert_eq!(
-            hosts.check("127.0.0.1", 2222, &blob(KEY_ECDSA)),
-            HostKeyStatus::OtherKeyTypes
-        );
+        let cases = [
+            (2222, KEY_A, HostKeyStatus::Trusted),
+            (22, KEY_A, HostKeyStatus::Unknown),
+            (2222, KEY_B, HostKeyStatus::Changed),
+            (2222, KEY_ECDSA, HostKeyStatus::OtherKeyTypes),
+        ];
+        for (port, key, expected) in cases {
+            assert_eq!(
+                hosts.check("127.0.0.1", port, &blob(key)),
+                expected,
+                "{port}"
+            );
+        }
     }
 
     #[test]
