@@ -64,8 +64,8 @@ impl<'s> Transport<'s> {
 
     pub(crate) fn callbacks(&self) -> RemoteCallbacks<'_> {
         let mut callbacks = RemoteCallbacks::new();
-        callbacks.credentials(|_url, username_from_url, allowed| {
-            self.credentials(username_from_url, allowed)
+        callbacks.credentials(|url, username_from_url, allowed| {
+            self.credentials(url, username_from_url, allowed)
         });
         callbacks.certificate_check(|cert, host| self.certificate_check(cert, host));
         callbacks.push_update_reference(|reference, status| {
@@ -87,10 +87,23 @@ impl<'s> Transport<'s> {
 
     fn credentials(
         &self,
+        url: &str,
         username_from_url: Option<&str>,
         allowed: CredentialType,
     ) -> Result<Cred, git2::Error> {
         let mut state = self.state.borrow_mut();
+        // libgit2 follows the first redirect of a request; credentials go only to the configured server,
+        // never to wherever a redirect points.
+        let configured = authority(&self.settings.url);
+        if authority(url) != configured {
+            state.credentials_problem = Some(format!(
+                "the server redirected to another host; credentials are only sent to {}",
+                configured.unwrap_or_default()
+            ));
+            return Err(git2::Error::from_str(
+                "credentials withheld from another host",
+            ));
+        }
         if allowed.contains(CredentialType::USERNAME) {
             return Cred::username(username_from_url.unwrap_or(DEFAULT_SSH_USERNAME));
         }
@@ -339,6 +352,26 @@ fn verify_with_anchors(anchors: &[TrustAnchor<'_>], leaf: &[u8], host: &str) -> 
             .is_ok()
 }
 
+/// `host[:port]` of a URL (lower-cased, userinfo dropped), or the host of scp-like `user@host:path`.
+pub(crate) fn authority(url: &str) -> Option<String> {
+    let authority = match url.split_once("://") {
+        Some((_, rest)) => rest.split(['/', '?', '#']).next()?,
+        None => url.split_once(':')?.0,
+    };
+    let host_port = authority.rsplit('@').next()?.to_ascii_lowercase();
+    // libgit2 re-formats URLs without their scheme's default port.
+    let default_port = match url.split_once("://").map(|(scheme, _)| scheme) {
+        Some("http") => ":80",
+        Some("https") => ":443",
+        Some("ssh") => ":22",
+        _ => "",
+    };
+    match host_port.strip_suffix(default_port) {
+        Some(host) if !default_port.is_empty() => Some(host.to_string()),
+        _ => Some(host_port),
+    }
+}
+
 /// The port of an `ssh://` URL (22 when absent, and for scp-like `user@host:path`).
 pub(crate) fn ssh_port(url: &str) -> u16 {
     let Some(rest) = url.strip_prefix("ssh://") else {
@@ -419,6 +452,26 @@ mod tests {
             &server_error,
         );
         assert_eq!(mapped.class(), super::super::ErrorClass::Transient);
+    }
+
+    #[test]
+    fn authority_ignores_userinfo_and_paths() {
+        assert_eq!(
+            authority("https://bot:tok@Git.Example.com:8443/a.git?x").as_deref(),
+            Some("git.example.com:8443")
+        );
+        assert_eq!(
+            authority("git@example.com:acme/x.git").as_deref(),
+            Some("example.com")
+        );
+        assert_ne!(
+            authority("http://127.0.0.1:1/a"),
+            authority("http://127.0.0.1:2/a")
+        );
+        assert_eq!(
+            authority("https://example.com:443/a"),
+            authority("https://example.com/a")
+        );
     }
 
     #[test]

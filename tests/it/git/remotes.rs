@@ -116,6 +116,23 @@ fn wrong_password_is_an_authentication_error_that_hides_the_password() {
 }
 
 #[test]
+fn credentials_are_not_sent_to_a_host_a_redirect_points_to() {
+    let target = GitHttpServer::start("x-access-token", TOKEN);
+    let bare = target.create_repo("config");
+    let redirector = GitHttpServer::start_redirecting_to(&target);
+    let root = tempfile::tempdir().unwrap();
+    let error = Workspace::prepare(root.path(), &token_settings(&redirector, TOKEN)).unwrap_err();
+    match &error {
+        GitError::Authentication { detail, .. } => {
+            assert!(detail.contains("redirected to another host"), "{detail}")
+        }
+        other => panic!("unexpected: {other:?}"),
+    }
+    // The same token works when the target itself is configured.
+    assert_round_trip(&bare, &token_settings(&target, TOKEN), "1.6.0");
+}
+
+#[test]
 fn credentials_in_the_url_are_redacted_from_errors() {
     let server = GitHttpServer::start("git", PASSWORD);
     let root = tempfile::tempdir().unwrap();

@@ -33,6 +33,25 @@ impl GitHttpServer {
         Self::start_with(username, password, true)
     }
 
+    /// A server that answers every `/git/…` request with a redirect to the same path on `target`:
+    /// an attempt to lure credentials to another host.
+    pub fn start_redirecting_to(target: &GitHttpServer) -> Self {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let root = directory.path();
+        std::fs::create_dir_all(root.join("www")).unwrap();
+        let target_base = target.url("").trim_end_matches(".git").to_string();
+        Self::run_lighttpd(directory, false, |root, port| {
+            format!(
+                "server.modules = ( \"mod_redirect\" )\n\
+                 server.document-root = \"{}/www\"\n\
+                 server.bind = \"127.0.0.1\"\n\
+                 server.port = {port}\n\
+                 url.redirect = ( \"^/git/(.*)$\" => \"{target_base}$1\" )\n",
+                root.display()
+            )
+        })
+    }
+
     fn start_with(username: &str, password: &str, tls: bool) -> Self {
         let directory = tempfile::tempdir().expect("temp dir");
         let root = directory.path();
@@ -48,9 +67,21 @@ impl GitHttpServer {
             write_tls_files(root);
         }
         let exec_path = output(Command::new("git").arg("--exec-path"));
+        Self::run_lighttpd(directory, tls, |root, port| {
+            lighttpd_config(root, port, exec_path.trim(), tls)
+        })
+    }
+
+    /// Runs `lighttpd -D` on a free port with the config `config_for(root, port)` writes.
+    fn run_lighttpd(
+        directory: TempDir,
+        tls: bool,
+        config_for: impl Fn(&Path, u16) -> String,
+    ) -> Self {
+        let root = directory.path();
         let config = root.join("lighttpd.conf");
         let (child, port) = spawn_on_free_port(&root.join("lighttpd.out"), |port| {
-            std::fs::write(&config, lighttpd_config(root, port, exec_path.trim(), tls)).unwrap();
+            std::fs::write(&config, config_for(root, port)).unwrap();
             let mut command = Command::new("lighttpd");
             command.arg("-D").arg("-f").arg(&config);
             command
