@@ -284,6 +284,18 @@ fn shallow_fetch_over_http_still_commits_and_pushes() {
 
     let commit = bump_and_push(&workspace, "4.0.0");
     assert_eq!(remote_head(&bare), commit);
-    git_bare(&bare, &["fsck", "--no-progress"]);
     assert_eq!(commit_count(&bare), 5);
+
+    // The rejected-push loop works on a shallow clone too.
+    commit_bump(&workspace, "4.1.0", &Signing::None);
+    let human = human_commit(&bare, "main", "README.md", "late\n", "docs");
+    assert!(matches!(
+        workspace.push().unwrap(),
+        PushOutcome::Rejected { .. }
+    ));
+    assert_eq!(workspace.refresh().unwrap().to_string(), human);
+    let commit = bump_and_push(&workspace, "4.1.0");
+    assert_eq!(remote_head(&bare), commit);
+    git_bare(&bare, &["fsck", "--no-progress"]);
+    assert_eq!(commit_count(&bare), 7);
 }
