@@ -2,3 +2,5 @@
 //! that the helpers in `support` start on free loopback ports and stop on drop.
 
 mod support;
+
+mod git;

@@ -1,1 +1,4 @@
 //! Test harness: starts real services on free loopback ports and stops them on drop.
+
+pub mod git_http;
+pub mod sshd;

@@ -1,0 +1,140 @@
+//! The git adapter's errors: each carries the redacted URL, knows whether retrying can help, and never
+//! holds a credential (libgit2's messages are scrubbed before they are stored).
+
+use std::path::PathBuf;
+
+/// Whether an operation can succeed later without anyone changing the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Network trouble, a server error, a lock held by someone else: retry with backoff.
+    Transient,
+    /// Bad credentials, an untrusted host, a missing branch or path: retrying cannot help.
+    Permanent,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("cannot reach {url}: {detail}")]
+    Unreachable { url: String, detail: String },
+
+    #[error("authentication to {url} failed: {detail}")]
+    Authentication { url: String, detail: String },
+
+    #[error("the SSH host key of {host} is not trusted: {reason}")]
+    HostKey {
+        url: String,
+        host: String,
+        reason: String,
+    },
+
+    #[error("the TLS certificate of {url} is not trusted: {detail}")]
+    Certificate { url: String, detail: String },
+
+    #[error("no repository at {url}: {detail}")]
+    MissingRepository { url: String, detail: String },
+
+    #[error("branch `{branch}` does not exist on {url}")]
+    MissingBranch { url: String, branch: String },
+
+    #[error("path `{path}` does not exist in {url} on branch `{branch}`")]
+    MissingPath {
+        url: String,
+        branch: String,
+        path: String,
+    },
+
+    #[error("path `{path}` is not inside the repository (absolute, or uses `..`)")]
+    PathOutsideRepository { path: String },
+
+    #[error("{url} refused the push of `{branch}`: {reason}")]
+    PushRefused {
+        url: String,
+        branch: String,
+        reason: String,
+    },
+
+    #[error("refusing to force-push `{branch}` of {url}: it is the protected target branch")]
+    ProtectedBranch { url: String, branch: String },
+
+    #[error("signing the commit with `{program}` failed: {detail}")]
+    Signing { program: String, detail: String },
+
+    #[error("cache directory {} is in use by process {pid}", path.display())]
+    CacheBusy { path: PathBuf, pid: u32 },
+
+    #[error("cache directory {}: {source}", path.display())]
+    Cache {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("git {operation} on {url} failed: {detail}")]
+    Operation {
+        operation: &'static str,
+        url: String,
+        detail: String,
+        transient: bool,
+    },
+}
+
+impl GitError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            GitError::Unreachable { .. } | GitError::CacheBusy { .. } => ErrorClass::Transient,
+            GitError::Operation { transient, .. } if *transient => ErrorClass::Transient,
+            _ => ErrorClass::Permanent,
+        }
+    }
+
+    /// The redacted URL of the remote concerned, when there is one.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            GitError::Unreachable { url, .. }
+            | GitError::Authentication { url, .. }
+            | GitError::HostKey { url, .. }
+            | GitError::Certificate { url, .. }
+            | GitError::MissingRepository { url, .. }
+            | GitError::MissingBranch { url, .. }
+            | GitError::MissingPath { url, .. }
+            | GitError::PushRefused { url, .. }
+            | GitError::ProtectedBranch { url, .. }
+            | GitError::Operation { url, .. } => Some(url),
+            GitError::PathOutsideRepository { .. }
+            | GitError::Signing { .. }
+            | GitError::CacheBusy { .. }
+            | GitError::Cache { .. } => None,
+        }
+    }
+}
+
+/// Removes every secret and the raw URL from a message that came from libgit2 or a child process.
+pub(crate) fn scrub(message: &str, raw_url: &str, secrets: &[&str]) -> String {
+    let mut text = message.to_string();
+    if !raw_url.is_empty() {
+        text = text.replace(raw_url, &crate::secret::redact_url(raw_url));
+    }
+    for secret in secrets.iter().filter(|secret| !secret.is_empty()) {
+        text = text.replace(secret, "[redacted]");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_removes_secrets_and_userinfo() {
+        let message = "failed for https://bot:hunter2@example.com/a.git: token hunter2 rejected";
+        let scrubbed = scrub(
+            message,
+            "https://bot:hunter2@example.com/a.git",
+            &["hunter2"],
+        );
+        assert_eq!(
+            scrubbed,
+            "failed for https://***@example.com/a.git: token [redacted] rejected"
+        );
+    }
+}
