@@ -8,6 +8,7 @@
 //! | [`reference`] | image reference grammar and normalization | do I/O |
 //! | [`source`] | the `TagSource` seam between policies and registries; offline tag lists | rank tags |
 //! | [`registry`] | the OCI distribution client: auth, TLS, retries, pagination, digests | rank tags |
+//! | [`forge`] | pull requests on GitHub, GitLab, Gitea, Forgejo: REST calls, rate limits, PR title/body/marker | touch git or decide what to bump |
 //! | [`secret`] | redacting secret type, URL masking | format a secret |
 //! | [`environment`] | the process environment, read once | be read anywhere else |
 //! | [`cli`] | the command-line surface (SPEC §2) | hold behaviour |
@@ -16,6 +17,7 @@
 pub mod cli;
 pub mod commands;
 pub mod environment;
+pub mod forge;
 pub mod reference;
 pub mod registry;
 pub mod secret;
