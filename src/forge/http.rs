@@ -415,11 +415,25 @@ fn reset_wait(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
 /// The human part of an error body: `message` (string, list or map), else `error`, else the text.
 fn error_message(body: &[u8]) -> String {
     let text = match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(json) => match json.get("message").or_else(|| json.get("error")) {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-            None => String::from_utf8_lossy(body).into_owned(),
-        },
+        Ok(json) => {
+            let mut text = match json.get("message").or_else(|| json.get("error")) {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => String::from_utf8_lossy(body).into_owned(),
+            };
+            // GitHub's 422 says "Validation Failed" and puts the reason in `errors[].message`.
+            let details: Vec<&str> = json
+                .get("errors")
+                .and_then(|e| e.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.get("message").and_then(|m| m.as_str()))
+                .collect();
+            if !details.is_empty() {
+                text = format!("{text}: {}", details.join("; "));
+            }
+            text
+        }
         Err(_) => String::from_utf8_lossy(body).into_owned(),
     };
     let text: String = text

@@ -79,14 +79,14 @@ pub fn body(group: &str, changes: &[Change]) -> String {
         "tagwatch bumps {} in {} of group {}.\n",
         plural(images.len(), "image"),
         plural(changes.len(), "place"),
-        code(group)
+        code_span(&one_line(group))
     );
     out.push_str("| File | Image | From | To | Policy |\n| --- | --- | --- | --- | --- |\n");
 
     let footer = format!(
         "\n---\nThis pull request is managed by tagwatch: its branch is rebuilt from the base on every \
-         cycle, so commits pushed to it are overwritten. It is closed by itself when its changes land \
-         on the base or are no longer wanted.\n\n{}\n",
+         cycle, so commits pushed to it are overwritten. tagwatch closes it when its changes land on \
+         the base or are no longer wanted.\n\n{}\n",
         marker(group)
     );
     for (index, change) in sorted.iter().enumerate() {
@@ -136,9 +136,13 @@ fn table_row(change: &Change) -> String {
 }
 
 /// A table cell in a code span. Pipes are escaped even inside code spans (GFM splits cells first);
-/// backticks get a longer fence; newlines would end the row.
+/// newlines would end the row.
 fn code(text: &str) -> String {
-    let text = one_line(text).replace('|', "\\|");
+    code_span(&one_line(text).replace('|', "\\|"))
+}
+
+/// A code span whose fence is longer than any run of backticks inside.
+fn code_span(text: &str) -> String {
     let longest_run = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest_run + 1);
     if longest_run > 0 {

@@ -1,1 +1,3 @@
 //! Test harness: starts real services on free loopback ports and stops them on drop.
+
+pub mod fake_forge;
