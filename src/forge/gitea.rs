@@ -119,6 +119,44 @@ impl Gitea {
         self.api.url(&segments, query)
     }
 
+    /// Open pull requests into `base` from a branch of this repository, named `head` when given.
+    ///
+    /// Gitea's list has no head filter (Forgejo's has); `pulls/{base}/{head}` would also return a
+    /// closed pull request, so both list the open ones and match the head here.
+    async fn open_pulls(
+        &self,
+        head: Option<&str>,
+        base: &str,
+        first_only: bool,
+    ) -> Result<Vec<PullRequest>, ForgeError> {
+        let mut query = vec![("state", "open"), ("limit", PAGE_LIMIT)];
+        match self.kind {
+            ForgeKind::Forgejo => {
+                query.push(("base", base));
+                if let Some(head) = head {
+                    query.push(("head", head));
+                }
+            }
+            _ => query.push(("base_branch", base)),
+        }
+        let url = self.repo_url(&["pulls"], &query);
+        // A fork's branch of the same name has another repo_id: not ours.
+        let found = self
+            .api
+            .scan_pages::<WirePull>(
+                url,
+                |p| {
+                    p.state == "open"
+                        && p.base.name == base
+                        && head.is_none_or(|head| p.head.name == head)
+                        && (p.head.repo_id.is_none() || p.head.repo_id == p.base.repo_id)
+                },
+                first_only,
+            )
+            .await?;
+        Ok(found.into_iter().map(PullRequest::from).collect())
+    }
+
     async fn patch(&self, number: u64, body: serde_json::Value) -> Result<PullRequest, ForgeError> {
         let url = self.repo_url(&["pulls", &number.to_string()], &[]);
         let pull: WirePull = self
@@ -140,25 +178,11 @@ impl Forge for Gitea {
         head: &str,
         base: &str,
     ) -> Result<Option<PullRequest>, ForgeError> {
-        // Gitea's list has no head filter (Forgejo's has); `pulls/{base}/{head}` would also return a
-        // closed pull request, so both list the open ones and match the head here.
-        let mut query = vec![("state", "open"), ("limit", PAGE_LIMIT)];
-        match self.kind {
-            ForgeKind::Forgejo => query.extend([("base", base), ("head", head)]),
-            _ => query.push(("base_branch", base)),
-        }
-        let url = self.repo_url(&["pulls"], &query);
-        // A fork's branch of the same name has another repo_id: not ours.
-        let found = self
-            .api
-            .find_in_pages::<WirePull>(url, |p| {
-                p.head.name == head
-                    && p.base.name == base
-                    && p.state == "open"
-                    && (p.head.repo_id.is_none() || p.head.repo_id == p.base.repo_id)
-            })
-            .await?;
-        Ok(found.map(PullRequest::from))
+        Ok(self.open_pulls(Some(head), base, true).await?.pop())
+    }
+
+    async fn list_open_pull_requests(&self, base: &str) -> Result<Vec<PullRequest>, ForgeError> {
+        self.open_pulls(None, base, false).await
     }
 
     async fn get_pull_request(&self, number: u64) -> Result<PullRequest, ForgeError> {

@@ -46,6 +46,13 @@ struct WireRef {
     #[serde(rename = "ref")]
     name: String,
     sha: Option<String>,
+    /// Null when a fork was deleted.
+    repo: Option<WireRepository>,
+}
+
+#[derive(Deserialize)]
+struct WireRepository {
+    full_name: String,
 }
 
 impl From<WirePull> for PullRequest {
@@ -109,6 +116,41 @@ impl GitHub {
         self.api.url(&segments, query)
     }
 
+    /// Open pull requests into `base` whose head is a branch of this repository (not a fork), and
+    /// named `head` when given.
+    async fn open_pulls(
+        &self,
+        head: Option<&str>,
+        base: &str,
+        first_only: bool,
+    ) -> Result<Vec<PullRequest>, ForgeError> {
+        let head_filter = head.map(|head| format!("{}:{head}", self.owner));
+        let mut query = vec![("state", "open"), ("base", base), ("per_page", "100")];
+        if let Some(filter) = &head_filter {
+            query.push(("head", filter));
+        }
+        let url = self.repo_url(&["pulls"], &query);
+        let full_name = format!("{}/{}", self.owner, self.name);
+        // The filters are the forge's; check them anyway.
+        let pulls = self
+            .api
+            .scan_pages::<WirePull>(
+                url,
+                |p| {
+                    p.state == "open"
+                        && p.base.name == base
+                        && head.is_none_or(|head| p.head.name == head)
+                        && p.head
+                            .repo
+                            .as_ref()
+                            .is_some_and(|r| r.full_name.eq_ignore_ascii_case(&full_name))
+                },
+                first_only,
+            )
+            .await?;
+        Ok(pulls.into_iter().map(PullRequest::from).collect())
+    }
+
     async fn patch(&self, number: u64, body: serde_json::Value) -> Result<PullRequest, ForgeError> {
         let url = self.repo_url(&["pulls", &number.to_string()], &[]);
         let pull: WirePull = self
@@ -130,24 +172,11 @@ impl Forge for GitHub {
         head: &str,
         base: &str,
     ) -> Result<Option<PullRequest>, ForgeError> {
-        let head_filter = format!("{}:{head}", self.owner);
-        let url = self.repo_url(
-            &["pulls"],
-            &[
-                ("state", "open"),
-                ("head", &head_filter),
-                ("base", base),
-                ("per_page", "100"),
-            ],
-        );
-        // The filter is the forge's; check it anyway (a fork with the same branch name is not ours).
-        let found = self
-            .api
-            .find_in_pages::<WirePull>(url, |p| {
-                p.head.name == head && p.base.name == base && p.state == "open"
-            })
-            .await?;
-        Ok(found.map(PullRequest::from))
+        Ok(self.open_pulls(Some(head), base, true).await?.pop())
+    }
+
+    async fn list_open_pull_requests(&self, base: &str) -> Result<Vec<PullRequest>, ForgeError> {
+        self.open_pulls(None, base, false).await
     }
 
     async fn get_pull_request(&self, number: u64) -> Result<PullRequest, ForgeError> {

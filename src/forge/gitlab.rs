@@ -34,6 +34,8 @@ struct WireMergeRequest {
     state: String,
     source_branch: String,
     target_branch: String,
+    source_project_id: Option<u64>,
+    target_project_id: Option<u64>,
     sha: Option<String>,
     merge_commit_sha: Option<String>,
     squash_commit_sha: Option<String>,
@@ -117,6 +119,38 @@ impl GitLab {
         self.api.url(&segments, query)
     }
 
+    /// Open merge requests into `base` from this project (not a fork), from `head` when given.
+    async fn open_merge_requests(
+        &self,
+        head: Option<&str>,
+        base: &str,
+        first_only: bool,
+    ) -> Result<Vec<PullRequest>, ForgeError> {
+        let mut query = vec![
+            ("state", "opened"),
+            ("target_branch", base),
+            ("per_page", "100"),
+        ];
+        if let Some(head) = head {
+            query.push(("source_branch", head));
+        }
+        let url = self.url(&[], &query);
+        let found = self
+            .api
+            .scan_pages::<WireMergeRequest>(
+                url,
+                |mr| {
+                    mr.state == "opened"
+                        && mr.target_branch == base
+                        && head.is_none_or(|head| mr.source_branch == head)
+                        && mr.source_project_id == mr.target_project_id
+                },
+                first_only,
+            )
+            .await?;
+        Ok(found.into_iter().map(PullRequest::from).collect())
+    }
+
     async fn put(&self, number: u64, body: serde_json::Value) -> Result<PullRequest, ForgeError> {
         let url = self.url(&[&number.to_string()], &[]);
         let merge_request: WireMergeRequest =
@@ -135,22 +169,14 @@ impl Forge for GitLab {
         head: &str,
         base: &str,
     ) -> Result<Option<PullRequest>, ForgeError> {
-        let url = self.url(
-            &[],
-            &[
-                ("state", "opened"),
-                ("source_branch", head),
-                ("target_branch", base),
-                ("per_page", "100"),
-            ],
-        );
-        let found = self
-            .api
-            .find_in_pages::<WireMergeRequest>(url, |mr| {
-                mr.source_branch == head && mr.target_branch == base && mr.state == "opened"
-            })
-            .await?;
-        Ok(found.map(PullRequest::from))
+        Ok(self
+            .open_merge_requests(Some(head), base, true)
+            .await?
+            .pop())
+    }
+
+    async fn list_open_pull_requests(&self, base: &str) -> Result<Vec<PullRequest>, ForgeError> {
+        self.open_merge_requests(None, base, false).await
     }
 
     async fn get_pull_request(&self, number: u64) -> Result<PullRequest, ForgeError> {

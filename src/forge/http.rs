@@ -317,29 +317,40 @@ impl Api {
         }
     }
 
-    /// Reads a listing page by page (following `Link: rel="next"`, at most [`MAX_LIST_PAGES`]) and
-    /// returns the first item `wanted` accepts.
-    pub async fn find_in_pages<W: DeserializeOwned>(
+    /// Reads a listing page by page (following `Link: rel="next"`, stopping on a page already read and
+    /// after [`MAX_LIST_PAGES`], which it logs) and returns the items `keep` accepts; with `first_only`,
+    /// stops at the first.
+    pub async fn scan_pages<W: DeserializeOwned>(
         &self,
         mut url: Url,
-        wanted: impl Fn(&W) -> bool,
-    ) -> Result<Option<W>, ForgeError> {
+        keep: impl Fn(&W) -> bool,
+        first_only: bool,
+    ) -> Result<Vec<W>, ForgeError> {
+        let mut kept = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for _ in 0..MAX_LIST_PAGES {
+            seen.insert(url.to_string());
             let answer = self.send(Method::GET, url, None).await?;
             let items: Vec<W> = answer.json()?;
-            if let Some(found) = items.into_iter().find(|item| wanted(item)) {
-                return Ok(Some(found));
+            kept.extend(items.into_iter().filter(|item| keep(item)));
+            if first_only && !kept.is_empty() {
+                kept.truncate(1);
+                return Ok(kept);
             }
             match answer.next_link() {
-                Some(next) => url = next,
-                None => return Ok(None),
+                Some(next) if !seen.contains(next.as_str()) => url = next,
+                Some(next) => {
+                    tracing::warn!(url = %redact_url(next.as_str()), "listing repeats a page; stopped");
+                    return Ok(kept);
+                }
+                None => return Ok(kept),
             }
         }
         tracing::warn!(
             url = %redact_url(self.base.as_str()),
             "stopped reading a listing after {MAX_LIST_PAGES} pages"
         );
-        Ok(None)
+        Ok(kept)
     }
 
     /// Remembers an exhausted primary limit announced on any answer, so the next call waits for the

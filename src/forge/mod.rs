@@ -161,6 +161,13 @@ pub trait Forge {
         base: &str,
     ) -> impl Future<Output = Result<Option<PullRequest>, ForgeError>> + Send;
 
+    /// Every open pull request into `base` (tagwatch's own carry a group marker, see
+    /// [`PullRequest::group`]): how `reconcile` finds pull requests of groups that no longer exist.
+    fn list_open_pull_requests(
+        &self,
+        base: &str,
+    ) -> impl Future<Output = Result<Vec<PullRequest>, ForgeError>> + Send;
+
     /// A pull request by number, in any state: how `reconcile` learns that one was merged or closed.
     fn get_pull_request(
         &self,
@@ -233,6 +240,10 @@ impl Forge for AnyForge {
         base: &str,
     ) -> Result<Option<PullRequest>, ForgeError> {
         delegate!(self, forge => forge.find_pull_request(head, base))
+    }
+
+    async fn list_open_pull_requests(&self, base: &str) -> Result<Vec<PullRequest>, ForgeError> {
+        delegate!(self, forge => forge.list_open_pull_requests(base))
     }
 
     async fn get_pull_request(&self, number: u64) -> Result<PullRequest, ForgeError> {

@@ -297,15 +297,18 @@ async fn distant_rate_limit_gives_up_with_the_wait(flavor: Flavor, status: u16) 
         },
         10,
     );
-    let error = client(&fake)
-        .find_pull_request(HEAD, BASE)
-        .await
-        .unwrap_err();
+    let forge = client(&fake);
+    let error = forge.find_pull_request(HEAD, BASE).await.unwrap_err();
     assert_eq!(error.class(), ErrorClass::RateLimited, "{error}");
     assert!(
         error.retry_after().unwrap() > Duration::from_secs(3000),
         "{error:?}"
     );
+    assert_eq!(fake.log().len(), 1, "no retry against a reset an hour away");
+    // The client remembers the exhausted quota: the next call does not spend a request on it.
+    let again = forge.get_pull_request(1).await.unwrap_err();
+    assert_eq!(again.class(), ErrorClass::RateLimited, "{again}");
+    assert!(again.retry_after().unwrap() > Duration::from_secs(3000));
     assert_eq!(
         fake.log().len(),
         1,
@@ -467,6 +470,16 @@ async fn a_human_pull_request_from_another_branch_is_not_ours() {
         assert_ne!(ours.number, human);
         let found = forge.find_pull_request(HEAD, BASE).await.unwrap().unwrap();
         assert_eq!(found.number, ours.number, "{flavor:?}");
+        // Listing every open pull request tells tagwatch's own (marker) from the human's.
+        let open = forge.list_open_pull_requests(BASE).await.unwrap();
+        let mut groups: Vec<(u64, Option<String>)> =
+            open.iter().map(|p| (p.number, p.group())).collect();
+        groups.sort();
+        assert_eq!(
+            groups,
+            [(human, None), (ours.number, Some("prod".to_string()))],
+            "{flavor:?}"
+        );
         fake.assert_clean();
     }
 }
@@ -501,6 +514,71 @@ async fn find_follows_pagination_past_other_pull_requests() {
         .count();
     assert_eq!(lists, 2, "the second page holds the oldest pull request");
     fake.assert_clean();
+}
+
+/// The fake's checks are not vacuous: requests that break each description are caught.
+#[tokio::test]
+async fn fake_forge_flags_requests_that_break_the_description() {
+    let remote = Remote::new();
+    let http = reqwest::Client::new();
+    let cases: [(
+        Flavor,
+        reqwest::Method,
+        &str,
+        Option<serde_json::Value>,
+        &str,
+    ); 5] = [
+        (
+            Flavor::GitHub,
+            reqwest::Method::POST,
+            "/repos/acme/config/pulls",
+            Some(serde_json::json!({ "head": 5, "title": "t" })),
+            "request body",
+        ),
+        (
+            Flavor::GitHub,
+            reqwest::Method::PATCH,
+            "/repos/acme/config/pulls/1",
+            Some(serde_json::json!({ "title": "t", "labels": ["x"] })),
+            "field labels is not described",
+        ),
+        (
+            Flavor::Gitea,
+            reqwest::Method::GET,
+            "/api/v1/repos/acme/config/pulls?head=tagwatch%2Fprod",
+            None,
+            "query parameter head is not described",
+        ),
+        (
+            Flavor::GitLab,
+            reqwest::Method::PUT,
+            "/api/v4/projects/42/merge_requests/1",
+            Some(serde_json::json!({ "state_event": "merge" })),
+            "request body",
+        ),
+        (
+            Flavor::Forgejo,
+            reqwest::Method::GET,
+            "/api/v1/repos/acme/config/pulls/x/y/z",
+            None,
+            "not an operation of the description",
+        ),
+    ];
+    for (flavor, method, path, body, expected) in cases {
+        let fake = FakeForge::start(flavor, &remote.bare, TOKEN).await;
+        let mut request = http
+            .request(method.clone(), format!("{}{path}", fake.api_url()))
+            .header("user-agent", "test");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap();
+        let violations = fake.take_violations();
+        assert!(
+            violations.iter().any(|v| v.contains(expected)),
+            "{flavor:?} {method} {path}: expected a violation containing {expected:?}, got {violations:?}"
+        );
+    }
 }
 
 // ---- PR text snapshots ----

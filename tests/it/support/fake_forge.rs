@@ -168,6 +168,11 @@ impl FakeForge {
         self.inner.state.lock().unwrap().violations.clone()
     }
 
+    /// The violations so far, forgotten (for tests that break the description on purpose).
+    pub fn take_violations(&self) -> Vec<String> {
+        std::mem::take(&mut self.inner.state.lock().unwrap().violations)
+    }
+
     /// Fails unless every request and response so far conformed to the description.
     pub fn assert_clean(&self) {
         let violations = self.violations();
