@@ -230,6 +230,11 @@ impl Forge for GitLab {
         number: u64,
         comment: &str,
     ) -> Result<PullRequest, ForgeError> {
+        // Already closed or merged (by a human, or a retry after a lost answer): no second comment.
+        let current = self.get_pull_request(number).await?;
+        if current.state != PullRequestState::Open {
+            return Ok(current);
+        }
         let url = self.url(&[&number.to_string(), "notes"], &[]);
         self.api
             .send(Method::POST, url, Some(&json!({ "body": comment })))

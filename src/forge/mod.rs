@@ -189,7 +189,8 @@ pub trait Forge {
         body: &str,
     ) -> impl Future<Output = Result<PullRequest, ForgeError>> + Send;
 
-    /// Posts `comment` (why it is closed), then closes the pull request.
+    /// Posts `comment` (why it is closed), then closes the pull request. One that is already closed or
+    /// merged is returned as it is, without a comment.
     fn close_pull_request(
         &self,
         number: u64,

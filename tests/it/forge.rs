@@ -263,6 +263,13 @@ async fn merged_pull_request_is_detected(flavor: Flavor) {
     );
     // Merged is not open: a restart finds nothing to update.
     assert!(forge.find_pull_request(HEAD, BASE).await.unwrap().is_none());
+    // Closing what is already merged changes nothing and posts no comment.
+    let after = forge
+        .close_pull_request(opened.number, "no longer needed")
+        .await
+        .unwrap();
+    assert_eq!(after.state, PullRequestState::Merged);
+    assert!(fake.pull(opened.number).comments.is_empty());
     fake.assert_clean();
 }
 
