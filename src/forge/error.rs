@@ -65,6 +65,25 @@ impl ForgeError {
         }
     }
 
+    /// A known fix, for the `hint:` line of the report at the edge.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self.status()? {
+            401 => Some(
+                "the forge rejected the token: check the variable named by writeBack.forge.tokenEnv \
+                 and that the token has not expired",
+            ),
+            403 if self.class() == ErrorClass::Permanent => Some(
+                "the token lacks a permission: it needs write access to pull requests (GitHub: \
+                 `pull_requests: write`; GitLab: the `api` scope; Gitea/Forgejo: `write:repository`)",
+            ),
+            404 => Some(
+                "check writeBack.forge.api and .repo: the forge knows no such repository, or the \
+                 token cannot see it",
+            ),
+            _ => None,
+        }
+    }
+
     /// HTTP status, when the forge answered.
     pub fn status(&self) -> Option<u16> {
         match self {

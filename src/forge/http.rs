@@ -310,7 +310,7 @@ impl Api {
             (ErrorClass::RateLimited, Some(wait)) if wait <= self.policy.max_rate_limit_wait => {
                 Attempt::Retry(wait, error)
             }
-            (ErrorClass::Transient, _) if *method != Method::POST => {
+            (ErrorClass::Transient, _) if repeatable_after_server_error(method) => {
                 Attempt::Retry(backoff.next_delay(), error)
             }
             _ => Attempt::Done(Err(error)),
@@ -395,6 +395,12 @@ impl Api {
             text.to_string()
         }
     }
+}
+
+/// A server error may come after the work was done; only requests that are safe to repeat are.
+/// (POST creates pull requests and comments; PATCH and PUT set fields to the same values again.)
+fn repeatable_after_server_error(method: &Method) -> bool {
+    *method != Method::POST
 }
 
 /// How long a rate-limited answer asks us to wait: `retry-after` (seconds or HTTP date), else the reset
@@ -508,6 +514,14 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(784_111_770); // Sun, 06 Nov 1994 08:49:30 GMT
         let h = headers(&[("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT".into())]);
         assert_eq!(rate_limit_wait(&h, now), Some(Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn only_idempotent_requests_are_repeated_after_a_server_error() {
+        assert!(!repeatable_after_server_error(&Method::POST));
+        for method in [Method::GET, Method::PATCH, Method::PUT] {
+            assert!(repeatable_after_server_error(&method), "{method}");
+        }
     }
 
     #[test]

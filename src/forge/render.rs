@@ -259,6 +259,41 @@ fn decode_marker_value(value: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Pipes that end a table cell (not preceded by a backslash).
+    fn cell_separators(row: &str) -> usize {
+        row.char_indices()
+            .filter(|&(i, ch)| ch == '|' && (i == 0 || row.as_bytes()[i - 1] != b'\\'))
+            .count()
+    }
+
+    proptest! {
+        #[test]
+        fn any_group_name_round_trips_through_the_marker(group in any::<String>()) {
+            let text = body(&group, &[]);
+            prop_assert_eq!(parse_marker(&text), Some(group));
+            prop_assert_eq!(text.matches("-->").count(), 1);
+        }
+
+        #[test]
+        fn any_change_is_one_row_of_five_cells(
+            file in any::<String>(),
+            image in any::<String>(),
+            from in any::<String>(),
+            to in any::<String>(),
+            policy in any::<String>(),
+            link in proptest::option::of(any::<String>()),
+        ) {
+            let row = table_row(&Change {
+                file, line: 1, image, from, to, policy,
+                registry_link: link.map(|l| format!("https://{l}")),
+            });
+            prop_assert_eq!(row.matches('\n').count(), 1);
+            prop_assert!(!row.contains('\r'));
+            prop_assert_eq!(cell_separators(&row), 6, "{}", row);
+        }
+    }
 
     fn change(image: &str, from: &str, to: &str) -> Change {
         Change {
@@ -304,12 +339,7 @@ mod tests {
         c.policy = "`tick`".into();
         let row = table_row(&c);
         assert_eq!(row.matches('\n').count(), 1, "{row}");
-        // Five cells: six unescaped pipes.
-        let unescaped = row
-            .char_indices()
-            .filter(|&(i, ch)| ch == '|' && (i == 0 || row.as_bytes()[i - 1] != b'\\'))
-            .count();
-        assert_eq!(unescaped, 6, "{row}");
+        assert_eq!(cell_separators(&row), 6, "{row}");
         assert!(row.contains("`` `tick` ``"), "{row}");
     }
 

@@ -344,6 +344,7 @@ async fn bad_token_is_a_clear_error_without_the_token(flavor: Flavor) {
         .unwrap_err();
     assert_eq!(error.status(), Some(401));
     assert_eq!(error.class(), ErrorClass::Permanent);
+    assert!(error.hint().unwrap().contains("token"));
     let shown = format!("{error} / {error:?}");
     assert!(shown.contains("401"), "{shown}");
     assert!(!shown.contains(wrong) && !shown.contains(TOKEN), "{shown}");
@@ -520,6 +521,48 @@ async fn find_follows_pagination_past_other_pull_requests() {
         .filter(|l| l.operation == "repoListPullRequests")
         .count();
     assert_eq!(lists, 2, "the second page holds the oldest pull request");
+    fake.assert_clean();
+}
+
+/// Server errors on a read are retried with backoff; the call then succeeds.
+#[tokio::test]
+async fn server_errors_on_reads_are_retried() {
+    let remote = Remote::new();
+    // Statuses the descriptions list for these reads: GitHub `pulls/get` 503, Gitea `pulls` list 500.
+    for (flavor, status) in [(Flavor::GitHub, 503), (Flavor::Gitea, 500)] {
+        let fake = FakeForge::start(flavor, &remote.bare, TOKEN).await;
+        let forge = client(&fake);
+        let opened = forge
+            .open_pull_request(&new_pull(flavor, "1.3.0"))
+            .await
+            .unwrap();
+        fake.fail_next(status, 2);
+        let found = match flavor {
+            Flavor::GitHub => forge.get_pull_request(opened.number).await.unwrap(),
+            _ => forge.find_pull_request(HEAD, BASE).await.unwrap().unwrap(),
+        };
+        assert_eq!(found.number, opened.number);
+        let failed = fake.log().iter().filter(|l| l.status == status).count();
+        assert_eq!(failed, 2, "{flavor:?}");
+        fake.assert_clean();
+    }
+}
+
+/// A 403 without rate-limit signs is a missing permission: one request, a permanent error, a hint.
+/// (That a POST is not repeated after a 5xx is a unit test in `forge::http`: no description lists a
+/// 5xx for creating a pull request, so the fake cannot answer one.)
+#[tokio::test]
+async fn a_permission_error_fails_at_once_with_a_hint() {
+    let remote = Remote::new();
+    let fake = FakeForge::start(Flavor::GitHub, &remote.bare, TOKEN).await;
+    fake.fail_next(403, 1);
+    let error = client(&fake)
+        .open_pull_request(&new_pull(Flavor::GitHub, "1.3.0"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.class(), ErrorClass::Permanent, "{error}");
+    assert!(error.hint().is_some());
+    assert_eq!(fake.log().len(), 1);
     fake.assert_clean();
 }
 

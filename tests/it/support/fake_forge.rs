@@ -97,6 +97,7 @@ struct FakeState {
     violations: Vec<String>,
     log: Vec<Logged>,
     rate_limit: Option<(RateLimit, usize)>,
+    server_errors: Option<(u16, usize)>,
     not_before: Option<SystemTime>,
 }
 
@@ -203,6 +204,12 @@ impl FakeForge {
     /// The next `count` requests are refused as `limit` says.
     pub fn rate_limit(&self, limit: RateLimit, count: usize) {
         self.inner.state.lock().unwrap().rate_limit = Some((limit, count));
+    }
+
+    /// The next `count` requests fail with the server error `status` (the description must list it for
+    /// the operation, or the answer is a violation).
+    pub fn fail_next(&self, status: u16, count: usize) {
+        self.inner.state.lock().unwrap().server_errors = Some((status, count));
     }
 
     /// Opens a pull request as a human would (not through the API under test).
@@ -388,6 +395,8 @@ async fn handle(
         Reply::error(flavor, 401, message)
     } else if let Some(reply) = rate_limited(&inner, &mut violations) {
         reply
+    } else if let Some(status) = server_error(&inner) {
+        Reply::error(flavor, status, "the server is having a bad day")
     } else {
         let json_body = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
         dispatch(&inner, &operation.id, &path_params, &query, &json_body)
@@ -526,6 +535,16 @@ fn rate_limited(inner: &Inner, violations: &mut Vec<String>) -> Option<Reply> {
     let mut reply = Reply::error(flavor, status, message);
     reply.headers = headers;
     Some(reply)
+}
+
+fn server_error(inner: &Inner) -> Option<u16> {
+    let mut state = inner.state.lock().unwrap();
+    let (status, remaining) = state.server_errors.as_mut()?;
+    if *remaining == 0 {
+        return None;
+    }
+    *remaining -= 1;
+    Some(*status)
 }
 
 fn param_number(params: &HashMap<String, String>) -> u64 {
