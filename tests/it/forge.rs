@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tagwatch::forge::render::{self, Change};
 use tagwatch::forge::{
-    AnyForge, ErrorClass, Forge, ForgeKind, ForgeSettings, NewPullRequest, PullRequestState,
+    AnyForge, ErrorClass, Forge, ForgeKind, ForgeSettings, NewPullRequest, PullRequest,
+    PullRequestState,
 };
 use tagwatch::secret::Secret;
 
@@ -147,6 +148,14 @@ fn new_pull(flavor: Flavor, to: &str) -> NewPullRequest {
     }
 }
 
+/// Opens tagwatch's pull request for group `prod` (bump to 1.3.0).
+async fn open_ours(forge: &AnyForge, flavor: Flavor) -> PullRequest {
+    forge
+        .open_pull_request(&new_pull(flavor, "1.3.0"))
+        .await
+        .unwrap()
+}
+
 /// Open with labels and reviewers, find again without local state, no duplicate on a second open,
 /// update in place after a force-push, close with a comment.
 async fn pull_request_lifecycle(flavor: Flavor) {
@@ -154,10 +163,7 @@ async fn pull_request_lifecycle(flavor: Flavor) {
     let fake = FakeForge::start(flavor, &remote.bare, TOKEN).await;
     let forge = client(&fake);
 
-    let opened = forge
-        .open_pull_request(&new_pull(flavor, "1.3.0"))
-        .await
-        .unwrap();
+    let opened = open_ours(&forge, flavor).await;
     assert_eq!(opened.state, PullRequestState::Open);
     assert_eq!(
         (opened.head_branch.as_str(), opened.base_branch.as_str()),
@@ -200,10 +206,7 @@ async fn pull_request_lifecycle(flavor: Flavor) {
     );
 
     // Opening again (a lost answer, a second tagwatch) returns the existing one; never a second PR.
-    let again = fresh
-        .open_pull_request(&new_pull(flavor, "1.3.0"))
-        .await
-        .unwrap();
+    let again = open_ours(&fresh, flavor).await;
     assert_eq!(again.number, opened.number);
     assert_eq!(fake.pulls().len(), 1);
 
@@ -245,10 +248,7 @@ async fn merged_pull_request_is_detected(flavor: Flavor) {
     let remote = Remote::new();
     let fake = FakeForge::start(flavor, &remote.bare, TOKEN).await;
     let forge = client(&fake);
-    let opened = forge
-        .open_pull_request(&new_pull(flavor, "1.3.0"))
-        .await
-        .unwrap();
+    let opened = open_ours(&forge, flavor).await;
     assert_eq!(remote.base_file(), "image: ghcr.io/acme/api:1.2.3\n");
 
     let merge_commit = fake.merge(opened.number);
@@ -278,10 +278,7 @@ async fn merged_pull_request_is_detected(flavor: Flavor) {
 async fn rate_limit_is_honoured(flavor: Flavor, limit: RateLimit, refusals: usize) {
     let remote = Remote::new();
     let fake = FakeForge::start(flavor, &remote.bare, TOKEN).await;
-    let opened = client(&fake)
-        .open_pull_request(&new_pull(flavor, "1.3.0"))
-        .await
-        .unwrap();
+    let opened = open_ours(&client(&fake), flavor).await;
     fake.rate_limit(limit, refusals);
     let found = client(&fake).find_pull_request(HEAD, BASE).await.unwrap();
     assert_eq!(found.map(|p| p.number), Some(opened.number));
@@ -471,10 +468,7 @@ async fn a_human_pull_request_from_another_branch_is_not_ours() {
             forge.find_pull_request(HEAD, BASE).await.unwrap().is_none(),
             "{flavor:?}"
         );
-        let ours = forge
-            .open_pull_request(&new_pull(flavor, "1.3.0"))
-            .await
-            .unwrap();
+        let ours = open_ours(&forge, flavor).await;
         assert_ne!(ours.number, human);
         let found = forge.find_pull_request(HEAD, BASE).await.unwrap().unwrap();
         assert_eq!(found.number, ours.number, "{flavor:?}");
@@ -502,10 +496,7 @@ async fn find_follows_pagination_past_other_pull_requests() {
     );
     run_git(&remote.work, &["push", "-q", "origin", "feature"]);
     let fake = FakeForge::start(Flavor::Gitea, &remote.bare, TOKEN).await;
-    let ours = client(&fake)
-        .open_pull_request(&new_pull(Flavor::Gitea, "1.3.0"))
-        .await
-        .unwrap();
+    let ours = open_ours(&client(&fake), Flavor::Gitea).await;
     for i in 0..60 {
         fake.add_foreign_pull("feature", BASE, &format!("human {i}"));
     }
@@ -532,10 +523,7 @@ async fn server_errors_on_reads_are_retried() {
     for (flavor, status) in [(Flavor::GitHub, 503), (Flavor::Gitea, 500)] {
         let fake = FakeForge::start(flavor, &remote.bare, TOKEN).await;
         let forge = client(&fake);
-        let opened = forge
-            .open_pull_request(&new_pull(flavor, "1.3.0"))
-            .await
-            .unwrap();
+        let opened = open_ours(&forge, flavor).await;
         fake.fail_next(status, 2);
         let found = match flavor {
             Flavor::GitHub => forge.get_pull_request(opened.number).await.unwrap(),
