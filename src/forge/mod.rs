@@ -51,6 +51,23 @@ impl std::fmt::Display for ForgeKind {
     }
 }
 
+impl std::str::FromStr for ForgeKind {
+    type Err = ForgeError;
+
+    /// The `kind` of `writeBack.forge` in `tagwatch.yaml`.
+    fn from_str(text: &str) -> Result<Self, ForgeError> {
+        match text {
+            "github" => Ok(ForgeKind::GitHub),
+            "gitlab" => Ok(ForgeKind::GitLab),
+            "gitea" => Ok(ForgeKind::Gitea),
+            "forgejo" => Ok(ForgeKind::Forgejo),
+            other => Err(ForgeError::Settings(format!(
+                "unknown forge kind {other:?}: expected github, gitlab, gitea or forgejo"
+            ))),
+        }
+    }
+}
+
 /// How to reach one repository's forge (`writeBack.forge` in `tagwatch.yaml`), built by `config`.
 #[derive(Clone)]
 pub struct ForgeSettings {
@@ -395,6 +412,23 @@ mod tests {
         for bad in ["acme", "/x", "x/", "a/b/c"] {
             assert!(owner_and_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn forge_kinds_parse_from_their_config_names() {
+        for kind in [
+            ForgeKind::GitHub,
+            ForgeKind::GitLab,
+            ForgeKind::Gitea,
+            ForgeKind::Forgejo,
+        ] {
+            assert_eq!(kind.to_string().parse::<ForgeKind>().unwrap(), kind);
+        }
+        let error = "bitbucket".parse::<ForgeKind>().unwrap_err().to_string();
+        assert!(
+            error.contains("bitbucket") && error.contains("forgejo"),
+            "{error}"
+        );
     }
 
     #[test]

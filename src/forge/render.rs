@@ -107,6 +107,60 @@ pub fn body(group: &str, changes: &[Change]) -> String {
     out
 }
 
+/// Why tagwatch closes one of its pull requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The base already has every change (merged elsewhere, or a human made the same edit).
+    AlreadyOnBase,
+    /// The group no longer has anything to bump (policy removed, target held or reverted, group gone).
+    NoLongerNeeded,
+    /// Another pull request carries these changes now.
+    Superseded { by: String },
+}
+
+/// The comment posted when closing a pull request, saying why.
+pub fn close_comment(reason: &CloseReason) -> String {
+    let reopen = "\n\ntagwatch opens a new pull request when a policy chooses a newer tag.";
+    match reason {
+        CloseReason::AlreadyOnBase => format!(
+            "tagwatch closes this pull request: its changes are already on the base branch, so \
+             there is nothing left to merge.{reopen}"
+        ),
+        CloseReason::NoLongerNeeded => format!(
+            "tagwatch closes this pull request: no policy wants these changes any more (a policy was \
+             removed or changed, a target is held or was rolled back, or its group is gone).{reopen}"
+        ),
+        CloseReason::Superseded { by } => format!(
+            "tagwatch closes this pull request: {} carries these changes now.",
+            one_line(by)
+        ),
+    }
+}
+
+/// A web page of `tag` of `image` (normalized name) at its registry, for the registries whose page
+/// address follows from the name alone.
+pub fn registry_link(image: &str, tag: &str) -> Option<String> {
+    let (host, path) = image.split_once('/')?;
+    // OCI tags are URL-safe; anything else came from somewhere it should not have.
+    if tag.is_empty()
+        || !tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return None;
+    }
+    match host {
+        "docker.io" => Some(match path.strip_prefix("library/") {
+            Some(name) => format!("https://hub.docker.com/_/{name}/tags?name={tag}"),
+            None => format!("https://hub.docker.com/r/{path}/tags?name={tag}"),
+        }),
+        "quay.io" => Some(format!(
+            "https://quay.io/repository/{path}?tab=tags&tag={tag}"
+        )),
+        _ => None,
+    }
+}
+
 /// The hidden marker that names tagwatch's group in a body.
 pub fn marker(group: &str) -> String {
     format!("{MARKER_START}{}{MARKER_END}", encode_marker_value(group))
@@ -305,6 +359,35 @@ mod tests {
             policy: "app".into(),
             registry_link: None,
         }
+    }
+
+    #[test]
+    fn registry_links_for_registries_with_known_pages() {
+        assert_eq!(
+            registry_link("docker.io/library/nginx", "1.27.1").as_deref(),
+            Some("https://hub.docker.com/_/nginx/tags?name=1.27.1")
+        );
+        assert_eq!(
+            registry_link("docker.io/grafana/grafana", "11.0.0").as_deref(),
+            Some("https://hub.docker.com/r/grafana/grafana/tags?name=11.0.0")
+        );
+        assert_eq!(
+            registry_link("quay.io/prometheus/node-exporter", "v1.8.0").as_deref(),
+            Some("https://quay.io/repository/prometheus/node-exporter?tab=tags&tag=v1.8.0")
+        );
+        assert_eq!(registry_link("127.0.0.1:5000/app", "1"), None);
+        assert_eq!(registry_link("nginx", "1"), None);
+        assert_eq!(registry_link("docker.io/library/nginx", "a&b=c"), None);
+    }
+
+    #[test]
+    fn close_comments_say_why_on_one_paragraph_each() {
+        let superseded = close_comment(&CloseReason::Superseded {
+            by: "#12\nsneaky".into(),
+        });
+        assert!(superseded.starts_with("tagwatch closes this pull request: #12 sneaky carries"));
+        assert!(close_comment(&CloseReason::AlreadyOnBase).contains("already on the base"));
+        assert!(close_comment(&CloseReason::NoLongerNeeded).contains("no policy wants"));
     }
 
     #[test]

@@ -734,3 +734,18 @@ fn pr_text_special_characters() {
     };
     insta::assert_snapshot!(snapshot_text("group -->|x", &[tricky, no_link]));
 }
+
+#[test]
+fn pr_close_comments() {
+    use render::CloseReason;
+    let text = [
+        CloseReason::AlreadyOnBase,
+        CloseReason::NoLongerNeeded,
+        CloseReason::Superseded { by: "#12".into() },
+    ]
+    .iter()
+    .map(|reason| format!("{reason:?}:\n{}", render::close_comment(reason)))
+    .collect::<Vec<_>>()
+    .join("\n\n");
+    insta::assert_snapshot!(text);
+}
