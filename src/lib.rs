@@ -9,6 +9,7 @@
 //! | [`source`] | the `TagSource` seam between policies and registries; offline tag lists | rank tags |
 //! | [`registry`] | the OCI distribution client: auth, TLS, retries, pagination, digests | rank tags |
 //! | [`git`] | cache clones, fetch, commit, signing, push, history access (on `git2`) | decide what to change, force-push the target branch |
+//! | [`forge`] | pull requests on GitHub, GitLab, Gitea, Forgejo: REST calls, rate limits, PR title/body/marker | touch git or decide what to bump |
 //! | [`secret`] | redacting secret type, URL masking | format a secret |
 //! | [`environment`] | the process environment, read once | be read anywhere else |
 //! | [`cli`] | the command-line surface (SPEC §2) | hold behaviour |
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod commands;
 pub mod environment;
 pub mod git;
+pub mod forge;
 pub mod reference;
 pub mod registry;
 pub mod secret;

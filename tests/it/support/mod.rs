@@ -2,3 +2,4 @@
 
 pub mod git_http;
 pub mod sshd;
+pub mod fake_forge;

@@ -1,0 +1,261 @@
+//! Gitea and Forgejo REST v1 (Forgejo is a Gitea fork; its pull-request API differs in list filters and
+//! in having no reviewers on create, which tagwatch does not use).
+
+use reqwest::Method;
+use reqwest::header::{AUTHORIZATION, HeaderMap};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::http::Api;
+use super::{
+    Forge, ForgeError, ForgeKind, ForgeSettings, NewPullRequest, PullRequest, PullRequestState,
+    add_labels_and_reviewers, existing_or, owner_and_name, union,
+};
+
+/// Page size of pull-request listings: Gitea's default `MAX_RESPONSE_ITEMS` is 50.
+const PAGE_LIMIT: &str = "50";
+
+pub struct Gitea {
+    api: Api,
+    kind: ForgeKind,
+    owner: String,
+    name: String,
+    labels: Vec<String>,
+    reviewers: Vec<String>,
+}
+
+impl std::fmt::Debug for Gitea {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}({}/{}, {:?})",
+            self.kind, self.owner, self.name, self.api
+        )
+    }
+}
+
+#[derive(Deserialize)]
+struct WirePull {
+    number: u64,
+    html_url: String,
+    title: String,
+    body: Option<String>,
+    state: String,
+    merged: Option<bool>,
+    merge_commit_sha: Option<String>,
+    head: WireBranch,
+    base: WireBranch,
+}
+
+#[derive(Deserialize)]
+struct WireBranch {
+    #[serde(rename = "ref")]
+    name: String,
+    sha: Option<String>,
+    repo_id: Option<i64>,
+}
+
+impl From<WirePull> for PullRequest {
+    fn from(wire: WirePull) -> Self {
+        let state = if wire.merged == Some(true) {
+            PullRequestState::Merged
+        } else if wire.state == "open" {
+            PullRequestState::Open
+        } else {
+            PullRequestState::Closed
+        };
+        PullRequest {
+            number: wire.number,
+            url: wire.html_url,
+            title: wire.title,
+            body: wire.body.unwrap_or_default(),
+            state,
+            head_branch: wire.head.name,
+            base_branch: wire.base.name,
+            head_sha: wire.head.sha,
+            merge_commit_sha: wire
+                .merge_commit_sha
+                .filter(|_| state == PullRequestState::Merged),
+        }
+    }
+}
+
+/// `https://host` or `https://host/api/v1` → `https://host/api/v1`.
+fn api_base(api: &str) -> String {
+    let api = api.trim_end_matches('/');
+    if api.ends_with("/api/v1") {
+        api.to_string()
+    } else {
+        format!("{api}/api/v1")
+    }
+}
+
+impl Gitea {
+    /// For `ForgeKind::Gitea` and `ForgeKind::Forgejo`.
+    pub fn new(settings: &ForgeSettings) -> Result<Self, ForgeError> {
+        let (owner, name) = owner_and_name(&settings.repository)?;
+        let api = Api::new(
+            &api_base(&settings.api),
+            AUTHORIZATION,
+            format!("token {}", settings.token.expose()),
+            settings.token.clone(),
+            HeaderMap::new(),
+            settings.retry.clone(),
+            settings.request_timeout,
+        )?;
+        Ok(Gitea {
+            api,
+            kind: settings.kind,
+            owner,
+            name,
+            labels: settings.labels.clone(),
+            reviewers: settings.reviewers.clone(),
+        })
+    }
+
+    fn repo_url(&self, rest: &[&str], query: &[(&str, &str)]) -> reqwest::Url {
+        let mut segments = vec!["repos", self.owner.as_str(), self.name.as_str()];
+        segments.extend_from_slice(rest);
+        self.api.url(&segments, query)
+    }
+
+    /// Open pull requests into `base` from a branch of this repository, named `head` when given.
+    ///
+    /// Gitea's list has no head filter (Forgejo's has); `pulls/{base}/{head}` would also return a
+    /// closed pull request, so both list the open ones and match the head here.
+    async fn open_pulls(
+        &self,
+        head: Option<&str>,
+        base: &str,
+        first_only: bool,
+    ) -> Result<Vec<PullRequest>, ForgeError> {
+        let mut query = vec![("state", "open"), ("limit", PAGE_LIMIT)];
+        match self.kind {
+            ForgeKind::Forgejo => {
+                query.push(("base", base));
+                if let Some(head) = head {
+                    query.push(("head", head));
+                }
+            }
+            _ => query.push(("base_branch", base)),
+        }
+        let url = self.repo_url(&["pulls"], &query);
+        // A fork's branch of the same name has another repo_id: not ours.
+        let found = self
+            .api
+            .scan_pages::<WirePull>(
+                url,
+                |p| {
+                    p.state == "open"
+                        && p.base.name == base
+                        && head.is_none_or(|head| p.head.name == head)
+                        && (p.head.repo_id.is_none() || p.head.repo_id == p.base.repo_id)
+                },
+                first_only,
+            )
+            .await?;
+        Ok(found.into_iter().map(PullRequest::from).collect())
+    }
+
+    async fn patch(&self, number: u64, body: serde_json::Value) -> Result<PullRequest, ForgeError> {
+        let url = self.repo_url(&["pulls", &number.to_string()], &[]);
+        let pull: WirePull = self
+            .api
+            .send(Method::PATCH, url, Some(&body))
+            .await?
+            .json()?;
+        Ok(pull.into())
+    }
+}
+
+impl Forge for Gitea {
+    fn kind(&self) -> ForgeKind {
+        self.kind
+    }
+
+    async fn find_pull_request(
+        &self,
+        head: &str,
+        base: &str,
+    ) -> Result<Option<PullRequest>, ForgeError> {
+        Ok(self.open_pulls(Some(head), base, true).await?.pop())
+    }
+
+    async fn list_open_pull_requests(&self, base: &str) -> Result<Vec<PullRequest>, ForgeError> {
+        self.open_pulls(None, base, false).await
+    }
+
+    async fn get_pull_request(&self, number: u64) -> Result<PullRequest, ForgeError> {
+        let url = self.repo_url(&["pulls", &number.to_string()], &[]);
+        let pull: WirePull = self.api.send(Method::GET, url, None).await?.json()?;
+        Ok(pull.into())
+    }
+
+    async fn open_pull_request(&self, new: &NewPullRequest) -> Result<PullRequest, ForgeError> {
+        let url = self.repo_url(&["pulls"], &[]);
+        let body = json!({
+            "head": new.head,
+            "base": new.base,
+            "title": new.title,
+            "body": new.body,
+        });
+        let pull: PullRequest = match self.api.send(Method::POST, url, Some(&body)).await {
+            Ok(answer) => answer.json::<WirePull>()?.into(),
+            Err(error) => return existing_or(self, error, new).await,
+        };
+        // IssueLabelsOption takes ids or names; names need no lookup.
+        add_labels_and_reviewers(
+            &self.api,
+            &["repos", &self.owner, &self.name],
+            pull.number,
+            &union(&self.labels, &new.labels),
+            &union(&self.reviewers, &new.reviewers),
+        )
+        .await;
+        Ok(pull)
+    }
+
+    async fn update_pull_request(
+        &self,
+        number: u64,
+        title: &str,
+        body: &str,
+    ) -> Result<PullRequest, ForgeError> {
+        self.patch(number, json!({ "title": title, "body": body }))
+            .await
+    }
+
+    async fn close_pull_request(
+        &self,
+        number: u64,
+        comment: &str,
+    ) -> Result<PullRequest, ForgeError> {
+        // Already closed or merged (by a human, or a retry after a lost answer): no second comment.
+        let current = self.get_pull_request(number).await?;
+        if current.state != PullRequestState::Open {
+            return Ok(current);
+        }
+        let url = self.repo_url(&["issues", &number.to_string(), "comments"], &[]);
+        self.api
+            .send(Method::POST, url, Some(&json!({ "body": comment })))
+            .await?;
+        self.patch(number, json!({ "state": "closed" })).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_base_appends_the_version_once() {
+        assert_eq!(
+            api_base("https://git.example"),
+            "https://git.example/api/v1"
+        );
+        assert_eq!(
+            api_base("https://git.example/api/v1/"),
+            "https://git.example/api/v1"
+        );
+    }
+}
