@@ -8,6 +8,8 @@
 //! | [`reference`] | image reference grammar and normalization | do I/O |
 //! | [`source`] | the `TagSource` seam between policies and registries; offline tag lists | rank tags |
 //! | [`registry`] | the OCI distribution client: auth, TLS, retries, pagination, digests | rank tags |
+//! | [`config`] | `tagwatch.yaml` and policy documents: file formats, JSON Schema, validation with `FILE:LINE:COL` diagnostics | read secrets or touch the network |
+//! | [`policy`] | tag policies: node-semver ranges, filter/extract, ranking, windows, resolve over a `TagSource` | do I/O other than through `TagSource` |
 //! | [`secret`] | redacting secret type, URL masking | format a secret |
 //! | [`environment`] | the process environment, read once | be read anywhere else |
 //! | [`cli`] | the command-line surface (SPEC §2) | hold behaviour |
@@ -15,7 +17,9 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod environment;
+pub mod policy;
 pub mod reference;
 pub mod registry;
 pub mod secret;
