@@ -38,7 +38,8 @@ pub fn run(
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
-    let _span = tracing::info_span!("policy", policy = %policy.name, image = %policy.image.name()).entered();
+    let _span = tracing::info_span!("policy", policy = %policy.name, image = %policy.image.name())
+        .entered();
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -52,11 +53,15 @@ pub fn run(
             // A tag list has no creation times or digests: rank offline, say what was left out.
             let mut offline = policy.clone();
             if !offline.min_age.is_zero() {
-                eprintln!("warning: minAge is not checked against a tag list (it needs the registry)");
+                eprintln!(
+                    "warning: minAge is not checked against a tag list (it needs the registry)"
+                );
                 offline.min_age = std::time::Duration::ZERO;
             }
             if offline.digest {
-                eprintln!("warning: the digest is not resolved from a tag list (it needs the registry)");
+                eprintln!(
+                    "warning: the digest is not resolved from a tag list (it needs the registry)"
+                );
                 offline.digest = false;
             }
             runtime.block_on(policy::resolve(&offline, &source, Utc::now()))

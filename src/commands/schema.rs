@@ -19,7 +19,10 @@ pub fn schema_files() -> Vec<(PathBuf, String)> {
         text
     };
     vec![
-        (PathBuf::from("tagwatch.schema.json"), render(config_schema())),
+        (
+            PathBuf::from("tagwatch.schema.json"),
+            render(config_schema()),
+        ),
         (PathBuf::from("policy.schema.json"), render(policy_schema())),
     ]
 }

@@ -15,10 +15,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     match Config::load(cli.config.as_deref(), &environment) {
         Ok(config) => {
-            let file = config
-                .file
-                .as_ref()
-                .map_or_else(|| "no config file (empty config)".to_string(), |f| f.display().to_string());
+            let file = config.file.as_ref().map_or_else(
+                || "no config file (empty config)".to_string(),
+                |f| f.display().to_string(),
+            );
             writeln!(
                 stdout,
                 "{file}: ok ({} registries, {} repositories, {} policies)",
@@ -33,7 +33,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 writeln!(stdout, "{diagnostic}")?;
             }
             let count = diagnostics.0.len();
-            eprintln!("error: {count} problem{} found", if count == 1 { "" } else { "s" });
+            eprintln!(
+                "error: {count} problem{} found",
+                if count == 1 { "" } else { "s" }
+            );
             Ok(ExitCode::from(EXIT_USAGE))
         }
     }

@@ -14,8 +14,8 @@ use super::schema_check::{Positions, child};
 use super::{
     Author, Config, DEFAULT_AUTHOR_EMAIL, DEFAULT_AUTHOR_NAME, DEFAULT_BRANCH, DEFAULT_MESSAGE,
     DEFAULT_PULL_REQUEST_BRANCH, DaemonConfig, Diagnostic, ForgeConfig, ForgeKind, GitAuth,
-    Grouping, Mark, Report, RepositoryConfig, WriteBack, WriteBackMode, check_document,
-    parse_yaml, read_bounded,
+    Grouping, Mark, Report, RepositoryConfig, WriteBack, WriteBackMode, check_document, parse_yaml,
+    read_bounded,
 };
 use crate::environment::Environment;
 use crate::registry::settings::{
@@ -30,15 +30,16 @@ const BRANCH_PLACEHOLDERS: &[&str] = &["group"];
 
 static CONFIG_SCHEMA: LazyLock<serde_json::Value> = LazyLock::new(super::config_schema);
 
-pub(super) fn load(file: &Path, environment: &Environment, diagnostics: &mut Vec<Diagnostic>) -> Config {
+pub(super) fn load(
+    file: &Path,
+    environment: &Environment,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Config {
     let mut config = Config {
         file: Some(file.to_path_buf()),
         ..Config::default()
     };
-    let mut report = Report {
-        file,
-        diagnostics,
-    };
+    let mut report = Report { file, diagnostics };
     let Some(text) = read_bounded(file, &mut report) else {
         return config;
     };
@@ -50,9 +51,14 @@ pub(super) fn load(file: &Path, environment: &Environment, diagnostics: &mut Vec
         return config;
     };
     if let Some(extra) = documents.next() {
-        report.add(extra.mark, "", "tagwatch.yaml holds one document; policies go in the files `policies` names");
+        report.add(
+            extra.mark,
+            "",
+            "tagwatch.yaml holds one document; policies go in the files `policies` names",
+        );
     }
-    let Some((raw, positions)) = check_document::<RawConfig>(&CONFIG_SCHEMA, &root, &mut report) else {
+    let Some((raw, positions)) = check_document::<RawConfig>(&CONFIG_SCHEMA, &root, &mut report)
+    else {
         return config;
     };
     let base = file.parent().unwrap_or(Path::new(""));
@@ -94,7 +100,10 @@ impl Context<'_, '_> {
         match humantime::parse_duration(text) {
             Ok(duration) => Some(duration),
             Err(error) => {
-                self.error(path, format!("invalid duration {text:?}: {error} (e.g. 30s, 5m, 1h30m)"));
+                self.error(
+                    path,
+                    format!("invalid duration {text:?}: {error} (e.g. 30s, 5m, 1h30m)"),
+                );
                 None
             }
         }
@@ -103,9 +112,15 @@ impl Context<'_, '_> {
     /// A secret's env var must be set (and not empty) where validation runs.
     pub fn secret_env(&mut self, path: &str, name: &str) {
         if name.is_empty() || name.contains('=') {
-            self.error(path, format!("{name:?} is not an environment variable name"));
+            self.error(
+                path,
+                format!("{name:?} is not an environment variable name"),
+            );
         } else if self.environment.secret(name).is_none() {
-            self.error(path, format!("environment variable {name} is not set (or empty)"));
+            self.error(
+                path,
+                format!("environment variable {name} is not set (or empty)"),
+            );
         }
     }
 }
@@ -124,7 +139,10 @@ fn registries(context: &mut Context<'_, '_>, raw: Vec<RawRegistry>) -> Vec<Regis
             );
         }
         if let Some(first) = seen.insert(host.clone(), index) {
-            context.error(&host_path, format!("registry {host} is listed twice (first as registries[{first}])"));
+            context.error(
+                &host_path,
+                format!("registry {host} is listed twice (first as registries[{first}])"),
+            );
         }
         let auth = registry_auth(context, &child(&path, "auth"), registry.auth);
         let request_timeout = match &registry.timeout {
@@ -182,11 +200,20 @@ fn registry_auth(
     }
     if let Some(name) = auth.credential_helper {
         if name.is_empty() || name.contains(['/', ' ']) {
-            context.error(&child(path, "credentialHelper"), format!("invalid credential helper name {name:?}"));
+            context.error(
+                &child(path, "credentialHelper"),
+                format!("invalid credential helper name {name:?}"),
+            );
         }
         return RegistryAuthSettings::CredentialHelper { name };
     }
-    match basic(context, path, auth.username, auth.password_env, auth.password_file) {
+    match basic(
+        context,
+        path,
+        auth.username,
+        auth.password_env,
+        auth.password_file,
+    ) {
         Some((username, password)) => RegistryAuthSettings::Basic { username, password },
         None => RegistryAuthSettings::Anonymous,
     }
@@ -207,18 +234,27 @@ fn basic(
         }
         (None, Some(file)) => PasswordSource::File(PathBuf::from(file)),
         (Some(_), Some(_)) => {
-            context.error(&child(path, "passwordFile"), "give passwordEnv or passwordFile, not both");
+            context.error(
+                &child(path, "passwordFile"),
+                "give passwordEnv or passwordFile, not both",
+            );
             return None;
         }
         (None, None) => {
-            context.error(&child(path, "passwordEnv"), "missing: username needs passwordEnv or passwordFile");
+            context.error(
+                &child(path, "passwordEnv"),
+                "missing: username needs passwordEnv or passwordFile",
+            );
             return None;
         }
     };
     match username {
         Some(username) => Some((username, password)),
         None => {
-            context.error(&child(path, "username"), "missing: a password needs a username");
+            context.error(
+                &child(path, "username"),
+                "missing: a password needs a username",
+            );
             None
         }
     }
@@ -235,11 +271,16 @@ fn repositories(context: &mut Context<'_, '_>, raw: Vec<RawRepository>) -> Vec<R
         } else if let Some(first) = seen.insert(repository.name.clone(), index) {
             context.error(
                 &name_path,
-                format!("repository name {:?} is used twice (first by repositories[{first}])", repository.name),
+                format!(
+                    "repository name {:?} is used twice (first by repositories[{first}])",
+                    repository.name
+                ),
             );
         }
         check_git_url(context, &child(&path, "url"), &repository.url);
-        let branch = repository.branch.unwrap_or_else(|| DEFAULT_BRANCH.to_string());
+        let branch = repository
+            .branch
+            .unwrap_or_else(|| DEFAULT_BRANCH.to_string());
         let mut paths = Vec::new();
         for (i, entry) in repository.paths.unwrap_or_default().iter().enumerate() {
             let entry_path = format!("{path}.paths[{i}]");
@@ -252,7 +293,12 @@ fn repositories(context: &mut Context<'_, '_>, raw: Vec<RawRepository>) -> Vec<R
             }
         }
         let auth = git_auth(context, &child(&path, "auth"), repository.auth);
-        let write_back = write_back(context, &child(&path, "writeBack"), repository.write_back, &branch);
+        let write_back = write_back(
+            context,
+            &child(&path, "writeBack"),
+            repository.write_back,
+            &branch,
+        );
         result.push(RepositoryConfig {
             name: repository.name,
             url: repository.url,
@@ -321,9 +367,9 @@ fn check_git_url(context: &mut Context<'_, '_>, path: &str, url: &str) {
         ),
         None => {
             // scp-like `user@host:path`.
-            let scp = url
-                .split_once(':')
-                .is_some_and(|(host, rest)| !host.is_empty() && !rest.is_empty() && !host.contains('/'));
+            let scp = url.split_once(':').is_some_and(|(host, rest)| {
+                !host.is_empty() && !rest.is_empty() && !host.contains('/')
+            });
             if !scp {
                 context.error(
                     path,
@@ -356,7 +402,10 @@ fn git_auth(context: &mut Context<'_, '_>, path: &str, raw: Option<RawGitAuth>) 
     }
     if auth.ssh_key_file.is_some() || auth.known_hosts_file.is_some() {
         let Some(key_file) = auth.ssh_key_file else {
-            context.error(&child(path, "sshKeyFile"), "missing: knownHostsFile needs sshKeyFile");
+            context.error(
+                &child(path, "sshKeyFile"),
+                "missing: knownHostsFile needs sshKeyFile",
+            );
             return GitAuth::None;
         };
         return GitAuth::SshKey {
@@ -364,7 +413,13 @@ fn git_auth(context: &mut Context<'_, '_>, path: &str, raw: Option<RawGitAuth>) 
             known_hosts_file: auth.known_hosts_file.map(PathBuf::from),
         };
     }
-    match basic(context, path, auth.username, auth.password_env, auth.password_file) {
+    match basic(
+        context,
+        path,
+        auth.username,
+        auth.password_env,
+        auth.password_file,
+    ) {
         Some((username, password)) => GitAuth::Basic { username, password },
         None => GitAuth::None,
     }
@@ -396,7 +451,10 @@ fn write_back(
     match mode {
         WriteBackMode::Push => {
             if branch.contains('{') {
-                context.error(&branch_path, "a push branch is a branch name, not a template");
+                context.error(
+                    &branch_path,
+                    "a push branch is a branch name, not a template",
+                );
             }
         }
         WriteBackMode::PullRequest => {
@@ -410,11 +468,19 @@ fn write_back(
         }
     }
     let message = raw.message.unwrap_or_else(|| DEFAULT_MESSAGE.to_string());
-    check_template(context, &child(path, "message"), &message, MESSAGE_PLACEHOLDERS);
+    check_template(
+        context,
+        &child(path, "message"),
+        &message,
+        MESSAGE_PLACEHOLDERS,
+    );
     let author = match raw.author {
         Some(author) => {
             if !author.email.contains('@') {
-                context.error(&child(path, "author.email"), format!("{:?} is not an email address", author.email));
+                context.error(
+                    &child(path, "author.email"),
+                    format!("{:?} is not an email address", author.email),
+                );
             }
             Author {
                 name: author.name,
@@ -426,9 +492,14 @@ fn write_back(
             email: DEFAULT_AUTHOR_EMAIL.to_string(),
         },
     };
-    let forge = raw.forge.map(|forge| forge_config(context, &child(path, "forge"), forge));
+    let forge = raw
+        .forge
+        .map(|forge| forge_config(context, &child(path, "forge"), forge));
     if mode == WriteBackMode::PullRequest && forge.is_none() {
-        context.error(&child(path, "forge"), "missing: mode pull-request needs a forge");
+        context.error(
+            &child(path, "forge"),
+            "missing: mode pull-request needs a forge",
+        );
     }
     WriteBack {
         mode,
@@ -453,20 +524,29 @@ fn forge_config(context: &mut Context<'_, '_>, path: &str, raw: RawForge) -> For
     let api = match (raw.api, kind) {
         (Some(api), _) => {
             if !(api.starts_with("https://") || api.starts_with("http://")) {
-                context.error(&child(path, "api"), format!("{api:?} is not an http(s) URL"));
+                context.error(
+                    &child(path, "api"),
+                    format!("{api:?} is not an http(s) URL"),
+                );
             }
             api.trim_end_matches('/').to_string()
         }
         (None, ForgeKind::GitHub) => "https://api.github.com".to_string(),
         (None, ForgeKind::GitLab) => "https://gitlab.com/api/v4".to_string(),
         (None, ForgeKind::Gitea) => {
-            context.error(&child(path, "api"), "missing: gitea/forgejo needs the API URL, e.g. https://git.example.com/api/v1");
+            context.error(
+                &child(path, "api"),
+                "missing: gitea/forgejo needs the API URL, e.g. https://git.example.com/api/v1",
+            );
             String::new()
         }
     };
     let segments: Vec<&str> = raw.repo.split('/').collect();
     if segments.len() < 2 || segments.iter().any(|s| s.is_empty()) {
-        context.error(&child(path, "repo"), format!("{:?} is not owner/name", raw.repo));
+        context.error(
+            &child(path, "repo"),
+            format!("{:?} is not owner/name", raw.repo),
+        );
     }
     context.secret_env(&child(path, "tokenEnv"), &raw.token_env);
     ForgeConfig {
@@ -490,7 +570,10 @@ fn check_template(context: &mut Context<'_, '_>, path: &str, template: &str, kno
             let names: Vec<String> = known.iter().map(|k| format!("{{{k}}}")).collect();
             context.error(
                 path,
-                format!("unknown placeholder {{{name}}} in template; known: {}", names.join(", ")),
+                format!(
+                    "unknown placeholder {{{name}}} in template; known: {}",
+                    names.join(", ")
+                ),
             );
         }
         rest = &rest[open + close + 1..];
@@ -508,7 +591,10 @@ fn daemon(context: &mut Context<'_, '_>, raw: Option<RawDaemon>, base: &Path) ->
     if let Some(listen) = raw.listen {
         match listen.parse::<SocketAddr>() {
             Ok(address) => daemon.listen = address,
-            Err(_) => context.error("daemon.listen", format!("{listen:?} is not address:port, e.g. 127.0.0.1:8080")),
+            Err(_) => context.error(
+                "daemon.listen",
+                format!("{listen:?} is not address:port, e.g. 127.0.0.1:8080"),
+            ),
         }
     }
     if let Some(dir) = raw.state_dir {
@@ -532,7 +618,10 @@ mod tests {
 
     #[test]
     fn contained_paths_stay_inside() {
-        assert_eq!(contained_path("clusters/prod"), Some(PathBuf::from("clusters/prod")));
+        assert_eq!(
+            contained_path("clusters/prod"),
+            Some(PathBuf::from("clusters/prod"))
+        );
         assert_eq!(contained_path("a/../b"), Some(PathBuf::from("b")));
         assert_eq!(contained_path("."), Some(PathBuf::from(".")));
         assert_eq!(contained_path("../x"), None);

@@ -69,7 +69,9 @@ pub struct DaemonConfig {
 impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
-            listen: DEFAULT_LISTEN.parse().expect("default listen address parses"),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .expect("default listen address parses"),
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             interval: DEFAULT_INTERVAL,
         }
@@ -94,7 +96,9 @@ pub struct RepositoryConfig {
 pub enum GitAuth {
     None,
     /// An HTTPS token (sent as the password).
-    Token { env: String },
+    Token {
+        env: String,
+    },
     SshKey {
         key_file: PathBuf,
         known_hosts_file: Option<PathBuf>,
@@ -271,11 +275,9 @@ pub fn find_policy<'p>(policies: &'p [Policy], name: &str) -> Option<&'p Policy>
     if name.contains(':') {
         return None;
     }
-    let mut flux = policies.iter().filter(|p| {
-        p.name
-            .split_once(':')
-            .is_some_and(|(_, bare)| bare == name)
-    });
+    let mut flux = policies
+        .iter()
+        .filter(|p| p.name.split_once(':').is_some_and(|(_, bare)| bare == name));
     match (flux.next(), flux.next()) {
         (Some(policy), None) => Some(policy),
         _ => None,
@@ -290,7 +292,10 @@ pub(crate) fn read_bounded(file: &Path, report: &mut Report<'_>) -> Option<Strin
             report.add(
                 start,
                 "",
-                format!("file too large: {} bytes (at most {MAX_FILE_BYTES})", meta.len()),
+                format!(
+                    "file too large: {} bytes (at most {MAX_FILE_BYTES})",
+                    meta.len()
+                ),
             );
             return None;
         }
@@ -314,7 +319,11 @@ pub(crate) fn parse_yaml(text: &str, report: &mut Report<'_>) -> Option<Vec<Opti
     match yaml::parse_documents(text) {
         Ok(documents) => Some(documents),
         Err(error) => {
-            report.add(error.mark, "", format!("YAML syntax error: {}", error.message));
+            report.add(
+                error.mark,
+                "",
+                format!("YAML syntax error: {}", error.message),
+            );
             None
         }
     }
@@ -331,7 +340,11 @@ pub(crate) fn check_document<T: serde::de::DeserializeOwned>(
             Ok(raw) => Some((raw, positions)),
             Err(error) => {
                 // The schema and the types come from the same definitions; this is a bug if reached.
-                report.add(node.mark, "", format!("internal: schema and types disagree: {error}"));
+                report.add(
+                    node.mark,
+                    "",
+                    format!("internal: schema and types disagree: {error}"),
+                );
                 None
             }
         },

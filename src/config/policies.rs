@@ -53,7 +53,8 @@ pub fn collect_files(path: &Path) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
     let mut pending = vec![path.to_path_buf()];
     while let Some(dir) = pending.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|error| format!("{}: {error}", dir.display()))?;
+        let entries =
+            std::fs::read_dir(&dir).map_err(|error| format!("{}: {error}", dir.display()))?;
         for entry in entries {
             let entry = entry.map_err(|error| error.to_string())?;
             let name = entry.file_name();
@@ -243,7 +244,11 @@ fn document_kind(node: &Node, report: &mut Report<'_>) -> Option<DocumentKind> {
             return None;
         }
         if kind_text != "TagPolicy" {
-            report.add(kind_mark, "kind", format!("unknown kind {kind_text:?}: expected TagPolicy"));
+            report.add(
+                kind_mark,
+                "kind",
+                format!("unknown kind {kind_text:?}: expected TagPolicy"),
+            );
             return None;
         }
         return Some(DocumentKind::TagPolicy);
@@ -263,7 +268,11 @@ fn document_kind(node: &Node, report: &mut Report<'_>) -> Option<DocumentKind> {
             DocumentKind::FluxRepository
         });
     }
-    tracing::debug!(api_version, kind = kind_text, "skipping a document that is not a policy");
+    tracing::debug!(
+        api_version,
+        kind = kind_text,
+        "skipping a document that is not a policy"
+    );
     None
 }
 
@@ -282,7 +291,10 @@ fn claim_name(
     at: &Origin,
 ) -> bool {
     if let Some(first) = names.get(name) {
-        context.error("metadata.name", format!("duplicate policy name {name:?} (first defined at {first})"));
+        context.error(
+            "metadata.name",
+            format!("duplicate policy name {name:?} (first defined at {first})"),
+        );
         return false;
     }
     names.insert(name.to_string(), at.clone());
@@ -309,23 +321,41 @@ fn tag_policy(context: &mut Context<'_, '_>, file: &Path, raw: RawTagPolicy) -> 
     };
     let order = match (&spec.semver, spec.order) {
         (Some(_), Some(_)) => {
-            context.error("spec.order", "choose one selection rule: semver, or order (numerical | alphabetical)");
+            context.error(
+                "spec.order",
+                "choose one selection rule: semver, or order (numerical | alphabetical)",
+            );
             None
         }
         (Some(semver), None) => {
             let variant = semver.variant.clone();
             if let Some(variant) = &variant {
-                if variant.is_empty() || !variant.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
-                    context.error("spec.semver.variant", format!("{variant:?} is not a tag suffix"));
+                if variant.is_empty()
+                    || !variant
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+                {
+                    context.error(
+                        "spec.semver.variant",
+                        format!("{variant:?} is not a tag suffix"),
+                    );
                 }
             }
-            semver_range(context, "spec.semver.range", &semver.range, semver.prerelease.unwrap_or(false))
-                .map(|range| Order::Semver(SemverOrder { range, variant }))
+            semver_range(
+                context,
+                "spec.semver.range",
+                &semver.range,
+                semver.prerelease.unwrap_or(false),
+            )
+            .map(|range| Order::Semver(SemverOrder { range, variant }))
         }
         (None, Some(RawOrder::Numerical)) => Some(Order::Numerical(direction)),
         (None, Some(RawOrder::Alphabetical)) => Some(Order::Alphabetical(direction)),
         (None, Some(RawOrder::Newest)) => {
-            context.error("spec.order", "order: newest is not supported yet (use semver, numerical or alphabetical)");
+            context.error(
+                "spec.order",
+                "order: newest is not supported yet (use semver, numerical or alphabetical)",
+            );
             None
         }
         (None, None) => {
@@ -334,7 +364,10 @@ fn tag_policy(context: &mut Context<'_, '_>, file: &Path, raw: RawTagPolicy) -> 
         }
     };
     if spec.direction.is_some() && spec.semver.is_some() {
-        context.error("spec.direction", "direction applies to order: numerical | alphabetical, not to semver");
+        context.error(
+            "spec.direction",
+            "direction applies to order: numerical | alphabetical, not to semver",
+        );
     }
     let mut exclude = Vec::new();
     for (index, glob) in spec.exclude.unwrap_or_default().iter().enumerate() {
@@ -347,7 +380,10 @@ fn tag_policy(context: &mut Context<'_, '_>, file: &Path, raw: RawTagPolicy) -> 
             Err(error) => context.error(&path, format!("invalid glob {glob:?}: {}", error.kind())),
         }
     }
-    let interval = spec.interval.as_deref().and_then(|text| positive_duration(context, "spec.interval", text));
+    let interval = spec
+        .interval
+        .as_deref()
+        .and_then(|text| positive_duration(context, "spec.interval", text));
     let min_age = spec
         .min_age
         .as_deref()
@@ -358,7 +394,9 @@ fn tag_policy(context: &mut Context<'_, '_>, file: &Path, raw: RawTagPolicy) -> 
         .unwrap_or_default()
         .iter()
         .enumerate()
-        .filter_map(|(index, window)| schedule_window(context, &format!("spec.windows[{index}]"), window))
+        .filter_map(|(index, window)| {
+            schedule_window(context, &format!("spec.windows[{index}]"), window)
+        })
         .collect();
     if context.report.diagnostics.len() > errors_before {
         return None;
@@ -391,7 +429,9 @@ fn flux_repository(context: &mut Context<'_, '_>, raw: RawFluxImageRepository) -
         .unwrap_or_else(|| vec![FLUX_DEFAULT_EXCLUSION.to_string()]);
     let mut exclude = Vec::new();
     for (index, pattern) in patterns.iter().enumerate() {
-        if let Some(regex) = compile_regex(context, &format!("spec.exclusionList[{index}]"), pattern) {
+        if let Some(regex) =
+            compile_regex(context, &format!("spec.exclusionList[{index}]"), pattern)
+        {
             exclude.push(Exclusion::Regex(regex));
         }
     }
@@ -411,12 +451,18 @@ fn flux_policy(
     let errors_before = context.report.diagnostics.len();
     let spec = &flux.raw.spec;
     let reference = &spec.image_repository_ref;
-    let repository_namespace = reference.namespace.clone().unwrap_or_else(|| flux.namespace.clone());
+    let repository_namespace = reference
+        .namespace
+        .clone()
+        .unwrap_or_else(|| flux.namespace.clone());
     let repository = repositories.get(&(repository_namespace.clone(), reference.name.clone()));
     if repository.is_none() {
         context.error(
             "spec.imageRepositoryRef.name",
-            format!("no ImageRepository {repository_namespace}:{} in the policy paths", reference.name),
+            format!(
+                "no ImageRepository {repository_namespace}:{} in the policy paths",
+                reference.name
+            ),
         );
     }
     let filter = spec
@@ -424,30 +470,47 @@ fn flux_policy(
         .as_ref()
         .and_then(|filter| tag_filter(context, "spec.filterTags", filter));
     let choice = &spec.policy;
-    let chosen = [choice.semver.is_some(), choice.alphabetical.is_some(), choice.numerical.is_some()];
+    let chosen = [
+        choice.semver.is_some(),
+        choice.alphabetical.is_some(),
+        choice.numerical.is_some(),
+    ];
     let direction = |order: &Option<RawDirection>| match order {
         Some(RawDirection::Desc) => Direction::Descending,
         _ => Direction::Ascending,
     };
     let order = match chosen.iter().filter(|c| **c).count() {
         0 => {
-            context.error("spec.policy", "a policy needs a selection rule: semver, alphabetical or numerical");
+            context.error(
+                "spec.policy",
+                "a policy needs a selection rule: semver, alphabetical or numerical",
+            );
             None
         }
         1 => {
             if let Some(semver) = &choice.semver {
                 // Flux (Masterminds semver) separates AND-ed comparators with commas.
                 let range = semver.range.replace(',', " ");
-                semver_range(context, "spec.policy.semver.range", &range, false)
-                    .map(|range| Order::Semver(SemverOrder { range, variant: None }))
+                semver_range(context, "spec.policy.semver.range", &range, false).map(|range| {
+                    Order::Semver(SemverOrder {
+                        range,
+                        variant: None,
+                    })
+                })
             } else if let Some(alphabetical) = &choice.alphabetical {
                 Some(Order::Alphabetical(direction(&alphabetical.order)))
             } else {
-                choice.numerical.as_ref().map(|numerical| Order::Numerical(direction(&numerical.order)))
+                choice
+                    .numerical
+                    .as_ref()
+                    .map(|numerical| Order::Numerical(direction(&numerical.order)))
             }
         }
         _ => {
-            context.error("spec.policy", "choose one of semver, alphabetical, numerical");
+            context.error(
+                "spec.policy",
+                "choose one of semver, alphabetical, numerical",
+            );
             None
         }
     };
@@ -499,7 +562,12 @@ fn compile_regex(context: &mut Context<'_, '_>, path: &str, pattern: &str) -> Op
         Err(error) => {
             // The regex error is multi-line (it draws a caret); keep the report one line per problem.
             let detail = error.to_string();
-            let detail = detail.lines().last().unwrap_or_default().trim().trim_start_matches("error: ");
+            let detail = detail
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim()
+                .trim_start_matches("error: ");
             context.error(path, format!("invalid regex {pattern:?}: {detail}"));
             None
         }
@@ -512,11 +580,16 @@ fn tag_filter(context: &mut Context<'_, '_>, path: &str, raw: &RawFilter) -> Opt
         let names: Vec<&str> = pattern.capture_names().flatten().collect();
         for reference in template_references(extract) {
             let known = names.contains(&reference.as_str())
-                || reference.parse::<usize>().is_ok_and(|n| n < pattern.captures_len());
+                || reference
+                    .parse::<usize>()
+                    .is_ok_and(|n| n < pattern.captures_len());
             if !known {
                 context.error(
                     &child(path, "extract"),
-                    format!("${reference} names no group of the pattern (groups: {})", names.join(", ")),
+                    format!(
+                        "${reference} names no group of the pattern (groups: {})",
+                        names.join(", ")
+                    ),
                 );
                 return None;
             }
@@ -542,7 +615,11 @@ fn template_references(template: &str) -> Vec<String> {
             }
             Some((_, '{')) => {
                 chars.next();
-                let name: String = chars.by_ref().map(|(_, c)| c).take_while(|c| *c != '}').collect();
+                let name: String = chars
+                    .by_ref()
+                    .map(|(_, c)| c)
+                    .take_while(|c| *c != '}')
+                    .collect();
                 references.push(name);
             }
             _ => {
@@ -609,7 +686,10 @@ fn schedule_window(context: &mut Context<'_, '_>, path: &str, raw: &RawWindow) -
         Some(name) => match name.parse::<chrono_tz::Tz>() {
             Ok(tz) => Some(tz),
             Err(_) => {
-                context.error(&child(path, "timezone"), format!("unknown time zone {name:?} (an IANA name, e.g. Europe/Berlin)"));
+                context.error(
+                    &child(path, "timezone"),
+                    format!("unknown time zone {name:?} (an IANA name, e.g. Europe/Berlin)"),
+                );
                 None
             }
         },

@@ -143,7 +143,11 @@ impl<'s> Walk<'s> {
         self.problem(
             node.mark,
             path,
-            format!("expected {}, found {}", expected.join(" or "), node.describe()),
+            format!(
+                "expected {}, found {}",
+                expected.join(" or "),
+                node.describe()
+            ),
         );
         None
     }
@@ -167,7 +171,10 @@ impl<'s> Walk<'s> {
                     "boolean" if *plain => parse_bool(value).map(|b| Some(Value::Bool(b))),
                     "integer" if *plain => {
                         let number = parse_integer(value)?;
-                        Some(self.bounds(schema, number as f64, node, path).then(|| number.into()))
+                        Some(
+                            self.bounds(schema, number as f64, node, path)
+                                .then(|| number.into()),
+                        )
                     }
                     "number" if *plain => {
                         let number: f64 = value.parse().ok()?;
@@ -192,7 +199,9 @@ impl<'s> Walk<'s> {
                 }
                 Some(ok.then_some(Value::Array(values)))
             }
-            (NodeKind::Mapping(entries), "object") => Some(self.mapping(schema, entries, node, path)),
+            (NodeKind::Mapping(entries), "object") => {
+                Some(self.mapping(schema, entries, node, path))
+            }
             _ => None,
         }
     }
@@ -226,7 +235,11 @@ impl<'s> Walk<'s> {
         let mut ok = true;
         for (key, value) in entries {
             let Some(name) = key.as_scalar().filter(|_| !key.is_null()) else {
-                self.problem(key.mark, path, format!("keys must be strings, found {}", key.describe()));
+                self.problem(
+                    key.mark,
+                    path,
+                    format!("keys must be strings, found {}", key.describe()),
+                );
                 ok = false;
                 continue;
             };
@@ -380,7 +393,10 @@ fn unknown_field(name: &str, known: &[&str]) -> String {
         .min();
     match suggestion {
         Some((_, closest)) => format!("unknown field `{name}` (did you mean `{closest}`?)"),
-        None => format!("unknown field `{name}`, expected one of {}", quoted_list(known)),
+        None => format!(
+            "unknown field `{name}`, expected one of {}",
+            quoted_list(known)
+        ),
     }
 }
 

@@ -163,7 +163,8 @@ impl Builder {
                 self.stack.push(Open::Sequence(Vec::new(), mark, anchor))
             }
             Event::MappingStart(anchor, _) => {
-                self.stack.push(Open::Mapping(Vec::new(), None, mark, anchor))
+                self.stack
+                    .push(Open::Mapping(Vec::new(), None, mark, anchor))
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let (node, anchor) = match self.stack.pop() {
@@ -268,7 +269,13 @@ mod tests {
         let NodeKind::Sequence(items) = &c.kind else {
             panic!("sequence expected")
         };
-        assert_eq!(items[1].mark, Mark { line: 3, column: 10 });
+        assert_eq!(
+            items[1].mark,
+            Mark {
+                line: 3,
+                column: 10
+            }
+        );
         assert!(docs[1].is_none());
         assert_eq!(docs[2].as_ref().unwrap().get("z").unwrap().mark.line, 6);
     }

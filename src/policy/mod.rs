@@ -185,7 +185,9 @@ impl fmt::Display for Reason {
             }
             Reason::NotANumber(key) => write!(f, "extracted key {key:?} is not a number"),
             Reason::TooYoung { created } => write!(f, "younger than minAge (created {created})"),
-            Reason::NoCreatedTime => f.write_str("image has no created time; minAge cannot be checked"),
+            Reason::NoCreatedTime => {
+                f.write_str("image has no created time; minAge cannot be checked")
+            }
             Reason::NotChecked => write!(
                 f,
                 "not checked: minAge looks at the best {MAX_CREATED_LOOKUPS} candidates only"
@@ -276,7 +278,9 @@ pub fn select(policy: &Policy, tags: &[String]) -> Selection {
             order
         };
         // Best first; equal keys: the byte-wise greater tag first.
-        order.then_with(|| a_tag.as_bytes().cmp(b_tag.as_bytes())).reverse()
+        order
+            .then_with(|| a_tag.as_bytes().cmp(b_tag.as_bytes()))
+            .reverse()
     });
     Selection {
         candidates: keyed.into_iter().map(|(_, tag)| tag.clone()).collect(),
@@ -301,10 +305,7 @@ fn candidate_key<'t>(
     let key = match &policy.filter {
         None => tag.to_string(),
         Some(filter) => {
-            let captures = filter
-                .pattern
-                .captures(tag)
-                .ok_or(Reason::FilterMismatch)?;
+            let captures = filter.pattern.captures(tag).ok_or(Reason::FilterMismatch)?;
             match &filter.extract {
                 None => tag.to_string(),
                 Some(template) => {
@@ -346,7 +347,7 @@ fn semver_key(order: &SemverOrder, key: &str) -> Result<Version, Reason> {
         Ok(version)
     } else if version.is_prerelease()
         && !order.range.include_prerelease()
-        && Range::parse(order.range.raw(), true).is_ok_and(|r| r.test(&version))
+        && order.range.test_ignoring_prerelease_rule(&version)
     {
         Err(Reason::PrereleaseExcluded)
     } else {
@@ -443,14 +444,15 @@ pub async fn choose<S: TagSource>(
             }));
             break;
         }
-        let created = source
-            .created(&policy.image, tag)
-            .await
-            .map_err(|error| ResolveError::Created {
-                image: image(),
-                tag: tag.clone(),
-                source: Box::new(error),
-            })?;
+        let created =
+            source
+                .created(&policy.image, tag)
+                .await
+                .map_err(|error| ResolveError::Created {
+                    image: image(),
+                    tag: tag.clone(),
+                    source: Box::new(error),
+                })?;
         let reason = match created {
             None => Reason::NoCreatedTime,
             Some(created) => {

@@ -128,10 +128,7 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
         // Range strips build metadata with the unbounded source regex, everything else uses safe ones.
         build_strip: Regex::new(&s.build.replace(r"\d", "[0-9]")).expect("regex compiles"),
         build: compile(s.build.clone()),
-        hyphen_range: compile(format!(
-            r"^\s*({xr})\s+-\s+({xr})\s*$",
-            xr = s.xrange_plain
-        )),
+        hyphen_range: compile(format!(r"^\s*({xr})\s+-\s+({xr})\s*$", xr = s.xrange_plain)),
         comparator_trim: compile(format!(
             r"(\s*){}\s*({}|{})",
             s.gtlt, s.loose_plain, s.xrange_plain
@@ -155,6 +152,16 @@ impl Version {
     /// `new SemVer(text)` in strict mode (a leading `v` and surrounding whitespace are accepted, as in
     /// node-semver; callers that must not accept them check first).
     pub fn parse(text: &str) -> Result<Version, SemverError> {
+        let invalid = || SemverError::InvalidVersion(text.to_string());
+        if text.chars().count() > MAX_LENGTH {
+            return Err(invalid());
+        }
+        parse_strict(js_trim(text)).ok_or_else(invalid)
+    }
+
+    /// The same as [`Version::parse`], through node-semver's own `FULL` regex; kept to prove the
+    /// hand-written parser equal to it (property test below).
+    pub fn parse_with_regex(text: &str) -> Result<Version, SemverError> {
         let invalid = || SemverError::InvalidVersion(text.to_string());
         if text.chars().count() > MAX_LENGTH {
             return Err(invalid());
@@ -230,13 +237,72 @@ impl Identifier {
         }
         Identifier::Text(text.to_string())
     }
+}
 
-    fn as_text(&self) -> String {
-        match self {
-            Identifier::Numeric(value) => value.to_string(),
-            Identifier::Text(text) => text.clone(),
+/// node-semver's strict `FULL` grammar, by hand (the regex with captures costs more than everything
+/// else when ranking 10,000 tags): `v?MAJOR.MINOR.PATCH(-PRERELEASE)?(+BUILD)?`.
+fn parse_strict(text: &str) -> Option<Version> {
+    let text = text.strip_prefix('v').unwrap_or(text);
+    let (rest, build) = match text.split_once('+') {
+        Some((rest, build)) => {
+            let identifiers: Vec<String> = build.split('.').map(str::to_string).collect();
+            if !identifiers.iter().all(|id| is_build_identifier(id)) {
+                return None;
+            }
+            (rest, identifiers)
         }
+        None => (text, Vec::new()),
+    };
+    let (main, prerelease) = match rest.split_once('-') {
+        Some((main, pre)) => {
+            let identifiers: Vec<&str> = pre.split('.').collect();
+            if !identifiers.iter().all(|id| is_prerelease_identifier(id)) {
+                return None;
+            }
+            (
+                main,
+                identifiers.into_iter().map(Identifier::parse).collect(),
+            )
+        }
+        None => (rest, Vec::new()),
+    };
+    let mut parts = main.split('.');
+    let mut component = || -> Option<u64> {
+        let part = parts.next()?;
+        if !is_numeric_identifier(part) {
+            return None;
+        }
+        part.parse::<u64>()
+            .ok()
+            .filter(|value| *value <= MAX_SAFE_INTEGER)
+    };
+    let (major, minor, patch) = (component()?, component()?, component()?);
+    if parts.next().is_some() {
+        return None;
     }
+    Some(Version {
+        major,
+        minor,
+        patch,
+        prerelease,
+        build,
+    })
+}
+
+/// `0|[1-9]\d*`
+fn is_numeric_identifier(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) && (id == "0" || !id.starts_with('0'))
+}
+
+/// `\d*[a-zA-Z-][a-zA-Z0-9-]*` or a numeric identifier.
+fn is_prerelease_identifier(id: &str) -> bool {
+    is_build_identifier(id)
+        && (id.bytes().any(|b| !b.is_ascii_digit()) || is_numeric_identifier(id))
+}
+
+/// `[a-zA-Z0-9-]+`
+fn is_build_identifier(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 fn compare_prerelease(a: &[Identifier], b: &[Identifier]) -> Ordering {
@@ -246,8 +312,21 @@ fn compare_prerelease(a: &[Identifier], b: &[Identifier]) -> Ordering {
         (true, false) => Ordering::Greater,
         (false, false) => compare_lists(a, b, |x, y| match (x, y) {
             (Identifier::Numeric(x), Identifier::Numeric(y)) => x.cmp(y),
-            _ => compare_identifier_text(&x.as_text(), &y.as_text()),
+            (Identifier::Numeric(x), Identifier::Text(y)) => compare_number_text(*x, y),
+            (Identifier::Text(x), Identifier::Numeric(y)) => compare_number_text(*y, x).reverse(),
+            (Identifier::Text(x), Identifier::Text(y)) => compare_identifier_text(x, y),
         }),
+    }
+}
+
+/// A numeric identifier against a text one: a text of digits only (too large to be numeric) compares
+/// as a number, any other text is greater.
+fn compare_number_text(number: u64, text: &str) -> Ordering {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let y = text.parse::<f64>().unwrap_or(f64::INFINITY);
+        (number as f64).partial_cmp(&y).unwrap_or(Ordering::Equal)
+    } else {
+        Ordering::Less
     }
 }
 
@@ -268,7 +347,10 @@ fn compare_identifier_text(a: &str, b: &str) -> Ordering {
     let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     match (numeric(a), numeric(b)) {
         (true, true) => {
-            let (x, y) = (a.parse::<f64>().unwrap_or(0.0), b.parse::<f64>().unwrap_or(0.0));
+            let (x, y) = (
+                a.parse::<f64>().unwrap_or(0.0),
+                b.parse::<f64>().unwrap_or(0.0),
+            );
             x.partial_cmp(&y).unwrap_or(Ordering::Equal)
         }
         (true, false) => Ordering::Less,
@@ -355,6 +437,14 @@ impl Range {
         self.sets.iter().any(|set| self.test_set(set, version))
     }
 
+    /// Whether some comparator set admits `version` when the prerelease rule is left out: tells "a
+    /// prerelease the range does not name" apart from "outside the range".
+    pub fn test_ignoring_prerelease_rule(&self, version: &Version) -> bool {
+        self.sets
+            .iter()
+            .any(|set| set.iter().all(|comparator| comparator.test(version)))
+    }
+
     fn test_set(&self, set: &[Comparator], version: &Version) -> bool {
         if !set.iter().all(|comparator| comparator.test(version)) {
             return false;
@@ -387,7 +477,10 @@ impl Comparator {
             range: range.to_string(),
             comparator: collapsed.clone(),
         };
-        let captures = PATTERNS.comparator.captures(&collapsed).ok_or_else(invalid)?;
+        let captures = PATTERNS
+            .comparator
+            .captures(&collapsed)
+            .ok_or_else(invalid)?;
         let operator = match captures.get(1).map_or("", |m| m.as_str()) {
             "" | "=" => Operator::Equal,
             "<" => Operator::Less,
@@ -457,10 +550,15 @@ fn parse_set(
 
     let mut rewritten = Vec::new();
     for comparator in text.split(' ') {
-        rewritten.push(parse_comparator(comparator, include_prerelease).map_err(|()| too_large(raw))?);
+        rewritten
+            .push(parse_comparator(comparator, include_prerelease).map_err(|()| too_large(raw))?);
     }
     let joined = rewritten.join(" ");
-    let gte0 = if include_prerelease { &p.gte0_pre } else { &p.gte0 };
+    let gte0 = if include_prerelease {
+        &p.gte0_pre
+    } else {
+        &p.gte0
+    };
 
     let mut comparators: Vec<Comparator> = Vec::new();
     for piece in js_split_whitespace(&joined) {
@@ -504,11 +602,11 @@ fn parse_comparator(text: &str, include_prerelease: bool) -> Result<String, ()> 
     Ok(p.star.replace(js_trim(&text), "").into_owned())
 }
 
-fn map_pieces(
-    text: &str,
-    mut each: impl FnMut(&str) -> Result<String, ()>,
-) -> Result<String, ()> {
-    let pieces: Result<Vec<String>, ()> = js_split_whitespace(text).into_iter().map(&mut each).collect();
+fn map_pieces(text: &str, mut each: impl FnMut(&str) -> Result<String, ()>) -> Result<String, ()> {
+    let pieces: Result<Vec<String>, ()> = js_split_whitespace(text)
+        .into_iter()
+        .map(&mut each)
+        .collect();
     Ok(pieces?.join(" "))
 }
 
@@ -553,7 +651,11 @@ fn plus_one(id: Option<&str>) -> Result<u64, ()> {
 fn tilde(c: &Captures, include_prerelease: bool) -> Result<String, ()> {
     let z = if include_prerelease { "-0" } else { "" };
     let (major, minor, patch, pre) = (group(c, 1), group(c, 2), group(c, 3), group(c, 4));
-    let (ma, mi, pa) = (major.unwrap_or(""), minor.unwrap_or(""), patch.unwrap_or(""));
+    let (ma, mi, pa) = (
+        major.unwrap_or(""),
+        minor.unwrap_or(""),
+        patch.unwrap_or(""),
+    );
     Ok(if is_x(major) {
         String::new()
     } else if is_x(minor) {
@@ -570,7 +672,11 @@ fn tilde(c: &Captures, include_prerelease: bool) -> Result<String, ()> {
 fn caret(c: &Captures, include_prerelease: bool) -> Result<String, ()> {
     let z = if include_prerelease { "-0" } else { "" };
     let (major, minor, patch, pre) = (group(c, 1), group(c, 2), group(c, 3), group(c, 4));
-    let (ma, mi, pa) = (major.unwrap_or(""), minor.unwrap_or(""), patch.unwrap_or(""));
+    let (ma, mi, pa) = (
+        major.unwrap_or(""),
+        minor.unwrap_or(""),
+        patch.unwrap_or(""),
+    );
     let pre = pre.filter(|p| !p.is_empty()).map(|p| format!("-{p}"));
     Ok(if is_x(major) {
         String::new()
@@ -756,8 +862,14 @@ mod tests {
     #[test]
     fn precedence_and_build_order() {
         let v = |s| Version::parse(s).unwrap();
-        assert_eq!(v("1.0.0-alpha").compare(&v("1.0.0-alpha.1")), Ordering::Less);
-        assert_eq!(v("1.0.0-alpha.1").compare(&v("1.0.0-alpha.beta")), Ordering::Less);
+        assert_eq!(
+            v("1.0.0-alpha").compare(&v("1.0.0-alpha.1")),
+            Ordering::Less
+        );
+        assert_eq!(
+            v("1.0.0-alpha.1").compare(&v("1.0.0-alpha.beta")),
+            Ordering::Less
+        );
         assert_eq!(v("1.0.0-rc.1").compare(&v("1.0.0")), Ordering::Less);
         assert_eq!(v("1.0.0-2").compare(&v("1.0.0-10")), Ordering::Less);
         assert_eq!(v("1.2.3+a").compare(&v("1.2.3+b")), Ordering::Equal);
@@ -766,5 +878,13 @@ mod tests {
         assert!(Version::parse("01.2.3").is_err());
         assert!(Version::parse("1.2").is_err());
         assert!(Version::parse("9007199254740992.0.0").is_err());
+    }
+
+    proptest::proptest! {
+        /// The hand-written parser and node-semver's regex agree on version-like strings.
+        #[test]
+        fn hand_parser_equals_the_regex(text in "v?[0-9]{1,3}(\\.[0-9x]{1,2}){0,3}(-[0-9a-z.-]{0,8})?(\\+[0-9a-z.-]{0,6})?") {
+            proptest::prop_assert_eq!(Version::parse(&text), Version::parse_with_regex(&text));
+        }
     }
 }

@@ -145,6 +145,9 @@ mod tests {
         let now = berlin(28, 3, 0);
         assert!(any_open(&[], now));
         assert_eq!(next_any_open(&[], now), Some(now));
-        assert_eq!(next_any_open(&[weekday_window()], now), Some(berlin(30, 9, 0)));
+        assert_eq!(
+            next_any_open(&[weekday_window()], now),
+            Some(berlin(30, 9, 0))
+        );
     }
 }
