@@ -15,7 +15,7 @@ use super::{
     Author, Config, DEFAULT_AUTHOR_EMAIL, DEFAULT_AUTHOR_NAME, DEFAULT_BRANCH, DEFAULT_MESSAGE,
     DEFAULT_PULL_REQUEST_BRANCH, DaemonConfig, Diagnostic, ForgeConfig, ForgeKind, GitAuth,
     Grouping, Mark, Report, RepositoryConfig, WriteBack, WriteBackMode, check_document, parse_yaml,
-    read_bounded,
+    read_bounded, suppress_related,
 };
 use crate::environment::Environment;
 use crate::registry::settings::{
@@ -57,10 +57,11 @@ pub(super) fn load(
             "tagwatch.yaml holds one document; policies go in the files `policies` names",
         );
     }
-    let Some((raw, positions)) = check_document::<RawConfig>(&CONFIG_SCHEMA, &root, &mut report)
-    else {
+    let Some(checked) = check_document::<RawConfig>(&CONFIG_SCHEMA, &root, &mut report) else {
         return config;
     };
+    let (raw, positions, broken) = (checked.raw, checked.positions, checked.broken);
+    let semantic_from = report.diagnostics.len();
     let base = file.parent().unwrap_or(Path::new(""));
     let mut context = Context {
         report,
@@ -80,6 +81,7 @@ pub(super) fn load(
             Err(error) => context.error(&path, format!("policy path {entry:?}: {error}")),
         }
     }
+    suppress_related(context.report.diagnostics, semantic_from, &broken);
     config.policies = super::policies::load_policy_files(&policy_files, context.report.diagnostics);
     config
 }

@@ -232,6 +232,7 @@ impl Config {
         }
         let mut diagnostics = Vec::new();
         let config = file::load(&file, environment, &mut diagnostics);
+        sort_diagnostics(&mut diagnostics);
         if diagnostics.is_empty() {
             Ok(config)
         } else {
@@ -256,10 +257,25 @@ impl Config {
     }
 }
 
+/// Files in the order they were first reported, each file's problems by line and column.
+fn sort_diagnostics(diagnostics: &mut [Diagnostic]) {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for diagnostic in diagnostics.iter() {
+        if !files.contains(&diagnostic.file) {
+            files.push(diagnostic.file.clone());
+        }
+    }
+    diagnostics.sort_by_key(|d| {
+        let file = files.iter().position(|f| *f == d.file).unwrap_or(0);
+        (file, d.mark.line, d.mark.column)
+    });
+}
+
 /// Reads the policy documents of `files` alone (`resolve path/to/policy.yaml`).
 pub fn load_policies(files: &[PathBuf]) -> Result<Vec<Policy>, Diagnostics> {
     let mut diagnostics = Vec::new();
     let policies = load_policy_files(files, &mut diagnostics);
+    sort_diagnostics(&mut diagnostics);
     if diagnostics.is_empty() {
         Ok(policies)
     } else {
@@ -329,32 +345,63 @@ pub(crate) fn parse_yaml(text: &str, report: &mut Report<'_>) -> Option<Vec<Opti
     }
 }
 
-/// Checks `node` against the schema of `T` and deserializes it, reporting structural problems.
+/// A document that passed (or partly passed) the structural check.
+pub(crate) struct Checked<T> {
+    pub raw: T,
+    pub positions: schema_check::Positions,
+    /// Field paths with structural problems (already reported).
+    pub broken: Vec<String>,
+}
+
+/// Checks `node` against the schema of `T`, reports every structural problem, and deserializes what is
+/// usable. `None` when a required part is missing or wrong.
 pub(crate) fn check_document<T: serde::de::DeserializeOwned>(
     schema: &serde_json::Value,
     node: &yaml::Node,
     report: &mut Report<'_>,
-) -> Option<(T, schema_check::Positions)> {
-    match schema_check::check(schema, node) {
-        Ok((value, positions)) => match serde_json::from_value(value) {
-            Ok(raw) => Some((raw, positions)),
-            Err(error) => {
-                // The schema and the types come from the same definitions; this is a bug if reached.
-                report.add(
-                    node.mark,
-                    "",
-                    format!("internal: schema and types disagree: {error}"),
-                );
-                None
-            }
-        },
-        Err(problems) => {
-            for problem in problems {
-                report.add(problem.mark, &problem.path, problem.message);
-            }
-            None
-        }
+) -> Option<Checked<T>> {
+    let checked = schema_check::check(schema, node);
+    let broken = checked.problems.iter().map(|p| p.path.clone()).collect();
+    for problem in checked.problems {
+        report.add(problem.mark, &problem.path, problem.message);
     }
+    let raw = match serde_json::from_value(checked.value?) {
+        Ok(raw) => raw,
+        Err(error) => {
+            // The schema and the types come from the same definitions; this is a bug if reached.
+            report.add(
+                node.mark,
+                "",
+                format!("internal: schema and types disagree: {error}"),
+            );
+            return None;
+        }
+    };
+    Some(Checked {
+        raw,
+        positions: checked.positions,
+        broken,
+    })
+}
+
+/// Drops the semantic diagnostics (those from index `from` on) about a field that has a structural
+/// problem or lies inside one: a wrong value is reported once, as what it is. (Checks of a missing
+/// choice look at what was written, see `Positions::written`, so `semver: 5` is not also "no
+/// selection rule".)
+pub(crate) fn suppress_related(diagnostics: &mut Vec<Diagnostic>, from: usize, broken: &[String]) {
+    let inside = |outer: &str, inner: &str| {
+        outer.is_empty()
+            || inner == outer
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with(['.', '[']))
+    };
+    let mut index = 0;
+    diagnostics.retain(|diagnostic| {
+        let keep = index < from || !broken.iter().any(|path| inside(path, &diagnostic.path));
+        index += 1;
+        keep
+    });
 }
 
 /// The JSON Schema of `tagwatch.yaml` (published as `schema/tagwatch.schema.json`).

@@ -16,7 +16,9 @@ use super::raw::{
 };
 use super::schema_check::{Positions, child};
 use super::yaml::Node;
-use super::{Diagnostic, Mark, Report, check_document, parse_yaml, read_bounded};
+use super::{
+    Checked, Diagnostic, Mark, Report, check_document, parse_yaml, read_bounded, suppress_related,
+};
 use crate::environment::Environment;
 use crate::policy::window::{MAX_WINDOW_DURATION, Window};
 use crate::policy::{
@@ -79,6 +81,7 @@ struct FluxPolicy {
     origin: Origin,
     file: PathBuf,
     positions: Positions,
+    broken: Vec<String>,
     namespace: String,
     name: String,
     raw: RawFluxImagePolicy,
@@ -117,11 +120,15 @@ pub fn load_policy_files(files: &[PathBuf], diagnostics: &mut Vec<Diagnostic>) -
             };
             match kind {
                 DocumentKind::TagPolicy => {
-                    let Some((raw, positions)) =
-                        check_document::<RawTagPolicy>(&POLICY_SCHEMA, &node, &mut report)
+                    let Some(Checked {
+                        raw,
+                        positions,
+                        broken,
+                    }) = check_document::<RawTagPolicy>(&POLICY_SCHEMA, &node, &mut report)
                     else {
                         continue;
                     };
+                    let semantic_from = report.diagnostics.len();
                     let mut context = Context {
                         report: Report {
                             file,
@@ -130,18 +137,29 @@ pub fn load_policy_files(files: &[PathBuf], diagnostics: &mut Vec<Diagnostic>) -
                         positions: &positions,
                         environment: &environment,
                     };
+                    // The name is claimed before the rest is judged, so a duplicate is reported even
+                    // when the policy has other problems too.
+                    let at = origin(file, positions.of("metadata.name"));
+                    let unique =
+                        claim_name(&mut context, &mut names, raw.metadata.name.trim(), &at);
                     if let Some(policy) = tag_policy(&mut context, file, raw) {
-                        if claim_name(&mut context, &mut names, &policy.name, &policy.origin) {
+                        if unique {
                             policies.push(policy);
                         }
                     }
+                    suppress_related(context.report.diagnostics, semantic_from, &broken);
                 }
                 DocumentKind::FluxPolicy => {
-                    let Some((raw, positions)) = check_document::<RawFluxImagePolicy>(
+                    let Some(Checked {
+                        raw,
+                        positions,
+                        broken,
+                    }) = check_document::<RawFluxImagePolicy>(
                         &FLUX_POLICY_SCHEMA,
                         &node,
                         &mut report,
-                    ) else {
+                    )
+                    else {
                         continue;
                     };
                     let namespace = raw
@@ -155,19 +173,26 @@ pub fn load_policy_files(files: &[PathBuf], diagnostics: &mut Vec<Diagnostic>) -
                         origin: origin(file, mark),
                         file: file.clone(),
                         positions,
+                        broken,
                         namespace,
                         name,
                         raw,
                     });
                 }
                 DocumentKind::FluxRepository => {
-                    let Some((raw, positions)) = check_document::<RawFluxImageRepository>(
+                    let Some(Checked {
+                        raw,
+                        positions,
+                        broken,
+                    }) = check_document::<RawFluxImageRepository>(
                         &FLUX_REPOSITORY_SCHEMA,
                         &node,
                         &mut report,
-                    ) else {
+                    )
+                    else {
                         continue;
                     };
+                    let semantic_from = report.diagnostics.len();
                     let mut context = Context {
                         report: Report {
                             file,
@@ -195,6 +220,7 @@ pub fn load_policy_files(files: &[PathBuf], diagnostics: &mut Vec<Diagnostic>) -
                             entry.insert(repository);
                         }
                     }
+                    suppress_related(context.report.diagnostics, semantic_from, &broken);
                 }
             }
         }
@@ -210,11 +236,14 @@ pub fn load_policy_files(files: &[PathBuf], diagnostics: &mut Vec<Diagnostic>) -
             environment: &environment,
         };
         let name = format!("{}:{}", flux.namespace, flux.name);
+        let semantic_from = context.report.diagnostics.len();
+        let unique = claim_name(&mut context, &mut names, &name, &flux.origin);
         if let Some(policy) = flux_policy(&mut context, &flux, &name, &flux_repositories) {
-            if claim_name(&mut context, &mut names, &policy.name, &policy.origin) {
+            if unique {
                 policies.push(policy);
             }
         }
+        suppress_related(context.report.diagnostics, semantic_from, &flux.broken);
     }
     policies
 }
@@ -356,6 +385,12 @@ fn tag_policy(context: &mut Context<'_, '_>, file: &Path, raw: RawTagPolicy) -> 
                 "spec.order",
                 "order: newest is not supported yet (use semver, numerical or alphabetical)",
             );
+            None
+        }
+        (None, None)
+            if context.positions.written("spec.semver")
+                || context.positions.written("spec.order") =>
+        {
             None
         }
         (None, None) => {
@@ -669,9 +704,12 @@ fn schedule_window(context: &mut Context<'_, '_>, path: &str, raw: &RawWindow) -
     let schedule = match cron::Schedule::from_str(&raw.schedule) {
         Ok(schedule) => Some(schedule),
         Err(error) => {
+            // The cron error draws a caret over several lines; its last line says what is wrong.
+            let detail = error.to_string();
+            let detail = detail.lines().last().unwrap_or_default().trim().to_string();
             context.error(
                 &child(path, "schedule"),
-                format!("invalid cron schedule {:?}: {error} (fields: sec min hour day-of-month month day-of-week [year])", raw.schedule),
+                format!("invalid cron schedule {:?}: {detail} (fields: sec min hour day-of-month month day-of-week [year])", raw.schedule),
             );
             None
         }

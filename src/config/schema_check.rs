@@ -28,6 +28,11 @@ pub struct Problem {
 pub struct Positions(HashMap<String, Mark>);
 
 impl Positions {
+    /// Whether the document wrote `path` at all (even with a wrong value).
+    pub fn written(&self, path: &str) -> bool {
+        self.0.contains_key(path)
+    }
+
     /// The position of `path`, or of its nearest written ancestor.
     pub fn of(&self, path: &str) -> Mark {
         let mut path = path;
@@ -43,18 +48,27 @@ impl Positions {
     }
 }
 
+/// The outcome of a check: every problem, and the value with the offending fields and list items left
+/// out (`None` when a required part is missing or wrong), so that the semantic checks can still look at
+/// the rest of the document.
+pub struct Checked {
+    pub value: Option<Value>,
+    pub positions: Positions,
+    pub problems: Vec<Problem>,
+}
+
 /// Checks `node` against `schema` (a root schema with `$defs`).
-pub fn check(schema: &Value, node: &Node) -> Result<(Value, Positions), Vec<Problem>> {
+pub fn check(schema: &Value, node: &Node) -> Checked {
     let mut walk = Walk {
         root: schema,
         problems: Vec::new(),
         positions: Positions::default(),
     };
     let value = walk.node(schema, node, "");
-    if walk.problems.is_empty() {
-        Ok((value.unwrap_or(Value::Null), walk.positions))
-    } else {
-        Err(walk.problems)
+    Checked {
+        value,
+        positions: walk.positions,
+        problems: walk.problems,
     }
 }
 
@@ -189,15 +203,15 @@ impl<'s> Walk<'s> {
             }
             (NodeKind::Sequence(items), "array") => {
                 let item_schema = schema.get("items").unwrap_or(&Value::Bool(true));
-                let mut values = Vec::new();
-                let mut ok = true;
-                for (index, item) in items.iter().enumerate() {
-                    match self.node(item_schema, item, &format!("{path}[{index}]")) {
-                        Some(value) => values.push(value),
-                        None => ok = false,
-                    }
-                }
-                Some(ok.then_some(Value::Array(values)))
+                // A wrong item is reported and left out; the rest of the list stays usable.
+                let values = items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(index, item)| {
+                        self.node(item_schema, item, &format!("{path}[{index}]"))
+                    })
+                    .collect();
+                Some(Some(Value::Array(values)))
             }
             (NodeKind::Mapping(entries), "object") => {
                 Some(self.mapping(schema, entries, node, path))
@@ -232,6 +246,7 @@ impl<'s> Walk<'s> {
         let properties = schema.get("properties").and_then(Value::as_object);
         let additional = schema.get("additionalProperties");
         let mut object = Map::new();
+        let mut seen: Vec<&str> = Vec::new();
         let mut ok = true;
         for (key, value) in entries {
             let Some(name) = key.as_scalar().filter(|_| !key.is_null()) else {
@@ -240,15 +255,14 @@ impl<'s> Walk<'s> {
                     path,
                     format!("keys must be strings, found {}", key.describe()),
                 );
-                ok = false;
                 continue;
             };
             let field = child(path, name);
-            if object.contains_key(name) {
+            if seen.contains(&name) {
                 self.problem(key.mark, &field, format!("duplicate key `{name}`"));
-                ok = false;
                 continue;
             }
+            seen.push(name);
             let value_schema = match properties.and_then(|p| p.get(name)) {
                 Some(property) => property,
                 None => match additional {
@@ -257,28 +271,28 @@ impl<'s> Walk<'s> {
                             .map(|p| p.keys().map(String::as_str).collect())
                             .unwrap_or_default();
                         self.problem(key.mark, &field, unknown_field(name, &known));
-                        ok = false;
                         continue;
                     }
                     Some(schema @ Value::Object(_)) => schema,
                     _ => &Value::Bool(true),
                 },
             };
-            match self.node(value_schema, value, &field) {
-                Some(converted) => {
-                    object.insert(name.to_string(), converted);
-                }
-                None => ok = false,
+            // A wrong field is reported and left out.
+            if let Some(converted) = self.node(value_schema, value, &field) {
+                object.insert(name.to_string(), converted);
             }
         }
         if let Some(required) = schema.get("required").and_then(Value::as_array) {
             for name in required.iter().filter_map(Value::as_str) {
-                if !entries.iter().any(|(k, _)| k.as_scalar() == Some(name)) {
+                if !seen.contains(&name) {
                     self.problem(
                         node.mark,
                         &child(path, name),
                         format!("missing required field `{name}`"),
                     );
+                }
+                // Missing or wrong: without it the mapping is unusable.
+                if !object.contains_key(name) {
                     ok = false;
                 }
             }

@@ -3,3 +3,4 @@
 
 mod semver_oracle;
 mod support;
+mod validate;
