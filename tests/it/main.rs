@@ -1,6 +1,9 @@
 //! The one integration-test binary: end-to-end runs against real services (registry, git remotes, sshd)
 //! that the helpers in `support` start on free loopback ports and stop on drop.
 
-mod semver_oracle;
 mod support;
+
+mod resolve;
+mod schema;
+mod semver_oracle;
 mod validate;
