@@ -52,6 +52,30 @@ pub struct Policy {
     pub origin: Origin,
 }
 
+impl Policy {
+    /// A TagPolicy with only a rank order: no filter, exclusions, digest, windows or minAge.
+    pub fn new(
+        name: impl Into<String>,
+        image: ImageReference,
+        order: Order,
+        origin: Origin,
+    ) -> Self {
+        Policy {
+            name: name.into(),
+            kind: PolicyKind::TagPolicy,
+            image,
+            filter: None,
+            order,
+            exclude: Vec::new(),
+            digest: false,
+            interval: None,
+            windows: Vec::new(),
+            min_age: Duration::ZERO,
+            origin,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicyKind {
     TagPolicy,

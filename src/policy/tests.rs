@@ -6,23 +6,17 @@ use chrono::TimeZone;
 use super::*;
 
 fn policy(order: Order) -> Policy {
-    Policy {
-        name: "test".to_string(),
-        kind: PolicyKind::TagPolicy,
-        image: ImageReference::parse("registry.example/app").unwrap(),
-        filter: None,
+    let origin = Origin {
+        file: PathBuf::from("test.yaml"),
+        line: 1,
+        column: 1,
+    };
+    Policy::new(
+        "test",
+        ImageReference::parse("registry.example/app").unwrap(),
         order,
-        exclude: Vec::new(),
-        digest: false,
-        interval: None,
-        windows: Vec::new(),
-        min_age: Duration::ZERO,
-        origin: Origin {
-            file: PathBuf::from("test.yaml"),
-            line: 1,
-            column: 1,
-        },
-    }
+        origin,
+    )
 }
 
 fn semver(range: &str, prerelease: bool, variant: Option<&str>) -> Policy {

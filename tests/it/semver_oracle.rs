@@ -6,9 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use tagwatch::policy::{Order, Origin, Policy, PolicyKind, Range, SemverOrder, Version, select};
+use tagwatch::policy::{Order, Origin, Policy, Range, SemverOrder, Version, select};
 use tagwatch::reference::ImageReference;
 
 /// One question to the oracle.
@@ -85,26 +84,21 @@ fn semver_policy(case: &Case) -> Policy {
             case.range
         )
     });
-    Policy {
-        name: "oracle".to_string(),
-        kind: PolicyKind::TagPolicy,
-        image: ImageReference::parse("registry.example/oracle").unwrap(),
-        filter: None,
-        order: Order::Semver(SemverOrder {
-            range,
-            variant: case.variant.clone(),
-        }),
-        exclude: Vec::new(),
-        digest: false,
-        interval: None,
-        windows: Vec::new(),
-        min_age: Duration::ZERO,
-        origin: Origin {
-            file: PathBuf::from("oracle"),
-            line: 1,
-            column: 1,
-        },
-    }
+    let order = Order::Semver(SemverOrder {
+        range,
+        variant: case.variant.clone(),
+    });
+    let origin = Origin {
+        file: PathBuf::from("oracle"),
+        line: 1,
+        column: 1,
+    };
+    Policy::new(
+        "oracle",
+        ImageReference::parse("registry.example/oracle").unwrap(),
+        order,
+        origin,
+    )
 }
 
 /// The versions of a list as tagwatch reads them (used only to pick ranges that hit the list).
