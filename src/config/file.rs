@@ -67,6 +67,7 @@ pub(super) fn load(
         report,
         positions: &positions,
         environment,
+        base,
     };
     config.registries = registries(&mut context, raw.registries.unwrap_or_default());
     config.repositories = repositories(&mut context, raw.repositories.unwrap_or_default());
@@ -90,9 +91,16 @@ pub(super) struct Context<'a, 'r> {
     pub report: Report<'r>,
     pub positions: &'a Positions,
     pub environment: &'a Environment,
+    /// The config file's directory: relative file paths in the config are relative to it.
+    pub base: &'a Path,
 }
 
 impl Context<'_, '_> {
+    /// A file path from the config, resolved against the config file's directory.
+    pub fn file_path(&self, text: &str) -> PathBuf {
+        self.base.join(text)
+    }
+
     pub fn error(&mut self, path: &str, message: impl Into<String>) {
         let mark: Mark = self.positions.of(path);
         self.report.add(mark, path, message);
@@ -156,7 +164,10 @@ fn registries(context: &mut Context<'_, '_>, raw: Vec<RawRegistry>) -> Vec<Regis
         settings.push(RegistrySettings {
             host,
             insecure: registry.insecure.unwrap_or(false),
-            ca_file: registry.tls.and_then(|tls| tls.ca).map(PathBuf::from),
+            ca_file: registry
+                .tls
+                .and_then(|tls| tls.ca)
+                .map(|ca| context.file_path(&ca)),
             auth,
             max_concurrency: registry
                 .max_concurrency
@@ -197,7 +208,7 @@ fn registry_auth(
     }
     if let Some(path_text) = auth.docker_config {
         return RegistryAuthSettings::DockerConfig {
-            path: PathBuf::from(path_text),
+            path: context.file_path(&path_text),
         };
     }
     if let Some(name) = auth.credential_helper {
@@ -234,7 +245,7 @@ fn basic(
             context.secret_env(&child(path, "passwordEnv"), &env);
             PasswordSource::Env(env)
         }
-        (None, Some(file)) => PasswordSource::File(PathBuf::from(file)),
+        (None, Some(file)) => PasswordSource::File(context.file_path(&file)),
         (Some(_), Some(_)) => {
             context.error(
                 &child(path, "passwordFile"),
@@ -411,8 +422,8 @@ fn git_auth(context: &mut Context<'_, '_>, path: &str, raw: Option<RawGitAuth>) 
             return GitAuth::None;
         };
         return GitAuth::SshKey {
-            key_file: PathBuf::from(key_file),
-            known_hosts_file: auth.known_hosts_file.map(PathBuf::from),
+            key_file: context.file_path(&key_file),
+            known_hosts_file: auth.known_hosts_file.map(|file| context.file_path(&file)),
         };
     }
     match basic(

@@ -136,6 +136,7 @@ pub fn load_policy_files(files: &[PathBuf], diagnostics: &mut Vec<Diagnostic>) -
                         },
                         positions: &positions,
                         environment: &environment,
+                        base: file.parent().unwrap_or(Path::new("")),
                     };
                     // The name is claimed before the rest is judged, so a duplicate is reported even
                     // when the policy has other problems too.
@@ -200,6 +201,7 @@ pub fn load_policy_files(files: &[PathBuf], diagnostics: &mut Vec<Diagnostic>) -
                         },
                         positions: &positions,
                         environment: &environment,
+                        base: file.parent().unwrap_or(Path::new("")),
                     };
                     let namespace = raw
                         .metadata
@@ -234,6 +236,7 @@ pub fn load_policy_files(files: &[PathBuf], diagnostics: &mut Vec<Diagnostic>) -
             },
             positions: &flux.positions,
             environment: &environment,
+            base: flux.file.parent().unwrap_or(Path::new("")),
         };
         let name = format!("{}:{}", flux.namespace, flux.name);
         let semantic_from = context.report.diagnostics.len();

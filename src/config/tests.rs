@@ -152,3 +152,31 @@ fn diagnostics_print_file_line_column_field_and_message() {
         "policies/p.yaml:7:3: spec.semver: expected a mapping"
     );
 }
+
+#[test]
+fn file_paths_are_relative_to_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_dir = dir.path().join("deploy");
+    std::fs::create_dir(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("tagwatch.yaml"),
+        "registries:\n  - host: registry.internal:5000\n    tls: { ca: certs/ca.pem }\nrepositories:\n  - name: prod\n    url: ssh://git@git.internal/prod.git\n    auth: { sshKeyFile: keys/id_ed25519, knownHostsFile: /etc/ssh/known_hosts }\n",
+    )
+    .unwrap();
+    let config = Config::load(
+        Some(&config_dir.join("tagwatch.yaml")),
+        &Environment::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        config.registries[0].ca_file,
+        Some(config_dir.join("certs/ca.pem"))
+    );
+    assert_eq!(
+        config.repositories[0].auth,
+        GitAuth::SshKey {
+            key_file: config_dir.join("keys/id_ed25519"),
+            known_hosts_file: Some(std::path::PathBuf::from("/etc/ssh/known_hosts")),
+        }
+    );
+}
