@@ -141,13 +141,17 @@ fn registries(context: &mut Context<'_, '_>, raw: Vec<RawRegistry>) -> Vec<Regis
     for (index, registry) in raw.into_iter().enumerate() {
         let path = format!("registries[{index}]");
         let host_path = child(&path, "host");
-        let host = registry.host.trim().to_string();
-        if !valid_host(&host) {
-            context.error(
-                &host_path,
-                format!("invalid registry host {host:?}: expected host[:port] as written in image references, without scheme or path"),
-            );
-        }
+        let written = registry.host.trim();
+        let host = match normalized_host(written) {
+            Some(host) => host,
+            None => {
+                context.error(
+                    &host_path,
+                    format!("invalid registry host {written:?}: expected host[:port] as written in image references, without scheme or path"),
+                );
+                written.to_string()
+            }
+        };
         if let Some(first) = seen.insert(host.clone(), index) {
             context.error(
                 &host_path,
@@ -178,12 +182,17 @@ fn registries(context: &mut Context<'_, '_>, raw: Vec<RawRegistry>) -> Vec<Regis
     settings
 }
 
-fn valid_host(host: &str) -> bool {
-    !host.is_empty()
-        && !host.contains("://")
-        && !host.contains('/')
-        && crate::reference::ImageReference::parse(&format!("{host}/probe"))
-            .is_ok_and(|r| r.registry == host || host == "docker.io")
+/// `host[:port]` as image references write it, normalized the way references are (`index.docker.io`
+/// is `docker.io`), so the registry client can match settings to references by equality.
+fn normalized_host(host: &str) -> Option<String> {
+    if host.is_empty() || host.contains("://") || host.contains('/') {
+        return None;
+    }
+    let registry = crate::reference::ImageReference::parse(&format!("{host}/probe"))
+        .ok()?
+        .registry;
+    // A first component without `.`, `:` or `localhost` is a Docker Hub namespace, not a host.
+    (registry == host || host == "index.docker.io").then_some(registry)
 }
 
 fn registry_auth(
@@ -628,6 +637,27 @@ fn daemon(context: &mut Context<'_, '_>, raw: Option<RawDaemon>, base: &Path) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_hosts_are_normalized_like_references() {
+        assert_eq!(normalized_host("ghcr.io").as_deref(), Some("ghcr.io"));
+        assert_eq!(
+            normalized_host("127.0.0.1:5000").as_deref(),
+            Some("127.0.0.1:5000")
+        );
+        assert_eq!(
+            normalized_host("localhost:5000").as_deref(),
+            Some("localhost:5000")
+        );
+        assert_eq!(normalized_host("docker.io").as_deref(), Some("docker.io"));
+        assert_eq!(
+            normalized_host("index.docker.io").as_deref(),
+            Some("docker.io")
+        );
+        assert_eq!(normalized_host("https://ghcr.io"), None);
+        assert_eq!(normalized_host("ghcr.io/acme"), None);
+        assert_eq!(normalized_host("myregistry"), None);
+    }
 
     #[test]
     fn contained_paths_stay_inside() {

@@ -226,7 +226,10 @@ fn variants_for(tags: &[String]) -> Vec<String> {
 
 fn cases_for(tags: &[String]) -> Vec<Case> {
     let mut cases = Vec::new();
-    for range in ranges_for(tags) {
+    let mut ranges = ranges_for(tags);
+    let mut seen = BTreeSet::new();
+    ranges.retain(|range| seen.insert(range.clone()));
+    for range in ranges {
         for include_prerelease in [false, true] {
             cases.push(Case {
                 range: range.clone(),
