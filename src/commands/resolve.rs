@@ -9,7 +9,7 @@ use anyhow::Context;
 use chrono::Utc;
 
 use crate::cli::{Cli, OutputFormat};
-use crate::config::{self, Config};
+use crate::config::{self, Config, SecretCheck};
 use crate::environment::Environment;
 use crate::policy::{self, Policy, Rejection, Resolution, ResolveError};
 use crate::registry::RegistryClient;
@@ -24,7 +24,8 @@ pub fn run(
     output: OutputFormat,
 ) -> anyhow::Result<ExitCode> {
     let environment = Environment::from_process();
-    let config = match Config::load(cli.config.as_deref(), &environment) {
+    // Secrets are the registry client's business here; git and forge tokens are not needed at all.
+    let config = match Config::load_with(cli.config.as_deref(), &environment, SecretCheck::Skip) {
         Ok(config) => config,
         Err(diagnostics) => {
             eprintln!("{diagnostics}");

@@ -14,8 +14,8 @@ use super::schema_check::{Positions, child};
 use super::{
     Author, Config, DEFAULT_AUTHOR_EMAIL, DEFAULT_AUTHOR_NAME, DEFAULT_BRANCH, DEFAULT_MESSAGE,
     DEFAULT_PULL_REQUEST_BRANCH, DaemonConfig, Diagnostic, ForgeConfig, ForgeKind, GitAuth,
-    Grouping, Mark, Report, RepositoryConfig, WriteBack, WriteBackMode, check_document, parse_yaml,
-    read_bounded, suppress_related,
+    Grouping, Mark, Report, RepositoryConfig, SecretCheck, WriteBack, WriteBackMode,
+    check_document, parse_yaml, read_bounded, suppress_related,
 };
 use crate::environment::Environment;
 use crate::registry::settings::{
@@ -33,6 +33,7 @@ static CONFIG_SCHEMA: LazyLock<serde_json::Value> = LazyLock::new(super::config_
 pub(super) fn load(
     file: &Path,
     environment: &Environment,
+    secrets: SecretCheck,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Config {
     let mut config = Config {
@@ -68,6 +69,7 @@ pub(super) fn load(
         positions: &positions,
         environment,
         base,
+        secrets,
     };
     config.registries = registries(&mut context, raw.registries.unwrap_or_default());
     config.repositories = repositories(&mut context, raw.repositories.unwrap_or_default());
@@ -93,6 +95,7 @@ pub(super) struct Context<'a, 'r> {
     pub environment: &'a Environment,
     /// The config file's directory: relative file paths in the config are relative to it.
     pub base: &'a Path,
+    pub secrets: SecretCheck,
 }
 
 impl Context<'_, '_> {
@@ -126,7 +129,7 @@ impl Context<'_, '_> {
                 path,
                 format!("{name:?} is not an environment variable name"),
             );
-        } else if self.environment.secret(name).is_none() {
+        } else if self.secrets == SecretCheck::Require && self.environment.secret(name).is_none() {
             self.error(
                 path,
                 format!("environment variable {name} is not set (or empty)"),

@@ -160,6 +160,15 @@ pub enum ForgeKind {
     Gitea,
 }
 
+/// Whether loading checks that the env vars named for secrets are set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretCheck {
+    /// `validate`, `run`, `daemon`: a missing secret is a problem now, not at the first push.
+    Require,
+    /// `resolve`: it needs at most a registry's secret, and the registry client reports that one.
+    Skip,
+}
+
 /// One problem in a config or policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -223,6 +232,15 @@ impl Config {
     /// Loads the config file (`path`, or `tagwatch.yaml` in the working directory; a missing default
     /// file is an empty config) and every policy it names.
     pub fn load(path: Option<&Path>, environment: &Environment) -> Result<Config, Diagnostics> {
+        Self::load_with(path, environment, SecretCheck::Require)
+    }
+
+    /// [`Config::load`], choosing whether env vars named for secrets must be set now.
+    pub fn load_with(
+        path: Option<&Path>,
+        environment: &Environment,
+        secrets: SecretCheck,
+    ) -> Result<Config, Diagnostics> {
         let (file, explicit) = match path {
             Some(path) => (path.to_path_buf(), true),
             None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
@@ -231,7 +249,7 @@ impl Config {
             return Ok(Config::default());
         }
         let mut diagnostics = Vec::new();
-        let config = file::load(&file, environment, &mut diagnostics);
+        let config = file::load(&file, environment, secrets, &mut diagnostics);
         sort_diagnostics(&mut diagnostics);
         if diagnostics.is_empty() {
             Ok(config)

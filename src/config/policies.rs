@@ -17,7 +17,8 @@ use super::raw::{
 use super::schema_check::{Positions, child};
 use super::yaml::Node;
 use super::{
-    Checked, Diagnostic, Mark, Report, check_document, parse_yaml, read_bounded, suppress_related,
+    Checked, Diagnostic, Mark, Report, SecretCheck, check_document, parse_yaml, read_bounded,
+    suppress_related,
 };
 use crate::environment::Environment;
 use crate::policy::window::{MAX_WINDOW_DURATION, Window};
@@ -137,6 +138,7 @@ pub fn load_policy_files(files: &[PathBuf], diagnostics: &mut Vec<Diagnostic>) -
                         positions: &positions,
                         environment: &environment,
                         base: file.parent().unwrap_or(Path::new("")),
+                        secrets: SecretCheck::Skip,
                     };
                     // The name is claimed before the rest is judged, so a duplicate is reported even
                     // when the policy has other problems too.
@@ -202,6 +204,7 @@ pub fn load_policy_files(files: &[PathBuf], diagnostics: &mut Vec<Diagnostic>) -
                         positions: &positions,
                         environment: &environment,
                         base: file.parent().unwrap_or(Path::new("")),
+                        secrets: SecretCheck::Skip,
                     };
                     let namespace = raw
                         .metadata
@@ -237,6 +240,7 @@ pub fn load_policy_files(files: &[PathBuf], diagnostics: &mut Vec<Diagnostic>) -
             positions: &flux.positions,
             environment: &environment,
             base: flux.file.parent().unwrap_or(Path::new("")),
+            secrets: SecretCheck::Skip,
         };
         let name = format!("{}:{}", flux.namespace, flux.name);
         let semantic_from = context.report.diagnostics.len();
