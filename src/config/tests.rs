@@ -180,3 +180,26 @@ fn file_paths_are_relative_to_the_config_file() {
         }
     );
 }
+
+proptest::proptest! {
+    /// Whatever the bytes, loading a policy document reports problems and never panics.
+    #[test]
+    fn arbitrary_documents_never_panic(text in "(apiVersion: tagwatch.dev/v1alpha1\nkind: TagPolicy\n)?([a-zA-Z:{}\\[\\],'\"&*!|>#\\- \n0-9.^~]{0,120})") {
+        if let Ok(documents) = yaml::parse_documents(&text) {
+            for node in documents.into_iter().flatten() {
+                let checked = schema_check::check(&policy_schema(), &node);
+                if checked.problems.is_empty() {
+                    proptest::prop_assert!(checked.value.is_some());
+                }
+            }
+        }
+        let _ = load_policies_from_text(&text);
+    }
+}
+
+fn load_policies_from_text(text: &str) -> Result<Vec<Policy>, Diagnostics> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    std::fs::write(&file, text).unwrap();
+    load_policies(&[file])
+}

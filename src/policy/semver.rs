@@ -888,3 +888,18 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+
+    proptest::proptest! {
+        /// Any text is a range or an error, never a panic (node-semver's grammar characters weighted in).
+        #[test]
+        fn arbitrary_ranges_never_panic(text in "[0-9xX*vV=<>^~|. +a-z-]{0,40}", include in proptest::bool::ANY) {
+            if let Ok(range) = Range::parse(&text, include) {
+                let _ = range.test(&Version::parse("1.2.3-rc.1").unwrap());
+            }
+        }
+    }
+}
