@@ -388,11 +388,13 @@ fn tag_policy(context: &mut Context<'_, '_>, file: &Path, raw: RawTagPolicy) -> 
         (None, Some(RawOrder::Numerical)) => Some(Order::Numerical(direction)),
         (None, Some(RawOrder::Alphabetical)) => Some(Order::Alphabetical(direction)),
         (None, Some(RawOrder::Newest)) => {
-            context.error(
-                "spec.order",
-                "order: newest is not supported yet (use semver, numerical or alphabetical)",
-            );
-            None
+            if spec.direction.is_some() {
+                context.error(
+                    "spec.direction",
+                    "direction does not apply to order: newest",
+                );
+            }
+            Some(Order::Newest)
         }
         (None, None)
             if context.positions.written("spec.semver")

@@ -183,7 +183,8 @@ pub struct RawTagPolicySpec {
     pub image: String,
     pub semver: Option<RawSemver>,
     pub filter: Option<RawFilter>,
-    /// How candidates are ranked when `semver` is not used.
+    /// How candidates are ranked when `semver` is not used: the extracted key as a number or as text,
+    /// or the image's `created` time (`newest`).
     pub order: Option<RawOrder>,
     /// `asc` (default): the greatest key wins; `desc`: the smallest.
     pub direction: Option<RawDirection>,

@@ -28,6 +28,10 @@ pub use self::window::Window;
 /// How many candidates `resolve` asks for a `created` time before giving up on `minAge`: enough to skip a
 /// burst of fresh pushes, few enough that a policy never costs more than a handful of registry requests.
 pub const MAX_CREATED_LOOKUPS: usize = 10;
+/// How many candidates `order: newest` asks for a `created` time per resolve (SPEC §4: bounded, so a
+/// registry's rate limit is never the price of this order). The registry client caches configs by
+/// digest, so a steady state costs manifest HEADs only.
+pub const MAX_NEWEST_LOOKUPS: usize = 25;
 
 /// A validated policy, from a `TagPolicy` document or a Flux `ImagePolicy` (+ its `ImageRepository`).
 #[derive(Debug, Clone)]
@@ -111,6 +115,9 @@ pub enum Order {
     Numerical(Direction),
     /// The key compares byte-wise.
     Alphabetical(Direction),
+    /// The image config's `created` time ranks; the filtered candidates are asked newest-looking first
+    /// (byte-wise greatest key), at most [`MAX_NEWEST_LOOKUPS`] of them.
+    Newest,
 }
 
 #[derive(Debug, Clone)]
@@ -212,9 +219,8 @@ impl fmt::Display for Reason {
             Reason::NoCreatedTime => {
                 f.write_str("image has no created time; minAge cannot be checked")
             }
-            Reason::NotChecked => write!(
-                f,
-                "not checked: minAge looks at the best {MAX_CREATED_LOOKUPS} candidates only"
+            Reason::NotChecked => f.write_str(
+                "not checked: only the best-looking candidates are asked for their created time",
             ),
         }
     }
@@ -234,7 +240,7 @@ impl Reason {
             Reason::NotANumber(_) => "have a key that is not a number",
             Reason::TooYoung { .. } => "are younger than minAge",
             Reason::NoCreatedTime => "have no created time",
-            Reason::NotChecked => "were not checked for minAge",
+            Reason::NotChecked => "were not asked for their created time",
         }
     }
 }
@@ -284,7 +290,7 @@ pub fn select(policy: &Policy, tags: &[String]) -> Selection {
         }
     }
     let descending_wins = match policy.order {
-        Order::Semver(_) => false,
+        Order::Semver(_) | Order::Newest => false,
         Order::Numerical(direction) | Order::Alphabetical(direction) => {
             direction == Direction::Descending
         }
@@ -348,7 +354,7 @@ fn candidate_key<'t>(
             .filter(|n| n.is_finite())
             .map(Key::Number)
             .ok_or(Reason::NotANumber(key)),
-        Order::Alphabetical(_) => Ok(Key::Text(key)),
+        Order::Alphabetical(_) | Order::Newest => Ok(Key::Text(key)),
     }
 }
 
@@ -443,7 +449,8 @@ pub async fn resolve<S: TagSource>(
 
 /// Walks the ranked candidates: the first one old enough for `minAge` wins (creation times are fetched
 /// only when `minAge` is set, best candidate first, at most [`MAX_CREATED_LOOKUPS`]); then its digest is
-/// resolved when the policy wants one.
+/// resolved when the policy wants one. `order: newest` first ranks the newest-looking candidates by
+/// their `created` time.
 pub async fn choose<S: TagSource>(
     policy: &Policy,
     selection: Selection,
@@ -455,28 +462,62 @@ pub async fn choose<S: TagSource>(
         mut rejected,
     } = selection;
     let image = || policy.image.name();
+    let created_of =
+        |tag: String| async move {
+            let created = source.created(&policy.image, &tag).await.map_err(|error| {
+                ResolveError::Created {
+                    image: policy.image.name(),
+                    tag: tag.clone(),
+                    source: Box::new(error),
+                }
+            })?;
+            Ok::<_, ResolveError>((tag, created))
+        };
+    // (tag, created time when already fetched)
+    let candidates: Vec<(String, Option<DateTime<Utc>>)> = if matches!(policy.order, Order::Newest)
+    {
+        let mut dated = Vec::new();
+        for (index, tag) in candidates.into_iter().enumerate() {
+            if index >= MAX_NEWEST_LOOKUPS {
+                rejected.push(Rejection {
+                    tag,
+                    reason: Reason::NotChecked,
+                });
+                continue;
+            }
+            match created_of(tag).await? {
+                (tag, Some(created)) => dated.push((tag, Some(created))),
+                (tag, None) => rejected.push(Rejection {
+                    tag,
+                    reason: Reason::NoCreatedTime,
+                }),
+            }
+        }
+        dated.sort_by(|(a_tag, a), (b_tag, b)| {
+            b.cmp(a)
+                .then_with(|| b_tag.as_bytes().cmp(a_tag.as_bytes()))
+        });
+        dated
+    } else {
+        candidates.into_iter().map(|tag| (tag, None)).collect()
+    };
     let mut chosen = None;
-    for (index, tag) in candidates.iter().enumerate() {
+    for (index, (tag, known)) in candidates.iter().enumerate() {
         if policy.min_age.is_zero() {
             chosen = Some(index);
             break;
         }
-        if index >= MAX_CREATED_LOOKUPS {
-            rejected.extend(candidates[index..].iter().map(|tag| Rejection {
-                tag: tag.clone(),
-                reason: Reason::NotChecked,
-            }));
-            break;
-        }
-        let created =
-            source
-                .created(&policy.image, tag)
-                .await
-                .map_err(|error| ResolveError::Created {
-                    image: image(),
+        let created = match known {
+            Some(created) => Some(*created),
+            None if index >= MAX_CREATED_LOOKUPS => {
+                rejected.extend(candidates[index..].iter().map(|(tag, _)| Rejection {
                     tag: tag.clone(),
-                    source: Box::new(error),
-                })?;
+                    reason: Reason::NotChecked,
+                }));
+                break;
+            }
+            None => created_of(tag.clone()).await?.1,
+        };
         let reason = match created {
             None => Reason::NoCreatedTime,
             Some(created) => {
@@ -500,7 +541,7 @@ pub async fn choose<S: TagSource>(
             rejected,
         });
     };
-    let tag = candidates[index].clone();
+    let tag = candidates[index].0.clone();
     let digest = if policy.digest {
         let digest = source
             .manifest_digest(&policy.image, &tag)

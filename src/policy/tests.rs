@@ -335,3 +335,79 @@ fn digest_is_resolved_for_the_chosen_tag_and_checked() {
         Err(ResolveError::InvalidDigest { .. })
     ));
 }
+
+#[test]
+fn newest_ranks_by_created_time_and_respects_min_age() {
+    let facts = Facts {
+        tags: tags(&[
+            "main-aaa",
+            "main-zzz",
+            "main-mmm",
+            "release-1",
+            "main-nodate",
+        ]),
+        created: [
+            ("main-aaa", at(10)),
+            ("main-zzz", at(3)),
+            ("main-mmm", at(8)),
+        ]
+        .into_iter()
+        .map(|(t, c)| (t.to_string(), c))
+        .collect(),
+        digests: HashMap::new(),
+        lookups: Default::default(),
+    };
+    let mut policy = policy(Order::Newest);
+    policy.filter = Some(TagFilter {
+        pattern: Regex::new("^main-").unwrap(),
+        extract: None,
+    });
+    let resolution = run(resolve(&policy, &facts, at(12))).unwrap();
+    assert_eq!(
+        resolution.tag, "main-aaa",
+        "byte order does not decide, created does"
+    );
+    assert!(resolution.rejected.contains(&Rejection {
+        tag: "main-nodate".to_string(),
+        reason: Reason::NoCreatedTime
+    }));
+    // Every created time was fetched once, newest-looking first; minAge reuses them.
+    assert_eq!(
+        *facts.lookups.lock().unwrap(),
+        ["main-zzz", "main-nodate", "main-mmm", "main-aaa"]
+    );
+    policy.min_age = Duration::from_secs(3 * 3600);
+    let resolution = run(resolve(&policy, &facts, at(12))).unwrap();
+    assert_eq!(resolution.tag, "main-mmm");
+    assert_eq!(
+        facts.lookups.lock().unwrap().len(),
+        8,
+        "no second fetch for minAge"
+    );
+}
+
+#[test]
+fn newest_asks_a_bounded_number_of_candidates() {
+    let listing: Vec<String> = (0..MAX_NEWEST_LOOKUPS + 5)
+        .map(|i| format!("build-{i:03}"))
+        .collect();
+    let facts = Facts {
+        tags: listing.clone(),
+        created: listing.iter().map(|t| (t.clone(), at(1))).collect(),
+        digests: HashMap::new(),
+        lookups: Default::default(),
+    };
+    let resolution = run(resolve(&policy(Order::Newest), &facts, at(12))).unwrap();
+    assert_eq!(facts.lookups.lock().unwrap().len(), MAX_NEWEST_LOOKUPS);
+    // Equal created times: the byte-wise greater tag.
+    assert_eq!(
+        resolution.tag,
+        format!("build-{:03}", MAX_NEWEST_LOOKUPS + 4)
+    );
+    let not_checked = resolution
+        .rejected
+        .iter()
+        .filter(|r| r.reason == Reason::NotChecked)
+        .count();
+    assert_eq!(not_checked, 5);
+}
