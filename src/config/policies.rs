@@ -711,6 +711,14 @@ fn positive_duration(context: &mut Context<'_, '_>, path: &str, text: &str) -> O
 
 fn schedule_window(context: &mut Context<'_, '_>, path: &str, raw: &RawWindow) -> Option<Window> {
     let schedule = match cron::Schedule::from_str(&raw.schedule) {
+        // A window that can never open again would hold its bumps forever, silently.
+        Ok(schedule) if schedule.upcoming(chrono_tz::UTC).next().is_none() => {
+            context.error(
+                &child(path, "schedule"),
+                format!("cron schedule {:?} never fires again", raw.schedule),
+            );
+            None
+        }
         Ok(schedule) => Some(schedule),
         Err(error) => {
             // The cron error draws a caret over several lines; its last line says what is wrong.

@@ -260,6 +260,8 @@ fn cases_for(tags: &[String]) -> Vec<Case> {
 fn library_agrees_with_node_semver_on_every_tag_list() {
     let mut total = 0;
     let mut chosen = 0;
+    let mut ties = 0;
+    let mut alpine = 0;
     let mut disagreements = Vec::new();
     let lists = tag_lists();
     let cases: Vec<Vec<Case>> = lists.iter().map(|(_, tags)| cases_for(tags)).collect();
@@ -283,6 +285,16 @@ fn library_agrees_with_node_semver_on_every_tag_list() {
                 let actual = selection.candidates.first().cloned();
                 total += 1;
                 chosen += usize::from(expected.is_some());
+                alpine +=
+                    usize::from(case.variant.as_deref() == Some("alpine") && expected.is_some());
+                // A winner whose equal-precedence twin (`v1.2.3` / `1.2.3`) is also listed: the tie rule.
+                if let Some(tag) = &expected {
+                    let twin = match tag.strip_prefix('v') {
+                        Some(bare) => bare.to_string(),
+                        None => format!("v{tag}"),
+                    };
+                    ties += usize::from(tags.contains(&twin));
+                }
                 if actual != expected {
                     disagreements.push(format!(
                         "{name} {case:?}: tagwatch {actual:?}, node-semver {expected:?}"
@@ -292,12 +304,17 @@ fn library_agrees_with_node_semver_on_every_tag_list() {
         }
     });
     eprintln!(
-        "semver oracle: {} lists, {total} cases ({chosen} with a tag chosen), {} disagreements",
+        "semver oracle: {} lists, {total} cases ({chosen} with a tag chosen, {ties} decided by the tie rule, {alpine} alpine variant), {} disagreements",
         lists.len(),
         disagreements.len()
     );
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
     assert!(total > 2000, "a spread of ranges per list");
+    assert!(
+        ties > 0,
+        "the tie rule is exercised (traefik lists v3.1.2 and 3.1.2)"
+    );
+    assert!(alpine > 0, "the alpine variant is exercised");
     assert!(
         chosen * 2 > total,
         "most ranges hit their list: {chosen} of {total}"

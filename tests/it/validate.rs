@@ -349,3 +349,15 @@ fn a_wrong_selection_rule_is_reported_once() {
         ["policies/p.yaml:7:11: spec.semver: expected a mapping, found an integer"]
     );
 }
+
+#[test]
+fn a_window_that_never_opens_again_is_an_error() {
+    assert_eq!(
+        policy_problems(&with_header(
+            "  semver: { range: ^1 }\n  windows: [{ schedule: \"0 0 9 1 1 * 2020\", duration: 1h }]\n",
+        )),
+        [
+            "policies/p.yaml:8:25: spec.windows[0].schedule: cron schedule \"0 0 9 1 1 * 2020\" never fires again"
+        ]
+    );
+}
