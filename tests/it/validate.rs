@@ -361,3 +361,13 @@ fn a_window_that_never_opens_again_is_an_error() {
         ]
     );
 }
+
+#[test]
+fn a_document_without_api_version_in_a_policy_path_is_an_error() {
+    assert_eq!(
+        policy_problems("kind: TagPolicy\nmetadata: { name: web }\n"),
+        [
+            "policies/p.yaml:1:1: apiVersion: missing: a policy document needs apiVersion: tagwatch.dev/v1alpha1 and kind: TagPolicy"
+        ]
+    );
+}
