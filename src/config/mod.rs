@@ -424,12 +424,20 @@ pub(crate) fn suppress_related(diagnostics: &mut Vec<Diagnostic>, from: usize, b
 
 /// The JSON Schema of `tagwatch.yaml` (published as `schema/tagwatch.schema.json`).
 pub fn config_schema() -> serde_json::Value {
-    serde_json::to_value(schemars::schema_for!(raw::RawConfig)).expect("schema serializes")
+    schema_of::<raw::RawConfig>()
 }
 
 /// The JSON Schema of a TagPolicy document (published as `schema/policy.schema.json`).
 pub fn policy_schema() -> serde_json::Value {
-    serde_json::to_value(schemars::schema_for!(raw::RawTagPolicy)).expect("schema serializes")
+    schema_of::<raw::RawTagPolicy>()
+}
+
+/// Draft-07: the dialect editors' YAML language servers understand best.
+pub(crate) fn schema_of<T: schemars::JsonSchema>() -> serde_json::Value {
+    let schema = schemars::generate::SchemaSettings::draft07()
+        .into_generator()
+        .into_root_schema_for::<T>();
+    serde_json::to_value(schema).expect("schema serializes")
 }
 
 #[cfg(test)]

@@ -39,12 +39,10 @@ pub const DEFAULT_FLUX_NAMESPACE: &str = "flux-system";
 const FLUX_DEFAULT_EXCLUSION: &str = r"^.*\.sig$";
 
 static POLICY_SCHEMA: LazyLock<serde_json::Value> = LazyLock::new(super::policy_schema);
-static FLUX_POLICY_SCHEMA: LazyLock<serde_json::Value> = LazyLock::new(|| {
-    serde_json::to_value(schemars::schema_for!(RawFluxImagePolicy)).expect("schema serializes")
-});
-static FLUX_REPOSITORY_SCHEMA: LazyLock<serde_json::Value> = LazyLock::new(|| {
-    serde_json::to_value(schemars::schema_for!(RawFluxImageRepository)).expect("schema serializes")
-});
+static FLUX_POLICY_SCHEMA: LazyLock<serde_json::Value> =
+    LazyLock::new(super::schema_of::<RawFluxImagePolicy>);
+static FLUX_REPOSITORY_SCHEMA: LazyLock<serde_json::Value> =
+    LazyLock::new(super::schema_of::<RawFluxImageRepository>);
 
 /// The policy files under `path`: the file itself, or every `*.yaml` / `*.yml` below a directory
 /// (hidden entries skipped), in a stable order.

@@ -57,7 +57,7 @@ pub struct Checked {
     pub problems: Vec<Problem>,
 }
 
-/// Checks `node` against `schema` (a root schema with `$defs`).
+/// Checks `node` against `schema` (a root schema with its `definitions`).
 pub fn check(schema: &Value, node: &Node) -> Checked {
     let mut walk = Walk {
         root: schema,
@@ -104,7 +104,12 @@ impl<'s> Walk<'s> {
                 break;
             };
             let name = reference.rsplit('/').next().unwrap_or_default();
-            match self.root.get("$defs").and_then(|defs| defs.get(name)) {
+            // Draft-07 keeps them under `definitions`, 2019-09 and later under `$defs`.
+            let definitions = self
+                .root
+                .get("definitions")
+                .or_else(|| self.root.get("$defs"));
+            match definitions.and_then(|defs| defs.get(name)) {
                 Some(target) => schema = target,
                 None => break,
             }

@@ -27,7 +27,8 @@ fn schemas_describe_the_documented_keys() {
     }
     assert_eq!(config["additionalProperties"], false);
     let policy: serde_json::Value = serde_json::from_str(&schema_files()[1].1).unwrap();
-    let spec = &policy["$defs"]["RawTagPolicySpec"]["properties"];
+    assert_eq!(policy["$schema"], "http://json-schema.org/draft-07/schema#");
+    let spec = &policy["definitions"]["RawTagPolicySpec"]["properties"];
     for key in [
         "image",
         "semver",
@@ -41,5 +42,66 @@ fn schemas_describe_the_documented_keys() {
         "minAge",
     ] {
         assert!(spec.get(key).is_some(), "{key}");
+    }
+}
+
+/// The structural check understands every keyword the generated schemas use, so a change to the raw
+/// types cannot silently turn a check off.
+#[test]
+fn the_structural_check_understands_every_keyword_in_use() {
+    const UNDERSTOOD: &[&str] = &[
+        "$ref",
+        "anyOf",
+        "oneOf",
+        "enum",
+        "const",
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "minimum",
+        "maximum",
+    ];
+    const ANNOTATIONS: &[&str] = &[
+        "$schema",
+        "title",
+        "description",
+        "format",
+        "definitions",
+        "default",
+    ];
+    fn walk(schema: &serde_json::Value, found: &mut Vec<String>) {
+        let Some(object) = schema.as_object() else {
+            return;
+        };
+        for (key, value) in object {
+            found.push(key.clone());
+            match key.as_str() {
+                "properties" | "definitions" => {
+                    for child in value.as_object().unwrap().values() {
+                        walk(child, found);
+                    }
+                }
+                "anyOf" | "oneOf" => value
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .for_each(|c| walk(c, found)),
+                "items" | "additionalProperties" => walk(value, found),
+                _ => {}
+            }
+        }
+    }
+    for (name, text) in schema_files() {
+        let mut found = Vec::new();
+        walk(&serde_json::from_str(&text).unwrap(), &mut found);
+        for keyword in found {
+            assert!(
+                UNDERSTOOD.contains(&keyword.as_str()) || ANNOTATIONS.contains(&keyword.as_str()),
+                "{}: keyword {keyword} is not understood by config::schema_check",
+                name.display()
+            );
+        }
     }
 }
