@@ -48,8 +48,16 @@ pub fn run(
         .context("starting the async runtime")?;
     let outcome = match tags_file {
         Some(file) => {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("reading the tag list {}", file.display()))?;
+            let text = match std::fs::read_to_string(file) {
+                Ok(text) => text,
+                Err(error) => {
+                    eprintln!(
+                        "error: cannot read the tag list {}: {error}",
+                        file.display()
+                    );
+                    return Ok(ExitCode::from(EXIT_USAGE));
+                }
+            };
             let source = TagList::parse(&text);
             // A tag list has no creation times or digests: rank offline, say what was left out.
             let mut offline = policy.clone();
@@ -114,8 +122,13 @@ fn find(config: &Config, argument: &str) -> Result<Policy, String> {
             )),
         };
     }
+    let looks_like_a_path =
+        argument.contains('/') || argument.ends_with(".yaml") || argument.ends_with(".yml");
     match config.policy(argument) {
         Some(policy) => Ok(policy.clone()),
+        None if looks_like_a_path => Err(format!(
+            "no policy file {argument:?} (and no policy of that name)"
+        )),
         None if config.policies.is_empty() => Err(format!(
             "unknown policy {argument:?}: the config defines no policies (give a policy name from the config's policy paths, or a path to a policy file)"
         )),

@@ -138,3 +138,27 @@ fn injected_tags_never_reach_stdout_and_are_shown_escaped() {
     );
     assert!(stderr.contains(r#"rejected "9.9.9 # injected": breaks the OCI tag grammar"#));
 }
+
+#[test]
+fn missing_policy_file_or_tag_list_is_a_usage_error() {
+    let output = tagwatch(&["resolve", "policies/typo.yaml"], root());
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        text(&output.stderr),
+        "error: no policy file \"policies/typo.yaml\" (and no policy of that name)\n"
+    );
+    let output = tagwatch(
+        &[
+            "resolve",
+            "policies/podinfo.yaml",
+            "--tags-file",
+            "tests/tags/missing.txt",
+        ],
+        root(),
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr)
+            .starts_with("error: cannot read the tag list tests/tags/missing.txt: ")
+    );
+}
