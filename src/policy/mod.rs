@@ -9,6 +9,7 @@
 pub mod semver;
 pub mod window;
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -332,16 +333,17 @@ fn candidate_key<'t>(
     if let Some(exclusion) = policy.exclude.iter().find(|e| e.matches(tag)) {
         return Err(Reason::Excluded(exclusion.to_string()));
     }
-    let key = match &policy.filter {
-        None => tag.to_string(),
+    // Borrowed unless a template builds a new key: ranking 10,000 tags should not copy them all.
+    let key: Cow<'_, str> = match &policy.filter {
+        None => Cow::Borrowed(tag),
         Some(filter) => {
             let captures = filter.pattern.captures(tag).ok_or(Reason::FilterMismatch)?;
             match &filter.extract {
-                None => tag.to_string(),
+                None => Cow::Borrowed(tag),
                 Some(template) => {
                     let mut key = String::new();
                     captures.expand(template, &mut key);
-                    key
+                    Cow::Owned(key)
                 }
             }
         }
@@ -353,8 +355,8 @@ fn candidate_key<'t>(
             .ok()
             .filter(|n| n.is_finite())
             .map(Key::Number)
-            .ok_or(Reason::NotANumber(key)),
-        Order::Alphabetical(_) | Order::Newest => Ok(Key::Text(key)),
+            .ok_or_else(|| Reason::NotANumber(key.into_owned())),
+        Order::Alphabetical(_) | Order::Newest => Ok(Key::Text(key.into_owned())),
     }
 }
 
