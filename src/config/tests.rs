@@ -203,3 +203,26 @@ fn load_policies_from_text(text: &str) -> Result<Vec<Policy>, Diagnostics> {
     std::fs::write(&file, text).unwrap();
     load_policies(&[file])
 }
+
+#[test]
+fn secrets_never_appear_in_config_or_diagnostics() {
+    let secret = "hunter2-very-secret";
+    let text = "registries:\n  - host: ghcr.io\n    auth: { username: bot, passwordEnv: REG_PASSWORD }\nrepositories:\n  - name: prod\n    url: https://git.example.com/prod.git\n    auth: { tokenEnv: GIT_TOKEN }\n";
+    let config = load(
+        text,
+        None,
+        &[("REG_PASSWORD", secret), ("GIT_TOKEN", secret)],
+    )
+    .unwrap();
+    assert!(!format!("{config:?}").contains(secret));
+    let broken = format!(
+        "{text}    branch: [x]\n  - name: leak\n    url: https://bot:{secret}@git.example.com/x.git\n"
+    );
+    let diagnostics = load(&broken, None, &[("REG_PASSWORD", secret)]).unwrap_err();
+    assert!(!diagnostics.to_string().contains(secret), "{diagnostics}");
+    assert!(
+        diagnostics
+            .to_string()
+            .contains("https://***@git.example.com/x.git")
+    );
+}
