@@ -80,11 +80,20 @@ pub(super) fn load(
         let path = format!("policies[{index}]");
         let resolved = base.join(entry);
         match super::policies::collect_files(&resolved) {
-            Ok(files) => policy_files.extend(files),
+            Ok(files) => {
+                for file in files {
+                    // A file named both directly and through its directory is read once.
+                    let identity = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
+                    if !policy_files.iter().any(|(seen, _)| *seen == identity) {
+                        policy_files.push((identity, file));
+                    }
+                }
+            }
             Err(error) => context.error(&path, format!("policy path {entry:?}: {error}")),
         }
     }
     suppress_related(context.report.diagnostics, semantic_from, &broken);
+    let policy_files: Vec<PathBuf> = policy_files.into_iter().map(|(_, file)| file).collect();
     config.policies = super::policies::load_policy_files(&policy_files, context.report.diagnostics);
     config
 }

@@ -99,6 +99,18 @@ fn a_bare_name_shared_by_two_namespaces_is_ambiguous() {
 }
 
 #[test]
+fn a_policy_file_named_twice_is_read_once() {
+    let policy = "apiVersion: tagwatch.dev/v1alpha1\nkind: TagPolicy\nmetadata: { name: web }\nspec: { image: nginx, semver: { range: ^1 } }\n";
+    let config = load(
+        "policies: [policies, policies/p.yaml, ./policies/]\n",
+        Some(policy),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(config.policies.len(), 1);
+}
+
+#[test]
 fn anchors_and_aliases_are_followed() {
     let config = load(
         "registries:\n  - &local { host: \"127.0.0.1:5000\", insecure: true }\nrepositories:\n  - name: a\n    url: file:///srv/a.git\n    writeBack: &wb { mode: push, message: \"bump {image} to {to}\" }\n  - name: b\n    url: file:///srv/b.git\n    writeBack: *wb\n",
