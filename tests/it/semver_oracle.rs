@@ -325,6 +325,7 @@ fn library_agrees_with_node_semver_on_every_tag_list() {
 #[test]
 fn binary_resolve_agrees_with_node_semver_on_a_sample() {
     let dir = tempfile::tempdir().unwrap();
+    let mut runs = 0;
     for (index, (name, tags)) in tag_lists().iter().enumerate() {
         let Some(major) = versions(tags)
             .iter()
@@ -334,43 +335,59 @@ fn binary_resolve_agrees_with_node_semver_on_a_sample() {
         else {
             continue;
         };
-        // Alternate plain and prerelease-including policies across the lists.
-        let case = Case {
+        // Alternate plain and prerelease-including policies across the lists; add the list's most
+        // common variant.
+        let mut cases = vec![Case {
             range: format!("^{major}"),
             include_prerelease: index % 2 == 1,
             variant: None,
-        };
-        let expected = oracle(tags, std::slice::from_ref(&case)).remove(0);
-        let policy = dir.path().join(format!("{name}.yaml"));
-        std::fs::write(
-            &policy,
-            format!(
-                "apiVersion: tagwatch.dev/v1alpha1\nkind: TagPolicy\nmetadata: {{ name: sample }}\nspec:\n  image: registry.example/sample\n  semver: {{ range: \"{}\", prerelease: {} }}\n",
-                case.range, case.include_prerelease
-            ),
-        )
-        .unwrap();
-        let output = run_resolve(&policy, &root().join("tests/tags").join(name), dir.path());
-        match expected {
-            Some(tag) => {
-                assert_eq!(
-                    output.status.code(),
-                    Some(0),
-                    "{name}: {}",
-                    String::from_utf8_lossy(&output.stderr)
-                );
-                assert_eq!(
-                    String::from_utf8_lossy(&output.stdout),
-                    format!("{tag}\n"),
-                    "{name} {case:?}"
-                );
-            }
-            None => {
-                assert_eq!(output.status.code(), Some(1), "{name}");
-                assert!(String::from_utf8_lossy(&output.stderr).contains("no tag qualifies"));
+        }];
+        if let Some(variant) = variants_for(tags).into_iter().next() {
+            cases.push(Case {
+                range: "*".to_string(),
+                include_prerelease: false,
+                variant: Some(variant),
+            });
+        }
+        let expected = oracle(tags, &cases);
+        for (number, (case, expected)) in cases.iter().zip(expected).enumerate() {
+            let policy = dir.path().join(format!("{name}-{number}.yaml"));
+            let variant = case
+                .variant
+                .as_ref()
+                .map_or(String::new(), |v| format!(", variant: \"{v}\""));
+            std::fs::write(
+                &policy,
+                format!(
+                    "apiVersion: tagwatch.dev/v1alpha1\nkind: TagPolicy\nmetadata: {{ name: sample }}\nspec:\n  image: registry.example/sample\n  semver: {{ range: \"{}\", prerelease: {}{variant} }}\n",
+                    case.range, case.include_prerelease
+                ),
+            )
+            .unwrap();
+            let output = run_resolve(&policy, &root().join("tests/tags").join(name), dir.path());
+            runs += 1;
+            match expected {
+                Some(tag) => {
+                    assert_eq!(
+                        output.status.code(),
+                        Some(0),
+                        "{name}: {}",
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                    assert_eq!(
+                        String::from_utf8_lossy(&output.stdout),
+                        format!("{tag}\n"),
+                        "{name} {case:?}"
+                    );
+                }
+                None => {
+                    assert_eq!(output.status.code(), Some(1), "{name}");
+                    assert!(String::from_utf8_lossy(&output.stderr).contains("no tag qualifies"));
+                }
             }
         }
     }
+    assert!(runs > 30, "{runs} binary runs");
 }
 
 fn run_resolve(policy: &Path, tags: &Path, cwd: &Path) -> std::process::Output {
