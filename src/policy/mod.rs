@@ -14,6 +14,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -281,7 +282,7 @@ pub fn select(policy: &Policy, tags: &[String]) -> Selection {
             Ok(key) => keyed.push((key, tag)),
             Err(reason) => {
                 if reason == Reason::InvalidTag {
-                    tracing::warn!(policy = %policy.name, tag = ?tag, "dropped a tag that breaks the OCI tag grammar");
+                    log_invalid_tag(policy, tag);
                 }
                 rejected.push(Rejection {
                     tag: tag.clone(),
@@ -316,6 +317,27 @@ pub fn select(policy: &Policy, tags: &[String]) -> Selection {
     Selection {
         candidates: keyed.into_iter().map(|(_, tag)| tag.clone()).collect(),
         rejected,
+    }
+}
+
+/// Tags remembered as already warned about, at most: a registry listing junk must not grow memory.
+const MAX_WARNED_TAGS: usize = 10_000;
+
+/// A tag that breaks the grammar is a warning the first time (per image) and a debug line on every poll
+/// after that, so the daemon's log is not flooded; the tag is always printed escaped.
+fn log_invalid_tag(policy: &Policy, tag: &str) {
+    static WARNED: LazyLock<Mutex<HashSet<(String, String)>>> = LazyLock::new(Default::default);
+    let key = (policy.image.name(), tag.to_string());
+    let first = WARNED.lock().is_ok_and(|mut warned| {
+        if warned.len() >= MAX_WARNED_TAGS {
+            warned.clear();
+        }
+        warned.insert(key)
+    });
+    if first {
+        tracing::warn!(policy = %policy.name, image = %policy.image.name(), tag = ?tag, "dropped a tag that breaks the OCI tag grammar");
+    } else {
+        tracing::debug!(policy = %policy.name, image = %policy.image.name(), tag = ?tag, "dropped a tag that breaks the OCI tag grammar");
     }
 }
 
