@@ -1,4 +1,5 @@
 //! The one integration-test binary: end-to-end runs against real services (registry, git remotes, sshd)
 //! that the helpers in `support` start on free loopback ports and stop on drop.
 
+mod registry;
 mod support;
