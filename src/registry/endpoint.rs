@@ -185,34 +185,21 @@ impl Endpoint {
                 request = request.header(AUTHORIZATION, value);
             }
             let permit = self.limit.acquire().await.expect("semaphore never closed");
-            let response = match request.send().await {
-                Ok(response) => response,
-                Err(error) => {
-                    drop(permit);
-                    match backoff.next_delay(None) {
-                        Some(delay) => {
-                            tracing::debug!(url = %url, error = %error, ?delay, "request failed, retrying");
-                            tokio::time::sleep(delay).await;
-                            continue;
-                        }
-                        None => {
-                            return Err(RegistryError::Unreachable {
-                                url: url.to_string(),
-                                attempts,
-                                source: error,
-                            });
-                        }
-                    }
+            // The body is read under the permit too: the limit counts requests the registry is serving.
+            let outcome = match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let headers = response.headers().clone();
+                    response.bytes().await.map(|body| (status, headers, body))
                 }
+                Err(error) => Err(error),
             };
-            let status = response.status();
-            let headers = response.headers().clone();
-            let body = response.bytes().await;
             drop(permit);
-            let body = match body {
-                Ok(body) => body,
+            let (status, headers, body) = match outcome {
+                Ok(outcome) => outcome,
                 Err(error) => match backoff.next_delay(None) {
                     Some(delay) => {
+                        tracing::debug!(url = %url, error = %error, ?delay, "request failed, retrying");
                         tokio::time::sleep(delay).await;
                         continue;
                     }

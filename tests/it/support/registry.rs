@@ -235,14 +235,7 @@ fn ensure_installed() {
 
 /// A CA and a server certificate for 127.0.0.1 / localhost signed by it; returns (ca, cert, key) paths.
 fn write_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "tagwatch test CA");
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let ca_issuer = Issuer::new(ca_params, ca_key);
+    let (ca_cert, ca_issuer) = generate_ca("tagwatch test CA");
     let server_key = KeyPair::generate().unwrap();
     let mut server_params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
     server_params
@@ -258,4 +251,20 @@ fn write_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     std::fs::write(&paths.1, server_cert.pem()).unwrap();
     std::fs::write(&paths.2, server_key.serialize_pem()).unwrap();
     (paths.0, paths.1, paths.2)
+}
+
+/// A self-signed CA for test certificates: its certificate and an issuer that signs with its key.
+pub fn generate_ca(common_name: &str) -> (rcgen::Certificate, Issuer<'static, KeyPair>) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    (ca_cert, Issuer::new(ca_params, ca_key))
 }

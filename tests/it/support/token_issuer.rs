@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{CertificateParams, KeyPair, KeyUsagePurpose};
 
 pub const ISSUER: &str = "tagwatch-test-issuer";
 /// Token lifetime: long enough that no test sees an expiry, short like real issuers.
@@ -43,18 +43,7 @@ struct IssuerState {
 impl TokenIssuer {
     /// Starts on a free loopback port; `users` are (username, password) pairs.
     pub async fn start(service: &str, users: &[(&str, &str)]) -> TokenIssuer {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "tagwatch test token root");
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let ca_issuer = Issuer::new(ca_params, ca_key);
+        let (ca_cert, ca_issuer) = super::registry::generate_ca("tagwatch test token root");
 
         let signing_key = KeyPair::generate().unwrap();
         let mut signing_params = CertificateParams::new(Vec::<String>::new()).unwrap();
