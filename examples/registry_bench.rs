@@ -70,8 +70,8 @@ async fn poll(host: &str, prefix: &str, repositories: usize, concurrency: usize,
         let client = RegistryClient::new(vec![settings.clone()], &Environment::default()).unwrap();
         let started = Instant::now();
         let mut listings = tokio::task::JoinSet::new();
-        for image in images.iter().cloned() {
-            let client = client.clone();
+        for image in &images {
+            let (client, image) = (client.clone(), image.clone());
             listings.spawn(async move { client.list_tags(&image).await });
         }
         let mut tags = 0usize;

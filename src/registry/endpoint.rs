@@ -515,3 +515,46 @@ fn error_codes(body: &[u8]) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_hub_is_reached_at_its_api_host_over_https() {
+        for host in ["docker.io", "index.docker.io", "registry-1.docker.io"] {
+            let endpoint =
+                Endpoint::new(&RegistrySettings::anonymous(host), &Environment::default()).unwrap();
+            assert_eq!(endpoint.host, "docker.io");
+            assert_eq!(
+                endpoint.url("/v2/library/nginx/tags/list").as_str(),
+                "https://registry-1.docker.io/v2/library/nginx/tags/list"
+            );
+        }
+        let mut settings = RegistrySettings::anonymous("127.0.0.1:5000");
+        settings.insecure = true;
+        let endpoint = Endpoint::new(&settings, &Environment::default()).unwrap();
+        assert_eq!(endpoint.url("/v2/").as_str(), "http://127.0.0.1:5000/v2/");
+    }
+
+    #[test]
+    fn a_missing_ca_file_or_credential_is_a_settings_error_naming_the_registry() {
+        let mut settings = RegistrySettings::anonymous("registry.example");
+        settings.ca_file = Some("/nonexistent/ca.pem".into());
+        let error = Endpoint::new(&settings, &Environment::default())
+            .err()
+            .unwrap();
+        assert!(error.to_string().contains("registry.example"), "{error}");
+        assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
+
+        let mut settings = RegistrySettings::anonymous("registry.example");
+        settings.auth = super::super::RegistryAuthSettings::Basic {
+            username: "bot".into(),
+            password: super::super::PasswordSource::Env("REGISTRY_PASSWORD".into()),
+        };
+        let error = Endpoint::new(&settings, &Environment::default())
+            .err()
+            .unwrap();
+        assert!(error.to_string().contains("REGISTRY_PASSWORD"), "{error}");
+    }
+}

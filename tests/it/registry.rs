@@ -440,3 +440,41 @@ async fn unreachable_registry_is_a_transient_error_naming_the_url() {
     assert!(error.to_string().contains(&host), "{error}");
     assert!(error.hint().is_some());
 }
+
+#[tokio::test]
+async fn requests_to_one_registry_respect_its_concurrency_limit() {
+    let registry = Registry::plain().await;
+    for index in 0..12 {
+        let repository = format!("limit/repo-{index}");
+        let manifest = registry
+            .seeder(&repository)
+            .image_manifest(&repository, CREATED, "amd64")
+            .await;
+        registry
+            .seeder(&repository)
+            .tag_all(&repository, manifest, vec!["1.0.0".into()], 1)
+            .await;
+    }
+    let proxy = Proxy::start(&registry.url, Mode::InjectTags(Vec::new())).await;
+    let mut settings = proxy_settings(&proxy);
+    settings.max_concurrency = 2;
+    let client = client(vec![settings], "");
+    let mut listings = tokio::task::JoinSet::new();
+    for index in 0..12 {
+        let (client, reference) = (
+            client.clone(),
+            image(&proxy.host, &format!("limit/repo-{index}")),
+        );
+        listings.spawn(async move { client.list_tags(&reference).await });
+    }
+    while let Some(result) = listings.join_next().await {
+        assert_eq!(result.unwrap().unwrap(), vec!["1.0.0".to_string()]);
+    }
+    let max = proxy
+        .max_in_flight
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (1..=2).contains(&max),
+        "{max} requests in flight with a limit of 2"
+    );
+}

@@ -47,6 +47,8 @@ pub struct Proxy {
     pub requests: Arc<AtomicUsize>,
     /// `tags/list` requests received.
     pub tag_pages: Arc<AtomicUsize>,
+    /// The most requests that were in flight at once.
+    pub max_in_flight: Arc<AtomicUsize>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -56,6 +58,8 @@ struct ProxyState {
     http: reqwest::Client,
     requests: Arc<AtomicUsize>,
     tag_pages: Arc<AtomicUsize>,
+    in_flight: AtomicUsize,
+    max_in_flight: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -63,6 +67,7 @@ impl Proxy {
     pub async fn start(upstream: &str, mode: Mode) -> Proxy {
         let requests = Arc::new(AtomicUsize::new(0));
         let tag_pages = Arc::new(AtomicUsize::new(0));
+        let max_in_flight = Arc::new(AtomicUsize::new(0));
         let state = Arc::new(ProxyState {
             upstream: upstream.trim_end_matches('/').to_string(),
             mode,
@@ -72,6 +77,8 @@ impl Proxy {
                 .unwrap(),
             requests: requests.clone(),
             tag_pages: tag_pages.clone(),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: max_in_flight.clone(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let host = listener.local_addr().unwrap().to_string();
@@ -87,6 +94,7 @@ impl Proxy {
             host,
             requests,
             tag_pages,
+            max_in_flight,
             server,
         }
     }
@@ -99,6 +107,14 @@ impl Drop for Proxy {
 }
 
 async fn handle(State(state): State<Arc<ProxyState>>, request: Request) -> Response {
+    let in_flight = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    state.max_in_flight.fetch_max(in_flight, Ordering::SeqCst);
+    let response = forward(&state, request).await;
+    state.in_flight.fetch_sub(1, Ordering::SeqCst);
+    response
+}
+
+async fn forward(state: &ProxyState, request: Request) -> Response {
     let served = state.requests.fetch_add(1, Ordering::SeqCst);
     let path = request.uri().path().to_string();
     let query = request.uri().query().map(str::to_string);
