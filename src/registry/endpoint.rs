@@ -104,7 +104,12 @@ impl Endpoint {
         } else {
             host.as_str()
         };
-        let scheme = if settings.insecure { "http" } else { "https" };
+        // `insecure` means plain HTTP, unless a CA file says how to verify TLS (settings.rs).
+        let scheme = if settings.insecure && settings.ca_file.is_none() {
+            "http"
+        } else {
+            "https"
+        };
         let base = Url::parse(&format!("{scheme}://{api_host}/"))
             .map_err(|error| invalid(format!("not a valid host[:port]: {error}")))?;
 

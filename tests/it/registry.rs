@@ -263,6 +263,31 @@ async fn basic_auth_over_tls_with_a_custom_ca_and_wrong_credentials_fail_clearly
     let from_file = RegistryClient::new(vec![settings], &Environment::default()).unwrap();
     assert_eq!(from_file.list_tags(&reference).await.unwrap().len(), 3);
 
+    // The same credentials from a docker config.json `auths` entry.
+    let docker_config = tempfile::NamedTempFile::new().unwrap();
+    let auth = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("tester:{PASSWORD}"),
+    );
+    std::fs::write(
+        docker_config.path(),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, registry.host),
+    )
+    .unwrap();
+    let mut settings = registry.settings(PASSWORD_ENV);
+    settings.auth = RegistryAuthSettings::DockerConfig {
+        path: docker_config.path().to_path_buf(),
+    };
+    let from_docker_config = RegistryClient::new(vec![settings], &Environment::default()).unwrap();
+    assert_eq!(
+        from_docker_config
+            .list_tags(&reference)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+
     let wrong_password = "wrong-password-0xDEADBEEF";
     let (logs, _guard) = CapturedLogs::start();
     let wrong = client(vec![registry.settings(PASSWORD_ENV)], wrong_password);
