@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 
 use super::auth::{Challenge, Credentials, parse_challenge, resolve_credentials};
 use super::backoff::{Backoff, parse_retry_after};
-use super::error::{RegistryError, classify};
+use super::error::{ErrorClass, RegistryError, classify};
 use super::settings::RegistrySettings;
 use crate::environment::Environment;
 use crate::reference::{DOCKER_HUB, DOCKER_HUB_API_HOST};
@@ -191,14 +191,7 @@ impl Endpoint {
             }
             let permit = self.limit.acquire().await.expect("semaphore never closed");
             // The body is read under the permit too: the limit counts requests the registry is serving.
-            let outcome = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let headers = response.headers().clone();
-                    response.bytes().await.map(|body| (status, headers, body))
-                }
-                Err(error) => Err(error),
-            };
+            let outcome = exchange(request).await;
             drop(permit);
             let (status, headers, body) = match outcome {
                 Ok(outcome) => outcome,
@@ -218,10 +211,7 @@ impl Endpoint {
                 },
             };
             if status.is_success() {
-                return Ok(Answer {
-                    headers,
-                    body: body.to_vec(),
-                });
+                return Ok(Answer { headers, body });
             }
             if status == StatusCode::UNAUTHORIZED {
                 let challenge = headers
@@ -241,30 +231,22 @@ impl Endpoint {
                     "the registry rejected the credentials (HTTP 401)".to_string(),
                 ));
             }
-            if status == StatusCode::FORBIDDEN && !body.windows(15).any(|w| w == b"TOOMANYREQUESTS")
+            // Docker Hub signals its pull limit as 403 + TOOMANYREQUESTS in some versions: that is not
+            // an access problem, and `failure` classifies it.
+            if status == StatusCode::FORBIDDEN
+                && !error_codes(&body)
+                    .iter()
+                    .any(|code| code == "TOOMANYREQUESTS")
             {
                 return Err(self.unauthorized(repository, "access denied (HTTP 403)".to_string()));
             }
-            let codes = error_codes(&body);
-            let retry_after = headers
-                .get(RETRY_AFTER)
-                .and_then(|value| value.to_str().ok())
-                .and_then(parse_retry_after);
-            let class = classify(status, &codes, retry_after);
-            if class.is_retryable()
-                && let Some(delay) = backoff.next_delay(retry_after)
-            {
+            let failure = failure(url.as_str(), status, &headers, &body, attempts);
+            if let Some(delay) = retry_delay(&failure, &mut backoff) {
                 tracing::warn!(url = %url, status = status.as_u16(), ?delay, "registry asked to retry");
                 tokio::time::sleep(delay).await;
                 continue;
             }
-            return Err(RegistryError::Status {
-                url: url.to_string(),
-                status,
-                codes,
-                class,
-                attempts,
-            });
+            return Err(failure);
         }
     }
 
@@ -406,46 +388,49 @@ impl Endpoint {
                 }
             }
         };
-        let response = request
-            .send()
-            .await
-            .map_err(|source| RegistryError::Unreachable {
-                url: url.to_string(),
-                attempts: 1,
-                source,
-            })?;
-        let status = response.status();
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(self.unauthorized(
-                repository,
-                format!(
-                    "the token service {} rejected the credentials (HTTP {})",
-                    redacted_origin(&url),
-                    status.as_u16()
-                ),
-            ));
-        }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|source| RegistryError::Unreachable {
-                url: url.to_string(),
-                attempts: 1,
-                source,
-            })?;
-        if !status.is_success() {
-            let codes = error_codes(&body);
-            return Err(RegistryError::Status {
-                url: redacted_origin(&url),
-                status,
-                class: classify(status, &codes, None),
-                codes,
-                attempts: 1,
-            });
-        }
+        let origin = redacted_origin(&url);
+        let mut backoff = Backoff::default();
+        let mut attempts = 0u32;
+        let body = loop {
+            attempts += 1;
+            let attempt = request
+                .try_clone()
+                .expect("token requests have an in-memory body");
+            match exchange(attempt).await {
+                Ok((status, _, _))
+                    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN =>
+                {
+                    return Err(self.unauthorized(
+                        repository,
+                        format!(
+                            "the token service {origin} rejected the credentials (HTTP {})",
+                            status.as_u16()
+                        ),
+                    ));
+                }
+                Ok((status, _, body)) if status.is_success() => break body,
+                Ok((status, headers, body)) => {
+                    let failure = failure(&origin, status, &headers, &body, attempts);
+                    match retry_delay(&failure, &mut backoff) {
+                        Some(delay) => tokio::time::sleep(delay).await,
+                        None => return Err(failure),
+                    }
+                }
+                Err(source) => match backoff.next_delay(None) {
+                    Some(delay) => tokio::time::sleep(delay).await,
+                    None => {
+                        return Err(RegistryError::Unreachable {
+                            url: origin,
+                            attempts,
+                            source,
+                        });
+                    }
+                },
+            }
+        };
         let answer: TokenAnswer =
             serde_json::from_slice(&body).map_err(|_| RegistryError::InvalidResponse {
-                url: redacted_origin(&url),
+                url: origin.clone(),
                 reason: "the token service did not answer with a token JSON".to_string(),
             })?;
         let token = answer
@@ -453,7 +438,7 @@ impl Endpoint {
             .or(answer.access_token)
             .filter(|token| !token.is_empty())
             .ok_or_else(|| RegistryError::InvalidResponse {
-                url: redacted_origin(&url),
+                url: origin.clone(),
                 reason: "the token answer holds no token".to_string(),
             })?;
         let lifetime = answer
@@ -470,6 +455,49 @@ impl Endpoint {
             },
         );
         Ok(token)
+    }
+}
+
+/// Sends a request and reads the whole body (registry answers here are small).
+async fn exchange(
+    request: reqwest::RequestBuilder,
+) -> Result<(StatusCode, HeaderMap, Vec<u8>), reqwest::Error> {
+    let response = request.send().await?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.bytes().await?;
+    Ok((status, headers, body.to_vec()))
+}
+
+/// The error for a failed answer, classified once from its status, OCI codes and `Retry-After`.
+fn failure(
+    url: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    attempts: u32,
+) -> RegistryError {
+    let codes = error_codes(body);
+    let retry_after = headers
+        .get(RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_retry_after);
+    RegistryError::Status {
+        url: url.to_string(),
+        status,
+        class: classify(status, &codes, retry_after),
+        codes,
+        attempts,
+    }
+}
+
+/// How long to wait before retrying after `failure`, or `None` when it is permanent or attempts are
+/// used up.
+fn retry_delay(failure: &RegistryError, backoff: &mut Backoff) -> Option<Duration> {
+    match failure.class() {
+        ErrorClass::Permanent => None,
+        ErrorClass::Transient => backoff.next_delay(None),
+        ErrorClass::RateLimited { retry_after } => backoff.next_delay(retry_after),
     }
 }
 
