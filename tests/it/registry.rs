@@ -16,7 +16,6 @@ use tagwatch::source::TagSource;
 
 use crate::support::proxy::{LinkStyle, Mode, Proxy};
 use crate::support::registry::{Auth, PASSWORD, Registry};
-use crate::support::seed::{OCI_MANIFEST, sha256};
 
 const PASSWORD_ENV: &str = "TAGWATCH_TEST_REGISTRY_PASSWORD";
 const CREATED: &str = "2024-03-01T12:00:00Z";
@@ -218,7 +217,6 @@ async fn config_blob_is_fetched_once_per_digest() {
             1,
         )
         .await;
-    assert_eq!(sha256(&manifest).len(), 71);
     let proxy = Proxy::start(&registry.url, Mode::InjectTags(Vec::new())).await;
     let client = client(vec![proxy_settings(&proxy)], "");
     let reference = image(&proxy.host, "acme/cache");
@@ -237,7 +235,6 @@ async fn config_blob_is_fetched_once_per_digest() {
             .is_some()
     );
     assert_eq!(requests(), 4, "no second config fetch");
-    let _ = OCI_MANIFEST;
 }
 
 #[tokio::test]
@@ -376,9 +373,10 @@ async fn rate_limited_registry_is_retried_after_retry_after() {
     let tags = seed_tags(&registry, "acme/busy", 2).await;
     let proxy = Proxy::start(
         &registry.url,
-        Mode::RateLimit {
+        Mode::Refuse {
             failures: 2,
-            retry_after_seconds: 1,
+            status: 429,
+            retry_after_seconds: Some(1),
         },
     )
     .await;
@@ -396,9 +394,10 @@ async fn rate_limited_registry_is_retried_after_retry_after() {
     // A registry that keeps refusing: the error says rate-limited, with the server's hint.
     let refusing = Proxy::start(
         &registry.url,
-        Mode::RateLimit {
+        Mode::Refuse {
             failures: usize::MAX,
-            retry_after_seconds: 0,
+            status: 429,
+            retry_after_seconds: Some(0),
         },
     )
     .await;
@@ -414,6 +413,50 @@ async fn rate_limited_registry_is_retried_after_retry_after() {
         "{error}"
     );
     assert!(error.to_string().contains("429"), "{error}");
+}
+
+#[tokio::test]
+async fn unavailable_registry_is_retried_with_backoff_then_reported_as_transient() {
+    let registry = Registry::plain().await;
+    let seeder = registry.seeder("acme/flaky");
+    let digest = seeder.push_image("acme/flaky", "1.0.0", CREATED).await;
+    let flaky = Proxy::start(
+        &registry.url,
+        Mode::Refuse {
+            failures: 2,
+            status: 503,
+            retry_after_seconds: None,
+        },
+    )
+    .await;
+    let client = client(vec![proxy_settings(&flaky)], "");
+    let reference = image(&flaky.host, "acme/flaky");
+    assert_eq!(
+        client.manifest_digest(&reference, "1.0.0").await.unwrap(),
+        digest
+    );
+    assert_eq!(flaky.requests.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+    let down = Proxy::start(
+        &registry.url,
+        Mode::Refuse {
+            failures: usize::MAX,
+            status: 502,
+            retry_after_seconds: None,
+        },
+    )
+    .await;
+    let error = self::client(vec![proxy_settings(&down)], "")
+        .manifest_digest(&image(&down.host, "acme/flaky"), "1.0.0")
+        .await
+        .unwrap_err();
+    assert_eq!(error.class(), ErrorClass::Transient, "{error}");
+    // Four attempts in all (backoff::DEFAULT_MAX_ATTEMPTS), then a clear error.
+    assert_eq!(down.requests.load(std::sync::atomic::Ordering::SeqCst), 4);
+    assert!(
+        error.to_string().contains("502") && error.to_string().contains("4 attempts"),
+        "{error}"
+    );
 }
 
 #[tokio::test]

@@ -31,10 +31,12 @@ pub enum Mode {
         link: LinkStyle,
         overlap: bool,
     },
-    /// Answer the first `failures` requests with 429 and `Retry-After: retry_after_seconds`.
-    RateLimit {
+    /// Answer the first `failures` requests with `status` (429, 503, …), with
+    /// `Retry-After: retry_after_seconds` when set.
+    Refuse {
         failures: usize,
-        retry_after_seconds: u64,
+        status: u16,
+        retry_after_seconds: Option<u64>,
     },
     /// Append these (hostile) tags to every `tags/list` answer.
     InjectTags(Vec<String>),
@@ -122,23 +124,27 @@ async fn forward(state: &ProxyState, request: Request) -> Response {
     if is_tag_list {
         state.tag_pages.fetch_add(1, Ordering::SeqCst);
     }
-    if let Mode::RateLimit {
+    if let Mode::Refuse {
         failures,
+        status,
         retry_after_seconds,
     } = &state.mode
         && served < *failures
     {
-        let mut response = (
-            StatusCode::TOO_MANY_REQUESTS,
-            r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}"#,
-        )
-            .into_response();
-        response
-            .headers_mut()
-            .insert("retry-after", HeaderValue::from(*retry_after_seconds));
+        let body = if *status == 429 {
+            r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}"#
+        } else {
+            "upstream unavailable"
+        };
+        let mut response = (StatusCode::from_u16(*status).unwrap(), body).into_response();
+        if let Some(seconds) = retry_after_seconds {
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from(*seconds));
+        }
         return response;
     }
-    let upstream_query = if is_tag_list && !matches!(state.mode, Mode::RateLimit { .. }) {
+    let upstream_query = if is_tag_list && matches!(state.mode, Mode::Paginate { .. }) {
         None // the proxy pages itself; the upstream always returns everything
     } else {
         query.clone()
@@ -172,7 +178,7 @@ async fn forward(state: &ProxyState, request: Request) -> Response {
                 overlap,
             } => return paginate(&body, query.as_deref(), &path, *page, *link, *overlap),
             Mode::InjectTags(extra) => return inject(&body, extra),
-            Mode::RateLimit { .. } => {}
+            Mode::Refuse { .. } => {}
         }
     }
     let mut response = Response::builder().status(status.as_u16());
