@@ -50,6 +50,22 @@ async fn seed_tags(registry: &Registry, repository: &str, count: usize) -> Vec<S
     tags
 }
 
+/// `skopeo ARGS docker://HOST/IMAGE` against a plain-HTTP registry; its stdout.
+fn skopeo(arguments: &[&str], host: &str, image: &str) -> Vec<u8> {
+    let output = std::process::Command::new("skopeo")
+        .args(arguments)
+        .arg("--tls-verify=false")
+        .arg(format!("docker://{host}/{image}"))
+        .output()
+        .expect("skopeo is installed (tests/install-deps.sh)");
+    assert!(
+        output.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
 fn sorted(mut tags: Vec<String>) -> Vec<String> {
     tags.sort();
     tags
@@ -196,6 +212,14 @@ async fn multi_arch_index_keeps_the_index_digest_and_created_comes_from_the_conf
     assert_eq!(created.to_rfc3339(), "2024-03-01T12:00:00+00:00");
     let created = client.created(&reference, "1.0.0").await.unwrap().unwrap();
     assert_eq!(created.to_rfc3339(), "2023-01-02T03:04:05+00:00");
+
+    // skopeo, an independent client, agrees on the digests and the creation time.
+    let raw_index = skopeo(&["inspect", "--raw"], &registry.host, "acme/multi:2.0.0");
+    assert_eq!(crate::support::seed::sha256(&raw_index), index_digest);
+    let inspected: serde_json::Value =
+        serde_json::from_slice(&skopeo(&["inspect"], &registry.host, "acme/multi:1.0.0")).unwrap();
+    assert_eq!(inspected["Digest"], single.as_str());
+    assert_eq!(inspected["Created"], "2023-01-02T03:04:05Z");
 
     let missing = client
         .manifest_digest(&reference, "9.9.9")
