@@ -16,6 +16,7 @@ use tagwatch::source::TagSource;
 
 use crate::support::proxy::{LinkStyle, Mode, Proxy};
 use crate::support::registry::{Auth, PASSWORD, Registry};
+use crate::support::token_issuer::DEFAULT_TOKEN_TTL_SECONDS;
 
 const PASSWORD_ENV: &str = "TAGWATCH_TEST_REGISTRY_PASSWORD";
 const CREATED: &str = "2024-03-01T12:00:00Z";
@@ -348,7 +349,13 @@ async fn basic_auth_over_tls_with_a_custom_ca_and_wrong_credentials_fail_clearly
 
 #[tokio::test]
 async fn bearer_challenge_flow_caches_the_token_and_never_logs_a_secret() {
-    let registry = Registry::start(false, Auth::Token).await;
+    let registry = Registry::start(
+        false,
+        Auth::Token {
+            ttl_seconds: DEFAULT_TOKEN_TTL_SECONDS,
+        },
+    )
+    .await;
     let tags = seed_tags(&registry, "team/svc", 4).await;
     let reference = image(&registry.host, "team/svc");
     let issuer = registry.token_issuer.as_ref().unwrap();
@@ -389,6 +396,23 @@ async fn bearer_challenge_flow_caches_the_token_and_never_logs_a_secret() {
         assert!(!text.contains(secret), "a secret reached the logs");
         assert!(!format!("{error} {error:?} {client:?}").contains(secret));
     }
+}
+
+#[tokio::test]
+async fn bearer_token_is_renewed_when_it_expires() {
+    // 4 s tokens: the client renews them 2 s early (half the lifetime, as the margin is capped there).
+    let registry = Registry::start(false, Auth::Token { ttl_seconds: 4 }).await;
+    seed_tags(&registry, "team/short", 2).await;
+    let issuer = registry.token_issuer.as_ref().unwrap();
+    let issued = || issuer.issued.load(std::sync::atomic::Ordering::SeqCst);
+    let client = client(vec![registry.settings(PASSWORD_ENV)], PASSWORD);
+    let reference = image(&registry.host, "team/short");
+    assert_eq!(client.list_tags(&reference).await.unwrap().len(), 2);
+    assert_eq!(client.list_tags(&reference).await.unwrap().len(), 2);
+    assert_eq!(issued(), 1, "the token is reused while valid");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(client.list_tags(&reference).await.unwrap().len(), 2);
+    assert_eq!(issued(), 2, "an expiring token is replaced before use");
 }
 
 #[tokio::test]

@@ -27,7 +27,10 @@ pub const PASSWORD: &str = "correct-horse-battery-staple-7f3a";
 pub enum Auth {
     Anonymous,
     Htpasswd,
-    Token,
+    /// `auth: token`; the issuer's tokens live `ttl_seconds`.
+    Token {
+        ttl_seconds: u64,
+    },
 }
 
 pub struct Registry {
@@ -86,9 +89,13 @@ impl Registry {
                     path.display()
                 ));
             }
-            Auth::Token => {
-                let issuer =
-                    TokenIssuer::start(&format!("registry-{port}"), &[(USER, PASSWORD)]).await;
+            Auth::Token { ttl_seconds } => {
+                let issuer = TokenIssuer::start(
+                    &format!("registry-{port}"),
+                    &[(USER, PASSWORD)],
+                    ttl_seconds,
+                )
+                .await;
                 let bundle = dir.path().join("token-root.pem");
                 std::fs::write(&bundle, &issuer.root_bundle_pem).unwrap();
                 config.push_str(&format!(
@@ -176,7 +183,7 @@ impl Registry {
                 username: USER.into(),
                 password: PASSWORD.into(),
             },
-            Auth::Token => SeedAuth::Bearer(
+            Auth::Token { .. } => SeedAuth::Bearer(
                 self.token_issuer
                     .as_ref()
                     .unwrap()

@@ -15,8 +15,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rcgen::{CertificateParams, KeyPair, KeyUsagePurpose};
 
 pub const ISSUER: &str = "tagwatch-test-issuer";
-/// Token lifetime: long enough that no test sees an expiry, short like real issuers.
-const TOKEN_TTL_SECONDS: u64 = 300;
+/// Token lifetime unless a test asks for less: long enough that no test sees an expiry by accident,
+/// short like real issuers.
+pub const DEFAULT_TOKEN_TTL_SECONDS: u64 = 300;
 
 pub struct TokenIssuer {
     pub realm: String,
@@ -38,11 +39,12 @@ struct IssuerState {
     chain: Vec<String>,
     issued: Arc<AtomicUsize>,
     served: Arc<Mutex<Vec<String>>>,
+    ttl_seconds: u64,
 }
 
 impl TokenIssuer {
     /// Starts on a free loopback port; `users` are (username, password) pairs.
-    pub async fn start(service: &str, users: &[(&str, &str)]) -> TokenIssuer {
+    pub async fn start(service: &str, users: &[(&str, &str)], ttl_seconds: u64) -> TokenIssuer {
         let (ca_cert, ca_issuer) = super::registry::generate_ca("tagwatch test token root");
 
         let signing_key = KeyPair::generate().unwrap();
@@ -67,6 +69,7 @@ impl TokenIssuer {
             chain,
             issued: issued.clone(),
             served: served.clone(),
+            ttl_seconds,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -124,7 +127,7 @@ impl IssuerState {
             "sub": subject,
             // distribution 2.8 accepts only a string here, never an array.
             "aud": self.service,
-            "exp": now + TOKEN_TTL_SECONDS,
+            "exp": now + self.ttl_seconds,
             "nbf": now - 1,
             "iat": now,
             "jti": format!("{now}-{}", self.issued.load(Ordering::Relaxed)),
@@ -168,7 +171,7 @@ async fn token(
     axum::Json(serde_json::json!({
         "token": token,
         "access_token": token,
-        "expires_in": TOKEN_TTL_SECONDS,
+        "expires_in": state.ttl_seconds,
     }))
     .into_response()
 }
