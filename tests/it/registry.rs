@@ -14,7 +14,7 @@ use tagwatch::registry::{
 };
 use tagwatch::source::TagSource;
 
-use crate::support::proxy::{LinkStyle, Mode, Proxy};
+use crate::support::proxy::{Last, LinkStyle, Mode, Proxy};
 use crate::support::registry::{Auth, PASSWORD, Registry};
 use crate::support::token_issuer::DEFAULT_TOKEN_TTL_SECONDS;
 
@@ -123,7 +123,7 @@ async fn ten_thousand_tags_list_unpaginated_and_through_link_pagination() {
         Mode::Paginate {
             page: 100,
             link: LinkStyle::Relative,
-            overlap: false,
+            last: Last::Honour,
         },
     )
     .await;
@@ -149,7 +149,7 @@ async fn link_without_port_or_with_internal_host_is_followed_on_the_registrys_or
             Mode::Paginate {
                 page: 10,
                 link,
-                overlap: false,
+                last: Last::Honour,
             },
         )
         .await;
@@ -176,7 +176,7 @@ async fn duplicate_tags_across_pages_are_listed_once() {
         Mode::Paginate {
             page: 7,
             link: LinkStyle::Relative,
-            overlap: true,
+            last: Last::Overlap,
         },
     )
     .await;
@@ -188,6 +188,31 @@ async fn duplicate_tags_across_pages_are_listed_once() {
     assert_eq!(listed, sorted(tags));
     // 30 tags, 7 per page, each page after the first repeating one: 5 pages.
     assert_eq!(proxy.tag_pages.load(std::sync::atomic::Ordering::SeqCst), 5);
+}
+
+#[tokio::test]
+async fn a_registry_ignoring_last_is_read_once_not_looped() {
+    let registry = Registry::plain().await;
+    let tags = seed_tags(&registry, "acme/loop", 12).await;
+    let proxy = Proxy::start(
+        &registry.url,
+        Mode::Paginate {
+            page: 5,
+            link: LinkStyle::Relative,
+            last: Last::Ignore,
+        },
+    )
+    .await;
+    let (logs, _guard) = CapturedLogs::start();
+    let client = client(vec![proxy_settings(&proxy)], "");
+    let listed = client
+        .list_tags(&image(&proxy.host, "acme/loop"))
+        .await
+        .unwrap();
+    // Page 1 again and again: the client keeps what it got, warns, and stops at the repeat.
+    assert_eq!(listed, sorted(tags)[..5].to_vec());
+    assert_eq!(proxy.tag_pages.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert!(logs.text().contains("WARN"), "{}", logs.text());
 }
 
 #[tokio::test]

@@ -22,14 +22,25 @@ pub enum LinkStyle {
     InternalHost,
 }
 
+/// How a paginating proxy treats `last`.
+#[derive(Clone, Copy, Debug)]
+pub enum Last {
+    /// As the spec says: the page starts after `last`.
+    Honour,
+    /// The page starts *at* `last`: every page repeats the previous page's last tag.
+    Overlap,
+    /// `last` is ignored: every page is the first page, with the same `Link`.
+    Ignore,
+}
+
 #[derive(Clone, Debug)]
 pub enum Mode {
     /// Serve `tags/list` in pages of at most `page` tags (sorted lexically, `n` and `last` honoured);
-    /// with `overlap`, every page after the first repeats the previous page's last tag.
+    /// `last` says how the `last` parameter is treated.
     Paginate {
         page: usize,
         link: LinkStyle,
-        overlap: bool,
+        last: Last,
     },
     /// Answer the first `failures` requests with `status` (429, 503, …), with
     /// `Retry-After: retry_after_seconds` when set.
@@ -172,11 +183,9 @@ async fn forward(state: &ProxyState, request: Request) -> Response {
     let body = upstream.bytes().await.unwrap_or_default();
     if is_tag_list && status.is_success() {
         match &state.mode {
-            Mode::Paginate {
-                page,
-                link,
-                overlap,
-            } => return paginate(&body, query.as_deref(), &path, *page, *link, *overlap),
+            Mode::Paginate { page, link, last } => {
+                return paginate(&body, query.as_deref(), &path, *page, *link, *last);
+            }
             Mode::InjectTags(extra) => return inject(&body, extra),
             Mode::Refuse { .. } => {}
         }
@@ -202,7 +211,7 @@ fn paginate(
     path: &str,
     page: usize,
     link: LinkStyle,
-    overlap: bool,
+    last: Last,
 ) -> Response {
     let mut list: TagList = serde_json::from_slice(body).unwrap();
     let mut tags = list.tags.take().unwrap_or_default();
@@ -217,10 +226,10 @@ fn paginate(
     let n = parameter("n")
         .and_then(|n| n.parse::<usize>().ok())
         .map_or(page, |n| n.min(page));
-    let start = match parameter("last") {
-        Some(last) if overlap => tags.partition_point(|tag| *tag < last),
-        Some(last) => tags.partition_point(|tag| *tag <= last),
-        None => 0,
+    let start = match (parameter("last"), last) {
+        (Some(last), Last::Honour) => tags.partition_point(|tag| *tag <= last),
+        (Some(last), Last::Overlap) => tags.partition_point(|tag| *tag < last),
+        (_, Last::Ignore) | (None, _) => 0,
     };
     let end = (start + n).min(tags.len());
     let page_tags = tags[start..end].to_vec();
