@@ -29,6 +29,8 @@ const CONNECT_TIMEOUT_MAX: Duration = Duration::from_secs(10);
 const TOKEN_EXPIRY_MARGIN: Duration = Duration::from_secs(10);
 /// The lifetime the token spec prescribes when a token service omits `expires_in`.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// The largest answer read: a tag list of 1,000,000 tags is about 20 MiB.
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// Error bodies are read for their OCI codes only up to this size.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
@@ -191,7 +193,7 @@ impl Endpoint {
             }
             let permit = self.limit.acquire().await.expect("semaphore never closed");
             // The body is read under the permit too: the limit counts requests the registry is serving.
-            let outcome = exchange(request).await;
+            let outcome = exchange(request, url.as_str()).await?;
             drop(permit);
             let (status, headers, body) = match outcome {
                 Ok(outcome) => outcome,
@@ -396,7 +398,7 @@ impl Endpoint {
             let attempt = request
                 .try_clone()
                 .expect("token requests have an in-memory body");
-            match exchange(attempt).await {
+            match exchange(attempt, &origin).await? {
                 Ok((status, _, _))
                     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN =>
                 {
@@ -458,15 +460,34 @@ impl Endpoint {
     }
 }
 
-/// Sends a request and reads the whole body (registry answers here are small).
-async fn exchange(
-    request: reqwest::RequestBuilder,
-) -> Result<(StatusCode, HeaderMap, Vec<u8>), reqwest::Error> {
-    let response = request.send().await?;
+/// One request's outcome: the answer, or a transport failure (which may be retried).
+type Outcome = Result<(StatusCode, HeaderMap, Vec<u8>), reqwest::Error>;
+
+/// Sends a request and reads the whole body. An answer over [`MAX_BODY_BYTES`] is a permanent error:
+/// a registry must not be able to exhaust memory.
+async fn exchange(request: reqwest::RequestBuilder, url: &str) -> Result<Outcome, RegistryError> {
+    let mut response = match request.send().await {
+        Ok(response) => response,
+        Err(error) => return Ok(Err(error)),
+    };
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response.bytes().await?;
-    Ok((status, headers, body.to_vec()))
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(RegistryError::InvalidResponse {
+                        url: url.to_string(),
+                        reason: format!("the answer is larger than {MAX_BODY_BYTES} bytes"),
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(Ok((status, headers, body))),
+            Err(error) => return Ok(Err(error)),
+        }
+    }
 }
 
 /// The error for a failed answer, classified once from its status, OCI codes and `Retry-After`.

@@ -72,13 +72,27 @@ fn sorted(mut tags: Vec<String>) -> Vec<String> {
     tags
 }
 
-/// Everything the client logs (all levels, every crate) while `body` runs, as text.
+/// Everything logged on this test's thread (all levels, every crate) while the guard lives.
+///
+/// One global TRACE subscriber writes into a per-thread buffer: `#[tokio::test]` runs each test, its
+/// client and its in-process servers on one thread. (Scoped `set_default` subscribers raced with other
+/// tests over tracing's global callsite-interest cache and sometimes lost the client's span.)
 #[derive(Clone, Default)]
 struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
 
-impl Write for CapturedLogs {
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<CapturedLogs>> = const { std::cell::RefCell::new(None) };
+}
+
+struct ThreadWriter;
+
+impl Write for ThreadWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        CAPTURE.with(|capture| {
+            if let Some(logs) = &*capture.borrow() {
+                logs.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -86,16 +100,28 @@ impl Write for CapturedLogs {
     }
 }
 
+struct CaptureGuard;
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CAPTURE.with(|capture| capture.borrow_mut().take());
+    }
+}
+
 impl CapturedLogs {
-    fn start() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
+    fn start() -> (CapturedLogs, CaptureGuard) {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(|| ThreadWriter)
+                .try_init()
+                .expect("no other global tracing subscriber in the test binary");
+        });
         let logs = CapturedLogs::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
+        CAPTURE.with(|capture| *capture.borrow_mut() = Some(logs.clone()));
+        (logs, CaptureGuard)
     }
 
     fn text(&self) -> String {
