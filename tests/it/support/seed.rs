@@ -1,6 +1,7 @@
 //! Pushes tiny, valid OCI images into a registry over its HTTP API (blob upload + manifest PUT), the way
 //! a CI pipeline would. Shared by the integration tests and the poll benchmark (`examples/registry_bench.rs`
 //! includes this file), so it depends only on reqwest, serde_json, sha2 and tokio.
+// Each user (a test module, the bench example) calls only some of these helpers.
 #![allow(dead_code)]
 
 use std::sync::Arc;
