@@ -2,6 +2,7 @@
 //! that the helpers in `support` start on free loopback ports and stop on drop.
 
 mod forge;
+mod registry;
 mod support;
 
 mod git;
