@@ -16,6 +16,7 @@
 pub mod cli;
 pub mod commands;
 pub mod environment;
+pub mod manifest;
 pub mod reference;
 pub mod registry;
 pub mod secret;
