@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
+mod set;
+
 /// Exit code when some work failed.
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code for usage and validation errors.
@@ -13,7 +15,12 @@ pub const EXIT_USAGE: u8 = 2;
 /// Runs the subcommand named on the command line.
 pub fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Validate | Command::Resolve { .. } | Command::Set { .. } => {
+        Command::Set {
+            assignment,
+            paths,
+            dry_run,
+        } => set::run(assignment, paths, *dry_run),
+        Command::Validate | Command::Resolve { .. } => {
             anyhow::bail!("this command is not implemented yet")
         }
     }

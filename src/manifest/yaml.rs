@@ -61,7 +61,10 @@ pub enum Node {
     Sequence(Vec<Node>),
     Mapping(Vec<(Node, Node)>),
     /// An alias (`*name`) to the node anchored with this id.
-    Alias { anchor: usize, span: Range<usize> },
+    Alias {
+        anchor: usize,
+        span: Range<usize>,
+    },
 }
 
 impl Node {
@@ -134,10 +137,7 @@ impl Offsets {
         if self.bytes.is_empty() {
             char_index.min(self.len)
         } else {
-            self.bytes
-                .get(char_index)
-                .copied()
-                .unwrap_or(self.len)
+            self.bytes.get(char_index).copied().unwrap_or(self.len)
         }
     }
 
@@ -152,10 +152,7 @@ pub fn parse(text: &str) -> Result<Stream, ParseError> {
     let mut parser = Parser::new_from_str(text);
     let mut stream = Stream::default();
     let mut stack: Vec<Frame> = Vec::new();
-    loop {
-        let Some(next) = parser.next_event() else {
-            break;
-        };
+    while let Some(next) = parser.next_event() {
         let (event, span) = next.map_err(|error| ParseError {
             line: error.marker().line(),
             column: error.marker().col() + 1,
@@ -248,7 +245,11 @@ fn locate(text: &str, start: usize, style: Style, value: &str) -> Option<Range<u
             verbatim(at, value)
         }
         Style::SingleQuoted | Style::DoubleQuoted => {
-            let quote = if style == Style::SingleQuoted { b'\'' } else { b'"' };
+            let quote = if style == Style::SingleQuoted {
+                b'\''
+            } else {
+                b'"'
+            };
             if bytes.get(at) != Some(&quote) || value.contains(['\'', '"', '\\', '\n']) {
                 return None;
             }
@@ -315,7 +316,10 @@ mod tests {
         (
             scalar.value,
             scalar.style,
-            text[scalar.content.unwrap_or_else(|| panic!("{text:?} {:?}", scalar.start))].to_string(),
+            text[scalar
+                .content
+                .unwrap_or_else(|| panic!("{text:?} {:?}", scalar.start))]
+            .to_string(),
         )
     }
 

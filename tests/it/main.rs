@@ -1,4 +1,6 @@
 //! The one integration-test binary: end-to-end runs against real services (registry, git remotes, sshd)
 //! that the helpers in `support` start on free loopback ports and stop on drop.
 
+mod corpus;
+mod invariants;
 mod support;

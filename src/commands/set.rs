@@ -1,0 +1,204 @@
+//! `tagwatch set IMAGE=REF [PATH ...] [--dry-run]` (SPEC §2): bump every reference to IMAGE under the
+//! paths, byte-exactly. Plans every file first, then writes; each write is atomic.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::commands::{EXIT_FAILURE, EXIT_USAGE};
+use crate::manifest::assignment::Assignment;
+use crate::manifest::{self, files};
+
+/// One file whose content changes.
+struct Planned {
+    path: PathBuf,
+    before: Vec<u8>,
+    after: Vec<u8>,
+    /// `LINE: from -> to` for each bumped target.
+    changes: Vec<String>,
+}
+
+pub fn run(assignment: &str, paths: &[PathBuf], dry_run: bool) -> anyhow::Result<ExitCode> {
+    let assignment = match Assignment::parse(assignment) {
+        Ok(assignment) => assignment,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    let default = [PathBuf::from(".")];
+    let paths = if paths.is_empty() {
+        &default[..]
+    } else {
+        paths
+    };
+    let files = match files::collect(paths) {
+        Ok(files) => files,
+        Err(error) => {
+            eprintln!("error: {:#}", anyhow::Error::from(error));
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+
+    let mut failures = 0usize;
+    let mut planned = Vec::new();
+    for path in &files {
+        match plan_file(path, &assignment) {
+            Ok(Some(file)) => planned.push(file),
+            Ok(None) => {}
+            Err(count) => failures += count,
+        }
+    }
+
+    let mut stdout = std::io::stdout().lock();
+    let mut references = 0;
+    for file in &planned {
+        if dry_run {
+            write!(
+                stdout,
+                "{}",
+                unified_diff(&file.path, &file.before, &file.after)
+            )?;
+        } else if let Err(error) = files::write_atomic(&file.path, &file.after) {
+            eprintln!("error: {:#}", anyhow::Error::from(error));
+            failures += 1;
+            continue;
+        }
+        if !dry_run {
+            for change in &file.changes {
+                writeln!(stdout, "{}:{change}", file.path.display())?;
+            }
+        }
+        references += file.changes.len();
+    }
+    let verb = if dry_run { "would change" } else { "changed" };
+    let summary = format!(
+        "{verb} {references} reference(s) to {} in {} file(s)",
+        assignment.image,
+        planned.len()
+    );
+    if dry_run {
+        eprintln!("{summary}");
+    } else {
+        writeln!(stdout, "{summary}")?;
+    }
+    if failures > 0 {
+        eprintln!("error: {failures} problem(s); see above");
+        return Ok(ExitCode::from(EXIT_FAILURE));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Plans one file: `Ok(None)` when nothing changes, `Err(n)` with the number of targets that could not
+/// be bumped (the file is then left alone entirely).
+fn plan_file(path: &Path, assignment: &Assignment) -> Result<Option<Planned>, usize> {
+    let bytes = match files::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            eprintln!("error: {:#}", anyhow::Error::from(error));
+            return Err(1);
+        }
+    };
+    let discovery = manifest::discover(path, &bytes);
+    for warning in &discovery.warnings {
+        if warning.line == 0 {
+            eprintln!("warning: {}", warning.message);
+        } else {
+            eprintln!(
+                "warning: {}:{}: {}",
+                path.display(),
+                warning.line,
+                warning.message
+            );
+        }
+    }
+    let mut edits = Vec::new();
+    let mut bumped = Vec::new();
+    let mut failures = 0;
+    for (index, target) in discovery.targets.iter().enumerate() {
+        if !assignment.matches(target) {
+            continue;
+        }
+        if target.held() {
+            eprintln!(
+                "note: {}:{}: `{}` is held by a `tagwatch: hold` marker; left alone",
+                path.display(),
+                target.line,
+                target.written
+            );
+            continue;
+        }
+        match manifest::edits_for(target, &assignment.bump_for(target), discovery.quote_style) {
+            Ok(target_edits) if target_edits.is_empty() => {}
+            Ok(target_edits) => {
+                for edit in target_edits.iter().filter(|edit| edit.requoted) {
+                    eprintln!(
+                        "note: {}:{}: wrote {} quoted so YAML reads it as a string",
+                        path.display(),
+                        target.line,
+                        edit.replacement
+                    );
+                }
+                edits.extend(target_edits);
+                bumped.push(index);
+            }
+            Err(error) => {
+                eprintln!(
+                    "error: {}:{}: cannot bump `{}`: {error}",
+                    path.display(),
+                    target.line,
+                    target.written
+                );
+                failures += 1;
+            }
+        }
+    }
+    if failures > 0 {
+        return Err(failures);
+    }
+    if edits.is_empty() {
+        return Ok(None);
+    }
+    let after = match manifest::apply(&bytes, &edits) {
+        Ok(after) => after,
+        Err(error) => {
+            eprintln!("error: {}: {error}", path.display());
+            return Err(1);
+        }
+    };
+    // The rewritten file must still parse to the same targets, or it is not written.
+    let check = manifest::discover(path, &after);
+    if check.skipped || check.targets.len() != discovery.targets.len() {
+        eprintln!(
+            "error: {}: the rewritten file would not read back the same; left alone",
+            path.display()
+        );
+        return Err(1);
+    }
+    let changes = bumped
+        .iter()
+        .map(|&index| {
+            let (before, after) = (&discovery.targets[index], &check.targets[index]);
+            format!("{}: {} -> {}", before.line, before.written, after.written)
+        })
+        .collect();
+    Ok(Some(Planned {
+        path: path.to_path_buf(),
+        before: bytes,
+        after,
+        changes,
+    }))
+}
+
+fn unified_diff(path: &Path, before: &[u8], after: &[u8]) -> String {
+    let (before, after) = (
+        String::from_utf8_lossy(before),
+        String::from_utf8_lossy(after),
+    );
+    let name = path.display().to_string();
+    similar::TextDiff::from_lines(before.as_ref(), after.as_ref())
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{name}"), &format!("b/{name}"))
+        .to_string()
+}
