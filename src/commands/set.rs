@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::commands::{EXIT_FAILURE, EXIT_USAGE};
-use crate::manifest::assignment::Assignment;
-use crate::manifest::{self, files};
+use crate::manifest::assignment::{Assignment, rewrite_file};
+use crate::manifest::files;
 
 /// One file whose content changes.
 struct Planned {
@@ -89,8 +89,8 @@ pub fn run(assignment: &str, paths: &[PathBuf], dry_run: bool) -> anyhow::Result
     Ok(ExitCode::SUCCESS)
 }
 
-/// Plans one file: `Ok(None)` when nothing changes, `Err(n)` with the number of targets that could not
-/// be bumped (the file is then left alone entirely).
+/// Plans one file: `Ok(None)` when nothing changes, `Err(n)` with the number of problems (the file is
+/// then left alone entirely).
 fn plan_file(path: &Path, assignment: &Assignment) -> Result<Option<Planned>, usize> {
     let bytes = match files::read(path) {
         Ok(bytes) => bytes,
@@ -99,93 +99,53 @@ fn plan_file(path: &Path, assignment: &Assignment) -> Result<Option<Planned>, us
             return Err(1);
         }
     };
-    let discovery = manifest::discover(path, &bytes);
-    for warning in &discovery.warnings {
+    let rewrite = rewrite_file(path, &bytes, assignment);
+    let at = |line: usize| {
+        if line == 0 {
+            path.display().to_string()
+        } else {
+            format!("{}:{line}", path.display())
+        }
+    };
+    for warning in &rewrite.warnings {
         if warning.line == 0 {
             eprintln!("warning: {}", warning.message);
         } else {
-            eprintln!(
-                "warning: {}:{}: {}",
-                path.display(),
-                warning.line,
-                warning.message
-            );
+            eprintln!("warning: {}: {}", at(warning.line), warning.message);
         }
     }
-    let mut edits = Vec::new();
-    let mut bumped = Vec::new();
-    let mut failures = 0;
-    for (index, target) in discovery.targets.iter().enumerate() {
-        if !assignment.matches(target) {
-            continue;
-        }
-        if target.held() {
-            eprintln!(
-                "note: {}:{}: `{}` is held by a `tagwatch: hold` marker; left alone",
-                path.display(),
-                target.line,
-                target.written
-            );
-            continue;
-        }
-        match manifest::edits_for(target, &assignment.bump_for(target), discovery.quote_style) {
-            Ok(target_edits) if target_edits.is_empty() => {}
-            Ok(target_edits) => {
-                for edit in target_edits.iter().filter(|edit| edit.requoted) {
-                    eprintln!(
-                        "note: {}:{}: wrote {} quoted so YAML reads it as a string",
-                        path.display(),
-                        target.line,
-                        edit.replacement
-                    );
-                }
-                edits.extend(target_edits);
-                bumped.push(index);
-            }
-            Err(error) => {
-                eprintln!(
-                    "error: {}:{}: cannot bump `{}`: {error}",
-                    path.display(),
-                    target.line,
-                    target.written
-                );
-                failures += 1;
-            }
-        }
+    for (line, written) in &rewrite.held {
+        eprintln!(
+            "note: {}: `{written}` is held by a `tagwatch: hold` marker; left alone",
+            at(*line)
+        );
     }
-    if failures > 0 {
-        return Err(failures);
+    for (line, message) in &rewrite.errors {
+        eprintln!("error: {}: {message}", at(*line));
     }
-    if edits.is_empty() {
+    if !rewrite.errors.is_empty() {
+        return Err(rewrite.errors.len());
+    }
+    if rewrite.changes.is_empty() {
         return Ok(None);
     }
-    let after = match manifest::apply(&bytes, &edits) {
-        Ok(after) => after,
-        Err(error) => {
-            eprintln!("error: {}: {error}", path.display());
-            return Err(1);
-        }
-    };
-    // The rewritten file must still parse to the same targets, or it is not written.
-    let check = manifest::discover(path, &after);
-    if check.skipped || check.targets.len() != discovery.targets.len() {
-        eprintln!(
-            "error: {}: the rewritten file would not read back the same; left alone",
-            path.display()
-        );
-        return Err(1);
-    }
-    let changes = bumped
+    let changes = rewrite
+        .changes
         .iter()
-        .map(|&index| {
-            let (before, after) = (&discovery.targets[index], &check.targets[index]);
-            format!("{}: {} -> {}", before.line, before.written, after.written)
+        .map(|change| {
+            if change.requoted {
+                eprintln!(
+                    "note: {}: quoted the new value so YAML reads it as a string",
+                    at(change.line)
+                );
+            }
+            format!("{}: {} -> {}", change.line, change.from, change.to)
         })
         .collect();
     Ok(Some(Planned {
         path: path.to_path_buf(),
         before: bytes,
-        after,
+        after: rewrite.after,
         changes,
     }))
 }

@@ -11,8 +11,10 @@
 //! A new tag without a digest removes a digest the target had (it pinned the old tag); a new digest
 //! without a tag keeps the tag.
 
+use std::path::Path;
+
 use super::rewrite::{Bump, DigestChange};
-use super::{Role, Target, TargetKind};
+use super::{Role, Target, TargetKind, Warning};
 use crate::reference::{self, ImageReference, ReferenceError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -122,6 +124,96 @@ impl Assignment {
             digest,
         }
     }
+}
+
+/// One bumped target of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub line: usize,
+    /// The reference as written before and after.
+    pub from: String,
+    pub to: String,
+    /// A plain scalar was quoted so it stays a string.
+    pub requoted: bool,
+}
+
+/// What an assignment does to one file. Pure: the caller reads and writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRewrite {
+    /// The new content; equal to the input when nothing changes or something failed.
+    pub after: Vec<u8>,
+    pub changes: Vec<Change>,
+    /// Matching targets frozen by `# tagwatch: hold`: `(line, reference as written)`.
+    pub held: Vec<(usize, String)>,
+    /// Matching targets that could not be bumped, `(line, message)`; when any, the file is left alone.
+    pub errors: Vec<(usize, String)>,
+    /// Discovery's warnings (skipped file, invalid references, malformed markers).
+    pub warnings: Vec<Warning>,
+}
+
+/// Applies `assignment` to every matching target of `bytes` (the file at `path`).
+pub fn rewrite_file(path: &Path, bytes: &[u8], assignment: &Assignment) -> FileRewrite {
+    let discovery = super::discover(path, bytes);
+    let mut result = FileRewrite {
+        after: bytes.to_vec(),
+        changes: Vec::new(),
+        held: Vec::new(),
+        errors: Vec::new(),
+        warnings: discovery.warnings.clone(),
+    };
+    let mut edits = Vec::new();
+    let mut bumped = Vec::new();
+    for (index, target) in discovery.targets.iter().enumerate() {
+        if !assignment.matches(target) {
+            continue;
+        }
+        if target.held() {
+            result.held.push((target.line, target.written.clone()));
+            continue;
+        }
+        match super::edits_for(target, &assignment.bump_for(target), discovery.quote_style) {
+            Ok(target_edits) if target_edits.is_empty() => {}
+            Ok(target_edits) => {
+                let requoted = target_edits.iter().any(|edit| edit.requoted);
+                edits.extend(target_edits);
+                bumped.push((index, requoted));
+            }
+            Err(error) => result.errors.push((
+                target.line,
+                format!("cannot bump `{}`: {error}", target.written),
+            )),
+        }
+    }
+    if !result.errors.is_empty() || edits.is_empty() {
+        return result;
+    }
+    let after = match super::apply(bytes, &edits) {
+        Ok(after) => after,
+        Err(error) => {
+            result.errors.push((0, error.to_string()));
+            return result;
+        }
+    };
+    // The rewritten file must read back to the same targets, or it is not written.
+    let check = super::discover(path, &after);
+    if check.skipped || check.targets.len() != discovery.targets.len() {
+        result.errors.push((
+            0,
+            "the rewritten file would not read back the same; left alone".to_string(),
+        ));
+        return result;
+    }
+    result.changes = bumped
+        .iter()
+        .map(|&(index, requoted)| Change {
+            line: discovery.targets[index].line,
+            from: discovery.targets[index].written.clone(),
+            to: check.targets[index].written.clone(),
+            requoted,
+        })
+        .collect();
+    result.after = after;
+    result
 }
 
 #[cfg(test)]

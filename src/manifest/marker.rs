@@ -153,7 +153,7 @@ mod tests {
     fn comment_after_value() {
         let text = "image: a:1 # tagwatch: p\nx: \"b\" #c\ny: a#b\n";
         assert_eq!(trailing_comment(text, 10), Some(" tagwatch: p"));
-        assert_eq!(trailing_comment(text, 29), Some("c"));
-        assert_eq!(trailing_comment(text, 37), None);
+        assert_eq!(trailing_comment(text, 30), Some("c"));
+        assert_eq!(trailing_comment(text, 41), None);
     }
 }

@@ -11,7 +11,7 @@
 //! The choice of parser and the comparison behind it are in `docs/manifest.md`.
 //!
 //! # Limitations
-//! Each item has a test named after it (`limitation_*` in `rewrite.rs` / `discover.rs` unit tests).
+//! Each item has a test named after it (`limitation_*` in `tests/it/rewrite.rs`).
 //! - A value that is not written verbatim in one stretch of the file (a plain or quoted scalar folded
 //!   over several lines, a double-quoted scalar with escapes, a block scalar of more than one line) is
 //!   found but not rewritten: the target is reported as not rewritable. (`limitation_folded_plain_scalar`)

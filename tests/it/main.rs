@@ -3,4 +3,5 @@
 
 mod corpus;
 mod invariants;
+mod rewrite;
 mod support;
