@@ -4,4 +4,5 @@
 mod corpus;
 mod invariants;
 mod rewrite;
+mod set;
 mod support;
