@@ -210,6 +210,9 @@ impl<'de> serde::de::Visitor<'de> for TreeVisitor {
 }
 
 fn load_all(name: &str, text: &str) -> Vec<Tree> {
+    // libyaml (under serde_yaml_ng) misreads a BOM followed by `---`; the BOM itself is covered by
+    // invariant (1), byte for byte.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     serde_yaml_ng::Deserializer::from_str(text)
         .map(|document| {
             Tree::deserialize(document).unwrap_or_else(|error| panic!("{name}: {error}"))

@@ -4,5 +4,6 @@
 mod corpus;
 mod invariants;
 mod rewrite;
+mod rewrite_properties;
 mod set;
 mod support;
