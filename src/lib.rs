@@ -7,6 +7,7 @@
 //! | --- | --- | --- |
 //! | [`reference`] | image reference grammar and normalization | do I/O |
 //! | [`source`] | the `TagSource` seam between policies and registries; offline tag lists | rank tags |
+//! | [`manifest`] | finding image references in YAML files and rewriting their tag/digest bytes, byte-exactly | re-serialize YAML, regex-edit YAML, do I/O outside `manifest::files` |
 //! | [`registry`] | the OCI distribution client: auth, TLS, retries, pagination, digests | rank tags |
 //! | [`secret`] | redacting secret type, URL masking | format a secret |
 //! | [`environment`] | the process environment, read once | be read anywhere else |

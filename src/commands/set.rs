@@ -1,5 +1,6 @@
 //! `tagwatch set IMAGE=REF [PATH ...] [--dry-run]` (SPEC §2): bump every reference to IMAGE under the
-//! paths, byte-exactly. Plans every file first, then writes; each write is atomic.
+//! paths, byte-exactly. Plans every file first (in parallel), then writes; each write is atomic. Output
+//! is printed in path order whatever the parallelism.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -9,13 +10,23 @@ use crate::commands::{EXIT_FAILURE, EXIT_USAGE};
 use crate::manifest::assignment::{Assignment, rewrite_file};
 use crate::manifest::files;
 
+/// What planning one file produced.
+#[derive(Default)]
+struct Plan {
+    /// Lines for stderr (warnings, notes, errors), in order.
+    messages: Vec<String>,
+    failures: usize,
+    change: Option<Planned>,
+}
+
 /// One file whose content changes.
 struct Planned {
     path: PathBuf,
-    before: Vec<u8>,
     after: Vec<u8>,
-    /// `LINE: from -> to` for each bumped target.
+    /// `FILE:LINE: from -> to` for each bumped target.
     changes: Vec<String>,
+    /// The unified diff, for `--dry-run`.
+    diff: Option<String>,
 }
 
 pub fn run(assignment: &str, paths: &[PathBuf], dry_run: bool) -> anyhow::Result<ExitCode> {
@@ -40,43 +51,51 @@ pub fn run(assignment: &str, paths: &[PathBuf], dry_run: bool) -> anyhow::Result
         }
     };
 
+    let plans = parallel_map(&files, |path| plan_file(path, &assignment, dry_run));
     let mut failures = 0usize;
     let mut planned = Vec::new();
-    for path in &files {
-        match plan_file(path, &assignment) {
-            Ok(Some(file)) => planned.push(file),
-            Ok(None) => {}
-            Err(count) => failures += count,
+    for plan in plans {
+        for message in &plan.messages {
+            eprintln!("{message}");
         }
+        failures += plan.failures;
+        planned.extend(plan.change);
     }
 
+    let written = if dry_run {
+        vec![None; planned.len()]
+    } else {
+        parallel_map(&planned, |file| {
+            files::write_atomic(&file.path, &file.after)
+                .err()
+                .map(|error| format!("error: {:#}", anyhow::Error::from(error)))
+        })
+    };
     let mut stdout = std::io::stdout().lock();
-    let mut references = 0;
-    for file in &planned {
-        if dry_run {
-            write!(
-                stdout,
-                "{}",
-                unified_diff(&file.path, &file.before, &file.after)
-            )?;
-        } else if let Err(error) = files::write_atomic(&file.path, &file.after) {
-            eprintln!("error: {:#}", anyhow::Error::from(error));
+    let (mut references, mut changed_files) = (0, 0);
+    for (file, error) in planned.iter().zip(written) {
+        if let Some(error) = error {
+            eprintln!("{error}");
             failures += 1;
             continue;
         }
-        if !dry_run {
-            for change in &file.changes {
-                writeln!(stdout, "{}:{change}", file.path.display())?;
+        match &file.diff {
+            Some(diff) => stdout.write_all(diff.as_bytes())?,
+            None => {
+                for change in &file.changes {
+                    writeln!(stdout, "{change}")?;
+                }
             }
         }
         references += file.changes.len();
+        changed_files += 1;
     }
     let verb = if dry_run { "would change" } else { "changed" };
     let summary = format!(
-        "{verb} {references} reference(s) to {} in {} file(s)",
-        assignment.image,
-        planned.len()
+        "{verb} {references} reference(s) to {} in {changed_files} file(s)",
+        assignment.image
     );
+    // With --dry-run stdout is the diff alone, so it can be piped to `git apply`.
     if dry_run {
         eprintln!("{summary}");
     } else {
@@ -89,14 +108,34 @@ pub fn run(assignment: &str, paths: &[PathBuf], dry_run: bool) -> anyhow::Result
     Ok(ExitCode::SUCCESS)
 }
 
-/// Plans one file: `Ok(None)` when nothing changes, `Err(n)` with the number of problems (the file is
-/// then left alone entirely).
-fn plan_file(path: &Path, assignment: &Assignment) -> Result<Option<Planned>, usize> {
+/// Runs `work` over `items` on all cores, returning results in the order of `items`.
+fn parallel_map<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads <= 1 || items.len() < 2 {
+        return items.iter().map(&work).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| part.iter().map(&work).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().expect("a planning thread panicked"))
+            .collect()
+    })
+}
+
+fn plan_file(path: &Path, assignment: &Assignment, dry_run: bool) -> Plan {
+    let mut plan = Plan::default();
     let bytes = match files::read(path) {
         Ok(bytes) => bytes,
         Err(error) => {
-            eprintln!("error: {:#}", anyhow::Error::from(error));
-            return Err(1);
+            plan.messages
+                .push(format!("error: {:#}", anyhow::Error::from(error)));
+            plan.failures = 1;
+            return plan;
         }
     };
     let rewrite = rewrite_file(path, &bytes, assignment);
@@ -108,46 +147,54 @@ fn plan_file(path: &Path, assignment: &Assignment) -> Result<Option<Planned>, us
         }
     };
     for warning in &rewrite.warnings {
+        // A whole-file warning already names the file.
         if warning.line == 0 {
-            eprintln!("warning: {}", warning.message);
+            plan.messages.push(format!("warning: {}", warning.message));
         } else {
-            eprintln!("warning: {}: {}", at(warning.line), warning.message);
+            plan.messages.push(format!(
+                "warning: {}: {}",
+                at(warning.line),
+                warning.message
+            ));
         }
     }
     for (line, written) in &rewrite.held {
-        eprintln!(
+        plan.messages.push(format!(
             "note: {}: `{written}` is held by a `tagwatch: hold` marker; left alone",
             at(*line)
-        );
+        ));
     }
     for (line, message) in &rewrite.errors {
-        eprintln!("error: {}: {message}", at(*line));
+        plan.messages
+            .push(format!("error: {}: {message}", at(*line)));
     }
-    if !rewrite.errors.is_empty() {
-        return Err(rewrite.errors.len());
+    plan.failures = rewrite.errors.len();
+    if !rewrite.errors.is_empty() || rewrite.changes.is_empty() {
+        return plan;
     }
-    if rewrite.changes.is_empty() {
-        return Ok(None);
+    let mut changes = Vec::new();
+    for change in &rewrite.changes {
+        if change.requoted {
+            plan.messages.push(format!(
+                "note: {}: quoted the new value so YAML reads it as a string",
+                at(change.line)
+            ));
+        }
+        changes.push(format!(
+            "{}: {} -> {}",
+            at(change.line),
+            change.from,
+            change.to
+        ));
     }
-    let changes = rewrite
-        .changes
-        .iter()
-        .map(|change| {
-            if change.requoted {
-                eprintln!(
-                    "note: {}: quoted the new value so YAML reads it as a string",
-                    at(change.line)
-                );
-            }
-            format!("{}: {} -> {}", change.line, change.from, change.to)
-        })
-        .collect();
-    Ok(Some(Planned {
+    let diff = dry_run.then(|| unified_diff(path, &bytes, &rewrite.after));
+    plan.change = Some(Planned {
         path: path.to_path_buf(),
-        before: bytes,
         after: rewrite.after,
         changes,
-    }))
+        diff,
+    });
+    plan
 }
 
 fn unified_diff(path: &Path, before: &[u8], after: &[u8]) -> String {
