@@ -15,13 +15,15 @@ trap 'rm -rf "$work"' EXIT
 cargo build --release --locked --quiet
 tagwatch="$PWD/target/release/tagwatch"
 python3 bench/rewrite_generate.py "$work/repo" "$files"
-echo "generated: $(find "$work/repo" -name '*.y*ml' | wc -l) files, $(du -sh "$work/repo" | cut -f1)"
+echo "load average before measuring: $(cut -d" " -f1-3 /proc/loadavg) on $(nproc) cores"
+echo "generated: $(find "$work/repo" -name "*.y*ml" | wc -l) files, $(cat $(find "$work/repo" -type f) | wc -c) bytes"
 
 # Discovery + rewrite of every file, nothing written (the diff goes to /dev/null).
 cat $(find "$work/repo" -type f) > /dev/null
 hyperfine --warmup 1 --runs 10 --export-json "$work/hyperfine.json" \
   "$tagwatch set $image=$tag $work/repo --dry-run > /dev/null 2>&1"
 /usr/bin/time -v "$tagwatch" set "$image=$tag" "$work/repo" --dry-run > /dev/null 2> "$work/time.txt"
+grep -E "User time|System time" "$work/time.txt"
 grep -E 'would change' "$work/time.txt" || true
 grep -E 'Maximum resident set size|Elapsed' "$work/time.txt"
 

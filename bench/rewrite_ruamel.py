@@ -20,8 +20,8 @@ def bump(node, image, tag, changed):
             registry = node.get("registry")
             full = f"{registry}/{repository}" if registry else repository
             if full == image:
-                old = str(node["tag"])
-                node["tag"] = tag + (old[old.index("@"):] if "@" in old else "")
+                # As tagwatch does: a digest pinned to the old tag goes with it.
+                node["tag"] = tag
                 changed.append(1)
         name = node.get("newName") or node.get("name")
         if "newTag" in node and name == image:

@@ -44,7 +44,15 @@ pub fn run(assignment: &str, paths: &[PathBuf], dry_run: bool) -> anyhow::Result
         paths
     };
     let files = match files::collect(paths) {
-        Ok(files) => files,
+        Ok(collected) => {
+            for path in &collected.not_yaml {
+                eprintln!(
+                    "warning: {}: not a .yaml/.yml file, skipped",
+                    path.display()
+                );
+            }
+            collected.files
+        }
         Err(error) => {
             eprintln!("error: {:#}", anyhow::Error::from(error));
             return Ok(ExitCode::from(EXIT_USAGE));

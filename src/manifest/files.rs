@@ -22,7 +22,7 @@ pub enum FileError {
     },
 }
 
-/// Whether a file name is one discovery looks at when walking a directory.
+/// Whether a file name is one `set` looks at.
 pub fn is_yaml_name(path: &Path) -> bool {
     matches!(
         path.extension().and_then(|extension| extension.to_str()),
@@ -30,11 +30,20 @@ pub fn is_yaml_name(path: &Path) -> bool {
     )
 }
 
-/// Every file under `paths`, sorted: a path that is a file is taken as given (whatever its name), a
-/// directory is walked for `*.yaml` / `*.yml`, skipping hidden directories (`.git`). Symlinks are not
-/// followed out of the tree.
-pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, FileError> {
+/// The files to look at under some paths.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// `*.yaml` / `*.yml` files, sorted.
+    pub files: Vec<PathBuf>,
+    /// Files named explicitly that are not `*.yaml` / `*.yml`: skipped, with a warning.
+    pub not_yaml: Vec<PathBuf>,
+}
+
+/// Every YAML file under `paths`: directories are walked for `*.yaml` / `*.yml`, skipping hidden
+/// directories (`.git`); symlinked directories are not followed.
+pub fn collect(paths: &[PathBuf]) -> Result<Collected, FileError> {
     let mut files = Vec::new();
+    let mut not_yaml = Vec::new();
     for path in paths {
         let metadata = fs::metadata(path).map_err(|source| FileError::Read {
             path: path.clone(),
@@ -42,13 +51,15 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, FileError> {
         })?;
         if metadata.is_dir() {
             walk(path, &mut files)?;
-        } else {
+        } else if is_yaml_name(path) {
             files.push(path.clone());
+        } else {
+            not_yaml.push(path.clone());
         }
     }
     files.sort();
     files.dedup();
-    Ok(files)
+    Ok(Collected { files, not_yaml })
 }
 
 fn walk(directory: &Path, files: &mut Vec<PathBuf>) -> Result<(), FileError> {

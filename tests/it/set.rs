@@ -145,9 +145,18 @@ fn set_skips_templates_and_unparsable_files_with_a_warning() {
     let broken = "containers:\n  - image: nginx:1.0\n   bad: [\n";
     std::fs::write(directory.path().join("template.yaml"), template).unwrap();
     std::fs::write(directory.path().join("broken.yaml"), broken).unwrap();
-    let output = tagwatch(directory.path(), &["set", "nginx=1.27.1"]);
+    std::fs::write(directory.path().join("notes.txt"), "image: nginx:1.0\n").unwrap();
+    let output = tagwatch(directory.path(), &["set", "nginx=1.27.1", ".", "notes.txt"]);
     assert_eq!(output.status.code(), Some(0));
     let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("notes.txt: not a .yaml/.yml file, skipped"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(directory.path().join("notes.txt")).unwrap(),
+        "image: nginx:1.0\n"
+    );
     assert!(stderr.contains("template.yaml: contains `{{`"), "{stderr}");
     assert!(stderr.contains("broken.yaml: not valid YAML"), "{stderr}");
     assert_eq!(
