@@ -17,6 +17,7 @@ const CONTAINER_KEYS: [&str; 3] = ["containers", "initContainers", "ephemeralCon
 /// Finds every target in `bytes`, the content of the file at `path` (used only for messages).
 pub fn discover(path: &Path, bytes: &[u8]) -> Discovery {
     let skipped = |message: String| Discovery {
+        path: path.to_path_buf(),
         targets: Vec::new(),
         warnings: vec![Warning { line: 0, message }],
         skipped: true,
@@ -72,6 +73,7 @@ pub fn discover(path: &Path, bytes: &[u8]) -> Discovery {
     let mut warnings = walker.warnings;
     warnings.sort_by_key(|warning| warning.line);
     Discovery {
+        path: path.to_path_buf(),
         targets,
         warnings,
         skipped: false,

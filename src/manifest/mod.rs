@@ -147,6 +147,8 @@ pub struct Warning {
 /// Everything discovery found in one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Discovery {
+    /// The file, as given to [`discover`].
+    pub path: std::path::PathBuf,
     pub targets: Vec<Target>,
     pub warnings: Vec<Warning>,
     /// Whether the file was skipped whole (not YAML, a Helm template, does not parse): never touch it.
