@@ -34,10 +34,10 @@ tail -n 1 "$work/tagwatch.out"
 grep -E 'Elapsed|Maximum resident' "$work/tagwatch-time.txt" | sed 's/^/tagwatch (write): /'
 python3 bench/rewrite_compare.py --tag-only "$work/repo" "$work/tagwatch"
 
-python3 -c 'import ruamel.yaml' 2>/dev/null || python3 -m pip install --quiet ruamel.yaml
+python3 -c "import ruamel.yaml" 2>/dev/null || python3 -m pip install --quiet --progress-bar off ruamel.yaml > /dev/null
 cp -r "$work/repo" "$work/ruamel"
 /usr/bin/time -v python3 bench/rewrite_ruamel.py "$work/ruamel" "$image" "$tag" 2> "$work/ruamel-time.txt"
-grep -E 'Elapsed|Maximum resident' "$work/ruamel-time.txt" | sed 's/^/ruamel: /'
+grep -E 'Elapsed|Maximum resident|User time|System time' "$work/ruamel-time.txt" | sed 's/^/ruamel: /'
 python3 -c "import ruamel.yaml; print('ruamel.yaml', ruamel.yaml.__version__)"
 python3 bench/rewrite_compare.py "$work/repo" "$work/tagwatch" "$work/ruamel"
 python3 - "$work/hyperfine.json" <<'PY'
