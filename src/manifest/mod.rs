@@ -22,6 +22,9 @@
 //!   the anchor defines it, not where it is merged. (`limitation_merge_key`)
 //! - Markers are read from the comment on the same line as the scalar (after it), not from the line
 //!   above. (`limitation_marker_on_line_above`)
+//! - A flow collection closed at its parent's indentation (`args: [` … `]` with `]` under `args`) is
+//!   rejected by `saphyr-parser` although libyaml and go-yaml accept it: such a file is skipped with a
+//!   warning, never touched (2 corpus files). (`limitation_flow_sequence_closed_at_parent_indentation`)
 //! - A Flux field marker (`…:tag`, `…:name`, `…:digest`) on a lone scalar is combined with the other
 //!   marked fields of the same mapping; a lone `:tag` marker with no name anywhere is reported, not
 //!   guessed. (`limitation_lone_tag_marker`)

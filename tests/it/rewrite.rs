@@ -326,3 +326,16 @@ fn alias_to_an_image_is_reported_as_such() {
     assert_eq!(target.line, 1);
     assert_eq!(target.kind, TargetKind::Compose);
 }
+
+#[test]
+fn limitation_flow_sequence_closed_at_parent_indentation() {
+    let text = "containers:\n  - image: nginx:1.0\n    args: [\n      \"-v\"\n    ]\n";
+    let discovery = manifest::discover(Path::new("limitation.yaml"), text.as_bytes());
+    assert!(discovery.skipped);
+    assert!(discovery.targets.is_empty());
+    assert!(
+        discovery.warnings[0].message.contains("not valid YAML"),
+        "{:?}",
+        discovery.warnings
+    );
+}
