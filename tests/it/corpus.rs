@@ -120,6 +120,10 @@ fn corpus_discovery_snapshots_and_rewrite_invariants() {
             tag: None,
             digest: DigestChange::Set(NEW_DIGEST.to_string()),
         });
+        assert_eq!(
+            tag.not_loadable, None,
+            "{name}: every corpus file loads with libyaml"
+        );
         rewritten_total.0 += tag.rewritten;
         rewritten_total.1 += digest.rewritten;
         let _ = writeln!(

@@ -220,3 +220,79 @@ proptest! {
         });
     }
 }
+
+/// A generated document with a few YAML-ish lines spliced in (at the indentation of the line before):
+/// some still parse, with image fields in places the generator alone does not produce.
+fn noisy_text() -> impl Strategy<Value = String> {
+    let line = prop::sample::select(vec![
+        "image: nginx:1.0",
+        "- image: 'a/b:1'",
+        "image: \"c:2\" # x",
+        "containers:",
+        "- name: x",
+        "tag: 1.0",
+        "tag: ''",
+        "tag:",
+        "repository: r",
+        "registry: ghcr.io",
+        "digest: \"\"",
+        "services:",
+        "web:",
+        "images:",
+        "- name: n",
+        "newTag: v1",
+        "newName: m/n",
+        "# c",
+        "---",
+        "...",
+        "x: [a, {image: b:1}]",
+        "y: |",
+        "z: &x nginx:2",
+        "image: *x",
+        "é: ☕",
+        "image: >-",
+        "image: 'q:1' # tagwatch: p",
+        "image: r:1 # {\"$imagepolicy\": \"n:p\"}",
+        "image: ${X}:1",
+        "image: [a]",
+        "image: {repository: s, tag: 1}",
+        "- {image: t:1}",
+    ]);
+    (
+        document(),
+        prop::collection::vec((any::<prop::sample::Index>(), line), 0..4),
+    )
+        .prop_map(|((bytes, _), insertions)| {
+            let text = String::from_utf8(bytes).unwrap();
+            let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+            for (at, line) in insertions {
+                let at = at.index(lines.len() + 1);
+                let indent = at
+                    .checked_sub(1)
+                    .map(|previous| lines[previous].len() - lines[previous].trim_start().len())
+                    .unwrap_or(0);
+                let ending = if text.contains('\r') { "\r" } else { "" };
+                lines.insert(at, format!("{}{line}{ending}", " ".repeat(indent)));
+            }
+            lines.join("\n")
+        })
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_text_never_panics_and_keeps_the_invariants(text in noisy_text()) {
+        let discovery = manifest::discover(std::path::Path::new("noise.yaml"), text.as_bytes());
+        if !discovery.skipped && !discovery.targets.is_empty() {
+            check_rewrite("noise.yaml", text.as_bytes(), &|_| Bump {
+                name: None,
+                tag: Some("1.10".to_string()),
+                digest: DigestChange::Set(format!("sha256:{}", "f".repeat(64))),
+            });
+            check_rewrite("noise.yaml", text.as_bytes(), &|_| Bump {
+                name: Some("h:5000/new/name".to_string()),
+                tag: Some("true".to_string()),
+                digest: DigestChange::Remove,
+            });
+        }
+    }
+}
