@@ -123,6 +123,13 @@ fn image_key(key: &str) -> Option<Strictness> {
     }
 }
 
+/// Whether a field holds no value: empty, or a plain null (`~`, `null`), as Helm charts write an unset tag.
+fn is_null(scalar: &Scalar) -> bool {
+    scalar.value.is_empty()
+        || (scalar.style == Style::Plain
+            && matches!(scalar.value.as_str(), "~" | "null" | "Null" | "NULL"))
+}
+
 fn key_of(node: &Node) -> Option<&str> {
     node.as_scalar().map(|scalar| scalar.value.as_str())
 }
@@ -304,10 +311,10 @@ impl<'a> Walker<'a> {
             return;
         }
         let mut written = new_name.unwrap_or(name).value.clone();
-        if let Some(tag) = new_tag.filter(|tag| !tag.value.is_empty()) {
+        if let Some(tag) = new_tag.filter(|tag| !is_null(tag)) {
             written = format!("{written}:{}", tag.value);
         }
-        if let Some(digest) = digest.filter(|digest| !digest.value.is_empty()) {
+        if let Some(digest) = digest.filter(|digest| !is_null(digest)) {
             written = format!("{written}@{}", digest.value);
         }
         let path = format!("images[{index}]");
@@ -363,13 +370,13 @@ impl<'a> Walker<'a> {
             return;
         }
         let mut written = repository.value.clone();
-        if let Some(registry) = registry.filter(|registry| !registry.value.is_empty()) {
+        if let Some(registry) = registry.filter(|registry| !is_null(registry)) {
             written = format!("{}/{written}", registry.value);
         }
-        if let Some(tag) = tag.filter(|tag| !tag.value.is_empty()) {
+        if let Some(tag) = tag.filter(|tag| !is_null(tag)) {
             written = format!("{written}:{}", tag.value);
         }
-        if let Some(digest) = digest.filter(|digest| !digest.value.is_empty()) {
+        if let Some(digest) = digest.filter(|digest| !is_null(digest)) {
             written = format!("{written}@{}", digest.value);
         }
         let path = self.path_string(&[]);

@@ -16,8 +16,8 @@
 //!   over several lines, a double-quoted scalar with escapes, a block scalar of more than one line) is
 //!   found but not rewritten: the target is reported as not rewritable. (`limitation_folded_plain_scalar`)
 //! - A missing field is never inserted: a Helm map without a `tag` key, a kustomize entry without
-//!   `newTag` / `digest` / `newName`, or an empty `tag:` (null) cannot take a new value and are reported.
-//!   (`limitation_missing_field_is_not_inserted`, `limitation_null_tag`)
+//!   `newTag` / `digest` / `newName` cannot take a new value and are reported. (An empty `tag:` is
+//!   present: its value is inserted after the colon.) (`limitation_missing_field_is_not_inserted`)
 //! - Merge keys (`<<: *base`) are not followed: an image inherited through a merge key is found where
 //!   the anchor defines it, not where it is merged. (`limitation_merge_key`)
 //! - Markers are read from the comment on the same line as the scalar (after it), not from the line
@@ -94,6 +94,16 @@ pub struct Field {
     /// 1-based line.
     pub line: usize,
     pub marker: Option<Marker>,
+}
+
+impl Field {
+    /// Whether the field holds no value: empty, or a plain null (`~`, `null`), as Helm charts write an
+    /// unset tag.
+    pub fn is_null(&self) -> bool {
+        self.value.is_empty()
+            || (self.style == yaml::Style::Plain
+                && matches!(self.value.as_str(), "~" | "null" | "Null" | "NULL"))
+    }
 }
 
 /// A place in a file that holds an image reference.

@@ -80,9 +80,14 @@ pub fn edits_for(
             }
             Role::Tag => {
                 tag_written = true;
-                let (tag, inline_digest) = match field.value.split_once('@') {
+                let current = if field.is_null() {
+                    ""
+                } else {
+                    field.value.as_str()
+                };
+                let (tag, inline_digest) = match current.split_once('@') {
                     Some((tag, digest)) => (tag, Some(digest)),
-                    None => (field.value.as_str(), None),
+                    None => (current, None),
                 };
                 let mut value = bump.tag.clone().unwrap_or_else(|| tag.to_string());
                 let digest = match (&bump.digest, inline_digest) {
@@ -109,6 +114,7 @@ pub fn edits_for(
                 digest_written = true;
                 match &bump.digest {
                     DigestChange::Keep => field.value.clone(),
+                    DigestChange::Remove if field.is_null() => field.value.clone(),
                     DigestChange::Remove => String::new(),
                     DigestChange::Set(new) => new.clone(),
                 }
@@ -190,15 +196,25 @@ fn edit(field: &Field, new_value: &str, quote_style: QuoteStyle) -> Result<Edit,
         .range
         .clone()
         .ok_or(RewriteError::NotVerbatim { role: field.role })?;
-    if field.style == Style::Plain && needs_quoting(new_value) {
-        let quote = match quote_style {
-            QuoteStyle::Single => '\'',
-            QuoteStyle::Double => '"',
+    if field.style == Style::Plain && (field.value.is_empty() || needs_quoting(new_value)) {
+        let requoted = needs_quoting(new_value);
+        let mut replacement = if requoted {
+            let quote = match quote_style {
+                QuoteStyle::Single => '\'',
+                QuoteStyle::Double => '"',
+            };
+            format!("{quote}{new_value}{quote}")
+        } else {
+            new_value.to_string()
         };
+        // An empty value is an insertion point right after `key:`.
+        if field.value.is_empty() && !replacement.is_empty() {
+            replacement.insert(0, ' ');
+        }
         return Ok(Edit {
             range,
-            replacement: format!("{quote}{new_value}{quote}"),
-            requoted: true,
+            replacement,
+            requoted,
         });
     }
     let (old, new) = (field.value.as_bytes(), new_value.as_bytes());

@@ -209,11 +209,47 @@ pub fn parse(text: &str) -> Result<Stream, ParseError> {
             Some(Frame::Sequence(items)) => items.push(node),
             Some(Frame::Mapping(entries, pending)) => match pending.take() {
                 None => *pending = Some(node),
-                Some(key) => entries.push((key, node)),
+                Some(key) => {
+                    let mut node = node;
+                    locate_empty_value(text, &key, &mut node);
+                    entries.push((key, node));
+                }
             },
         }
     }
     Ok(stream)
+}
+
+/// An empty value (`tag:`) has nothing to replace; its place is right after the key's `:`, where a new
+/// value can be inserted (the rewriter adds the separating space).
+fn locate_empty_value(text: &str, key: &Node, value: &mut Node) {
+    let (Node::Scalar(key), Node::Scalar(value)) = (key, value) else {
+        return;
+    };
+    if value.style != Style::Plain || !value.value.is_empty() || value.tagged || value.anchor != 0 {
+        return;
+    }
+    let Some(key_end) = key.content.as_ref().map(|range| range.end) else {
+        return;
+    };
+    let after_quote = match key.style {
+        Style::SingleQuoted | Style::DoubleQuoted => key_end + 1,
+        _ => key_end,
+    };
+    let bytes = text.as_bytes();
+    let mut colon = after_quote;
+    while matches!(bytes.get(colon), Some(b' ' | b'\t')) {
+        colon += 1;
+    }
+    // The colon must end the line or be followed by a space (or a flow indicator): `tag:` / `tag: # c`.
+    if bytes.get(colon) == Some(&b':')
+        && matches!(
+            bytes.get(colon + 1),
+            None | Some(b' ' | b'\t' | b'\r' | b'\n' | b',' | b'}')
+        )
+    {
+        value.content = Some(colon + 1..colon + 1);
+    }
 }
 
 /// Finds where `value` is written verbatim for a scalar the parser reports near `start`.

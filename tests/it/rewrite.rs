@@ -171,6 +171,11 @@ fn non_ascii_before_field() {
 }
 
 #[test]
+fn null_and_empty_tags() {
+    fixture("null_and_empty_tags");
+}
+
+#[test]
 fn numeric_exponent_tag_double_quoted_by_prevailing_style() {
     fixture("numeric_exponent_tag_double_quoted_by_prevailing_style");
 }
@@ -257,16 +262,6 @@ fn limitation_missing_field_is_not_inserted() {
             what: "digest"
         })
     );
-}
-
-#[test]
-fn limitation_null_tag() {
-    let (discovery, target) = only_target("image:\n  repository: nginx\n  tag:\n");
-    assert_eq!(target.reference.tag, None);
-    assert!(matches!(
-        manifest::edits_for(&target, &tag("1.1"), discovery.quote_style),
-        Err(RewriteError::NotVerbatim { .. })
-    ));
 }
 
 #[test]
