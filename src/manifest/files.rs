@@ -40,7 +40,7 @@ pub struct Collected {
 }
 
 /// Every YAML file under `paths`: directories are walked for `*.yaml` / `*.yml`, skipping hidden
-/// directories (`.git`); symlinked directories are not followed.
+/// directories (`.git`); symlinks met while walking are not followed (a path named explicitly is).
 pub fn collect(paths: &[PathBuf]) -> Result<Collected, FileError> {
     let mut files = Vec::new();
     let mut not_yaml = Vec::new();
@@ -90,12 +90,16 @@ pub fn read(path: &Path) -> Result<Vec<u8>, FileError> {
 
 /// Replaces the content of `path` with `bytes` atomically: a temporary file in the same directory,
 /// written, given the original's permissions, synced, then renamed over the original. A failure leaves
-/// the original untouched and removes the temporary file.
+/// the original untouched and removes the temporary file. A symlink is followed (its target is
+/// replaced); a hard link to the file keeps the old content, as with any editor that saves by rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     let write_error = |source| FileError::Write {
         path: path.to_path_buf(),
         source,
     };
+    // Through a symlink, the file it points to is replaced, not the link.
+    let resolved = fs::canonicalize(path).map_err(write_error)?;
+    let path = resolved.as_path();
     let directory = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),

@@ -207,3 +207,25 @@ fn set_reports_requoting_holds_and_unbumpable_targets() {
         kustomization
     );
 }
+
+#[test]
+fn set_through_a_symlink_rewrites_the_target_and_keeps_the_link() {
+    let directory = tempfile::tempdir().unwrap();
+    let real = directory.path().join("real.yaml");
+    std::fs::write(&real, DEPLOYMENT).unwrap();
+    let link = directory.path().join("link.yaml");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let output = tagwatch(directory.path(), &["set", "nginx=1.27.1", "link.yaml"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        std::fs::read_to_string(&real)
+            .unwrap()
+            .contains("nginx:1.27.1")
+    );
+}
