@@ -194,13 +194,12 @@ impl<'a> Walker<'a> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Records a target; `(reference, written)` is the parsed reference and its text as written.
     fn push_target(
         &mut self,
         kind: TargetKind,
         rule: &'static str,
-        reference: ImageReference,
-        written: String,
+        (reference, written): (ImageReference, String),
         path: String,
         fields: Vec<Field>,
         via_alias: bool,
@@ -249,8 +248,7 @@ impl<'a> Walker<'a> {
                 self.push_target(
                     kind,
                     rule,
-                    reference,
-                    scalar.value.clone(),
+                    (reference, scalar.value.clone()),
                     path,
                     vec![field],
                     via_alias,
@@ -338,8 +336,7 @@ impl<'a> Walker<'a> {
         self.push_target(
             TargetKind::Kustomize,
             "kustomize-images",
-            reference,
-            written,
+            (reference, written),
             path,
             fields,
             false,
@@ -401,8 +398,7 @@ impl<'a> Walker<'a> {
         self.push_target(
             TargetKind::HelmMap,
             "helm-map",
-            reference,
-            written,
+            (reference, written),
             path,
             fields,
             false,
@@ -542,8 +538,7 @@ impl<'a> Walker<'a> {
             self.push_target(
                 TargetKind::Marker,
                 "marker",
-                reference,
-                written,
+                (reference, written),
                 path,
                 fields,
                 false,
