@@ -112,33 +112,36 @@ pub struct ParseError {
 
 /// Converts the parser's character indices into byte offsets.
 struct Offsets {
-    /// Byte offset of each character (plus one past the end); empty when the text is ASCII.
-    bytes: Vec<usize>,
+    /// For each non-ASCII character, in order: its character index and the extra bytes (beyond one per
+    /// character) of all characters before and including it. Empty for ASCII text, so memory follows the
+    /// number of non-ASCII characters, not the file size.
+    wide: Vec<(usize, usize)>,
     len: usize,
 }
 
 impl Offsets {
     fn new(text: &str) -> Self {
-        let bytes = if text.is_ascii() {
-            Vec::new()
-        } else {
-            text.char_indices()
-                .map(|(offset, _)| offset)
-                .chain(std::iter::once(text.len()))
-                .collect()
-        };
+        let mut wide = Vec::new();
+        if !text.is_ascii() {
+            let mut extra = 0;
+            for (char_index, character) in text.chars().enumerate() {
+                if !character.is_ascii() {
+                    extra += character.len_utf8() - 1;
+                    wide.push((char_index, extra));
+                }
+            }
+        }
         Offsets {
-            bytes,
+            wide,
             len: text.len(),
         }
     }
 
     fn byte(&self, char_index: usize) -> usize {
-        if self.bytes.is_empty() {
-            char_index.min(self.len)
-        } else {
-            self.bytes.get(char_index).copied().unwrap_or(self.len)
-        }
+        // Extra bytes of the wide characters strictly before `char_index`.
+        let before = self.wide.partition_point(|&(index, _)| index < char_index);
+        let extra = before.checked_sub(1).map_or(0, |last| self.wide[last].1);
+        (char_index + extra).min(self.len)
     }
 
     fn range(&self, span: Span) -> Range<usize> {
@@ -357,6 +360,22 @@ mod tests {
                 .unwrap_or_else(|| panic!("{text:?} {:?}", scalar.start))]
             .to_string(),
         )
+    }
+
+    #[test]
+    fn character_indices_become_byte_offsets() {
+        let text = "a\u{e9}b\u{2615}c\u{1f680}d";
+        let offsets = Offsets::new(text);
+        let expected: Vec<usize> = text
+            .char_indices()
+            .map(|(offset, _)| offset)
+            .chain([text.len()])
+            .collect();
+        let got: Vec<usize> = (0..=text.chars().count())
+            .map(|index| offsets.byte(index))
+            .collect();
+        assert_eq!(got, expected);
+        assert_eq!(Offsets::new("abc").byte(2), 2);
     }
 
     #[test]
