@@ -25,6 +25,8 @@
 //! - A flow collection closed at its parent's indentation (`args: [` … `]` with `]` under `args`) is
 //!   rejected by `saphyr-parser` although libyaml and go-yaml accept it: such a file is skipped with a
 //!   warning, never touched (2 corpus files). (`limitation_flow_sequence_closed_at_parent_indentation`)
+//! - YAML held inside a string (Argo CD's `helm.values: |` block, `kustomize.images: ["a=b:1"]`
+//!   strings) is text, not fields: nothing in it is found. (`limitation_yaml_inside_a_string`)
 //! - A Flux field marker (`…:tag`, `…:name`, `…:digest`) on a lone scalar is combined with the other
 //!   marked fields of the same mapping; a lone `:tag` marker with no name anywhere is reported, not
 //!   guessed. (`limitation_lone_tag_marker`)

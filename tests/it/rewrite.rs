@@ -334,3 +334,11 @@ fn limitation_flow_sequence_closed_at_parent_indentation() {
         discovery.warnings
     );
 }
+
+#[test]
+fn limitation_yaml_inside_a_string() {
+    let text = "spec:\n  source:\n    helm:\n      values: |\n        image:\n          repository: nginx\n          tag: 1.0\n    kustomize:\n      images: [\"nginx=nginx:1.0\"]\n";
+    let discovery = manifest::discover(Path::new("application.yaml"), text.as_bytes());
+    assert!(!discovery.skipped);
+    assert!(discovery.targets.is_empty(), "{:?}", discovery.targets);
+}
