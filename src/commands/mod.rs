@@ -7,6 +7,7 @@ use crate::cli::{Cli, Command};
 
 pub mod resolve;
 pub mod schema;
+mod set;
 pub mod validate;
 
 /// Exit code when some work failed.
@@ -24,8 +25,10 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
             output,
         } => resolve::run(cli, policy, tags_file.as_deref(), *output),
         Command::Schema { dir } => schema::run(dir),
-        Command::Set { .. } => {
-            anyhow::bail!("this command is not implemented yet")
-        }
+        Command::Set {
+            assignment,
+            paths,
+            dry_run,
+        } => set::run(assignment, paths, *dry_run),
     }
 }

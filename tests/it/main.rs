@@ -1,12 +1,16 @@
 //! The one integration-test binary: end-to-end runs against real services (registry, git remotes, sshd)
 //! that the helpers in `support` start on free loopback ports and stop on drop.
 
+mod corpus;
 mod forge;
-mod registry;
-mod support;
-
 mod git;
+mod invariants;
+mod registry;
 mod resolve;
+mod rewrite;
+mod rewrite_properties;
 mod schema;
 mod semver_oracle;
+mod set;
+mod support;
 mod validate;
