@@ -7,6 +7,7 @@ mod git;
 mod invariants;
 mod registry;
 mod resolve;
+mod resolve_live;
 mod rewrite;
 mod rewrite_properties;
 mod schema;
