@@ -53,6 +53,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
+    /// Write the JSON Schemas of tagwatch.yaml and of policy documents (for editors).
+    Schema {
+        /// Directory to write tagwatch.schema.json and policy.schema.json into.
+        #[arg(long, value_name = "DIR", default_value = "schema")]
+        dir: PathBuf,
+    },
     /// Rewrite every reference to IMAGE under PATHs to REF, byte-exactly.
     Set {
         /// IMAGE=REF, e.g. nginx=1.27.1 or ghcr.io/acme/api=ghcr.io/acme/api:2.0@sha256:…

@@ -10,6 +10,8 @@
 //! | [`registry`] | the OCI distribution client: auth, TLS, retries, pagination, digests | rank tags |
 //! | [`git`] | cache clones, fetch, commit, signing, push, history access (on `git2`) | decide what to change, force-push the target branch |
 //! | [`forge`] | pull requests on GitHub, GitLab, Gitea, Forgejo: REST calls, rate limits, PR title/body/marker | touch git or decide what to bump |
+//! | [`config`] | `tagwatch.yaml` and policy documents: file formats, JSON Schema, validation with `FILE:LINE:COL` diagnostics | read secrets or touch the network |
+//! | [`policy`] | tag policies: node-semver ranges, filter/extract, ranking, windows, resolve over a `TagSource` | do I/O other than through `TagSource` |
 //! | [`secret`] | redacting secret type, URL masking | format a secret |
 //! | [`environment`] | the process environment, read once | be read anywhere else |
 //! | [`cli`] | the command-line surface (SPEC §2) | hold behaviour |
@@ -17,9 +19,11 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod environment;
 pub mod git;
 pub mod forge;
+pub mod policy;
 pub mod reference;
 pub mod registry;
 pub mod secret;

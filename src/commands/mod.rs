@@ -5,6 +5,10 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
+pub mod resolve;
+pub mod schema;
+pub mod validate;
+
 /// Exit code when some work failed.
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code for usage and validation errors.
@@ -13,7 +17,14 @@ pub const EXIT_USAGE: u8 = 2;
 /// Runs the subcommand named on the command line.
 pub fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Validate | Command::Resolve { .. } | Command::Set { .. } => {
+        Command::Validate => validate::run(cli),
+        Command::Resolve {
+            policy,
+            tags_file,
+            output,
+        } => resolve::run(cli, policy, tags_file.as_deref(), *output),
+        Command::Schema { dir } => schema::run(dir),
+        Command::Set { .. } => {
             anyhow::bail!("this command is not implemented yet")
         }
     }

@@ -5,3 +5,7 @@ mod forge;
 mod support;
 
 mod git;
+mod resolve;
+mod schema;
+mod semver_oracle;
+mod validate;

@@ -1,0 +1,634 @@
+//! `tagwatch.yaml` → [`Config`]: registries, repositories, daemon settings, and the policy paths.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use super::raw::{
+    RawConfig, RawDaemon, RawForge, RawForgeKind, RawGitAuth, RawGroup, RawRegistry,
+    RawRegistryAuth, RawRepository, RawWriteBack, RawWriteBackMode,
+};
+use super::schema_check::{Positions, child};
+use super::{
+    Author, Config, DEFAULT_AUTHOR_EMAIL, DEFAULT_AUTHOR_NAME, DEFAULT_BRANCH, DEFAULT_MESSAGE,
+    DEFAULT_PULL_REQUEST_BRANCH, DaemonConfig, Diagnostic, ForgeConfig, ForgeKind, GitAuth,
+    Grouping, Mark, Report, RepositoryConfig, WriteBack, WriteBackMode, check_document, parse_yaml,
+    read_bounded, suppress_related,
+};
+use crate::environment::Environment;
+use crate::registry::settings::{
+    DEFAULT_MAX_CONCURRENCY, DEFAULT_REQUEST_TIMEOUT, PasswordSource, RegistryAuthSettings,
+    RegistrySettings,
+};
+
+/// Placeholders a commit message template may use (SPEC §7).
+const MESSAGE_PLACEHOLDERS: &[&str] = &["summary", "changes", "policy", "image", "from", "to"];
+/// Placeholders a pull-request head branch template may use.
+const BRANCH_PLACEHOLDERS: &[&str] = &["group"];
+
+static CONFIG_SCHEMA: LazyLock<serde_json::Value> = LazyLock::new(super::config_schema);
+
+pub(super) fn load(
+    file: &Path,
+    environment: &Environment,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Config {
+    let mut config = Config {
+        file: Some(file.to_path_buf()),
+        ..Config::default()
+    };
+    let mut report = Report { file, diagnostics };
+    let Some(text) = read_bounded(file, &mut report) else {
+        return config;
+    };
+    let Some(documents) = parse_yaml(&text, &mut report) else {
+        return config;
+    };
+    let mut documents = documents.into_iter().flatten();
+    let Some(root) = documents.next() else {
+        return config;
+    };
+    if let Some(extra) = documents.next() {
+        report.add(
+            extra.mark,
+            "",
+            "tagwatch.yaml holds one document; policies go in the files `policies` names",
+        );
+    }
+    let Some(checked) = check_document::<RawConfig>(&CONFIG_SCHEMA, &root, &mut report) else {
+        return config;
+    };
+    let (raw, positions, broken) = (checked.raw, checked.positions, checked.broken);
+    let semantic_from = report.diagnostics.len();
+    let base = file.parent().unwrap_or(Path::new(""));
+    let mut context = Context {
+        report,
+        positions: &positions,
+        environment,
+    };
+    config.registries = registries(&mut context, raw.registries.unwrap_or_default());
+    config.repositories = repositories(&mut context, raw.repositories.unwrap_or_default());
+    config.daemon = daemon(&mut context, raw.daemon, base);
+
+    let mut policy_files = Vec::new();
+    for (index, entry) in raw.policies.unwrap_or_default().iter().enumerate() {
+        let path = format!("policies[{index}]");
+        let resolved = base.join(entry);
+        match super::policies::collect_files(&resolved) {
+            Ok(files) => policy_files.extend(files),
+            Err(error) => context.error(&path, format!("policy path {entry:?}: {error}")),
+        }
+    }
+    suppress_related(context.report.diagnostics, semantic_from, &broken);
+    config.policies = super::policies::load_policy_files(&policy_files, context.report.diagnostics);
+    config
+}
+
+pub(super) struct Context<'a, 'r> {
+    pub report: Report<'r>,
+    pub positions: &'a Positions,
+    pub environment: &'a Environment,
+}
+
+impl Context<'_, '_> {
+    pub fn error(&mut self, path: &str, message: impl Into<String>) {
+        let mark: Mark = self.positions.of(path);
+        self.report.add(mark, path, message);
+    }
+
+    pub fn duration(&mut self, path: &str, text: &str) -> Option<Duration> {
+        match humantime::parse_duration(text) {
+            Ok(duration) => Some(duration),
+            Err(error) => {
+                self.error(
+                    path,
+                    format!("invalid duration {text:?}: {error} (e.g. 30s, 5m, 1h30m)"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A secret's env var must be set (and not empty) where validation runs.
+    pub fn secret_env(&mut self, path: &str, name: &str) {
+        if name.is_empty() || name.contains('=') {
+            self.error(
+                path,
+                format!("{name:?} is not an environment variable name"),
+            );
+        } else if self.environment.secret(name).is_none() {
+            self.error(
+                path,
+                format!("environment variable {name} is not set (or empty)"),
+            );
+        }
+    }
+}
+
+fn registries(context: &mut Context<'_, '_>, raw: Vec<RawRegistry>) -> Vec<RegistrySettings> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut settings = Vec::new();
+    for (index, registry) in raw.into_iter().enumerate() {
+        let path = format!("registries[{index}]");
+        let host_path = child(&path, "host");
+        let host = registry.host.trim().to_string();
+        if !valid_host(&host) {
+            context.error(
+                &host_path,
+                format!("invalid registry host {host:?}: expected host[:port] as written in image references, without scheme or path"),
+            );
+        }
+        if let Some(first) = seen.insert(host.clone(), index) {
+            context.error(
+                &host_path,
+                format!("registry {host} is listed twice (first as registries[{first}])"),
+            );
+        }
+        let auth = registry_auth(context, &child(&path, "auth"), registry.auth);
+        let request_timeout = match &registry.timeout {
+            Some(text) => context
+                .duration(&child(&path, "timeout"), text)
+                .unwrap_or(DEFAULT_REQUEST_TIMEOUT),
+            None => DEFAULT_REQUEST_TIMEOUT,
+        };
+        settings.push(RegistrySettings {
+            host,
+            insecure: registry.insecure.unwrap_or(false),
+            ca_file: registry.tls.and_then(|tls| tls.ca).map(PathBuf::from),
+            auth,
+            max_concurrency: registry
+                .max_concurrency
+                .map_or(DEFAULT_MAX_CONCURRENCY, |n| n as usize),
+            request_timeout,
+        });
+    }
+    settings
+}
+
+fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && !host.contains("://")
+        && !host.contains('/')
+        && crate::reference::ImageReference::parse(&format!("{host}/probe"))
+            .is_ok_and(|r| r.registry == host || host == "docker.io")
+}
+
+fn registry_auth(
+    context: &mut Context<'_, '_>,
+    path: &str,
+    raw: Option<RawRegistryAuth>,
+) -> RegistryAuthSettings {
+    let Some(auth) = raw else {
+        return RegistryAuthSettings::Anonymous;
+    };
+    let forms = [
+        auth.username.is_some() || auth.password_env.is_some() || auth.password_file.is_some(),
+        auth.docker_config.is_some(),
+        auth.credential_helper.is_some(),
+    ];
+    if forms.iter().filter(|f| **f).count() > 1 {
+        context.error(
+            path,
+            "choose one of: username with passwordEnv or passwordFile; dockerConfig; credentialHelper",
+        );
+        return RegistryAuthSettings::Anonymous;
+    }
+    if let Some(path_text) = auth.docker_config {
+        return RegistryAuthSettings::DockerConfig {
+            path: PathBuf::from(path_text),
+        };
+    }
+    if let Some(name) = auth.credential_helper {
+        if name.is_empty() || name.contains(['/', ' ']) {
+            context.error(
+                &child(path, "credentialHelper"),
+                format!("invalid credential helper name {name:?}"),
+            );
+        }
+        return RegistryAuthSettings::CredentialHelper { name };
+    }
+    match basic(
+        context,
+        path,
+        auth.username,
+        auth.password_env,
+        auth.password_file,
+    ) {
+        Some((username, password)) => RegistryAuthSettings::Basic { username, password },
+        None => RegistryAuthSettings::Anonymous,
+    }
+}
+
+/// `username` + exactly one of `passwordEnv` / `passwordFile`.
+fn basic(
+    context: &mut Context<'_, '_>,
+    path: &str,
+    username: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<String>,
+) -> Option<(String, PasswordSource)> {
+    let password = match (password_env, password_file) {
+        (Some(env), None) => {
+            context.secret_env(&child(path, "passwordEnv"), &env);
+            PasswordSource::Env(env)
+        }
+        (None, Some(file)) => PasswordSource::File(PathBuf::from(file)),
+        (Some(_), Some(_)) => {
+            context.error(
+                &child(path, "passwordFile"),
+                "give passwordEnv or passwordFile, not both",
+            );
+            return None;
+        }
+        (None, None) => {
+            context.error(
+                &child(path, "passwordEnv"),
+                "missing: username needs passwordEnv or passwordFile",
+            );
+            return None;
+        }
+    };
+    match username {
+        Some(username) => Some((username, password)),
+        None => {
+            context.error(
+                &child(path, "username"),
+                "missing: a password needs a username",
+            );
+            None
+        }
+    }
+}
+
+fn repositories(context: &mut Context<'_, '_>, raw: Vec<RawRepository>) -> Vec<RepositoryConfig> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut result = Vec::new();
+    for (index, repository) in raw.into_iter().enumerate() {
+        let path = format!("repositories[{index}]");
+        let name_path = child(&path, "name");
+        if repository.name.trim().is_empty() {
+            context.error(&name_path, "must not be empty");
+        } else if let Some(first) = seen.insert(repository.name.clone(), index) {
+            context.error(
+                &name_path,
+                format!(
+                    "repository name {:?} is used twice (first by repositories[{first}])",
+                    repository.name
+                ),
+            );
+        }
+        check_git_url(context, &child(&path, "url"), &repository.url);
+        let branch = repository
+            .branch
+            .unwrap_or_else(|| DEFAULT_BRANCH.to_string());
+        let mut paths = Vec::new();
+        for (i, entry) in repository.paths.unwrap_or_default().iter().enumerate() {
+            let entry_path = format!("{path}.paths[{i}]");
+            match contained_path(entry) {
+                Some(p) => paths.push(p),
+                None => context.error(
+                    &entry_path,
+                    format!("{entry:?} must be a relative path that stays inside the repository"),
+                ),
+            }
+        }
+        let auth = git_auth(context, &child(&path, "auth"), repository.auth);
+        let write_back = write_back(
+            context,
+            &child(&path, "writeBack"),
+            repository.write_back,
+            &branch,
+        );
+        result.push(RepositoryConfig {
+            name: repository.name,
+            url: repository.url,
+            branch,
+            paths,
+            auth,
+            write_back,
+        });
+    }
+    result
+}
+
+/// `entry` as a relative path without `..` escaping the root (`a/../b` is fine, `../b` is not).
+fn contained_path(entry: &str) -> Option<PathBuf> {
+    let path = Path::new(entry);
+    let mut depth: usize = 0;
+    let mut normalized = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => {
+                depth += 1;
+                normalized.push(part);
+            }
+            Component::CurDir => {}
+            Component::ParentDir => {
+                depth = depth.checked_sub(1)?;
+                normalized.pop();
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    if entry.is_empty() {
+        return None;
+    }
+    Some(if normalized.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        normalized
+    })
+}
+
+fn check_git_url(context: &mut Context<'_, '_>, path: &str, url: &str) {
+    let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+    match scheme {
+        Some("file" | "https" | "http" | "ssh") => {
+            let rest = &url[url.find("://").map_or(0, |i| i + 3)..];
+            let authority = rest.split('/').next().unwrap_or_default();
+            if let Some((userinfo, _)) = authority.rsplit_once('@') {
+                if userinfo.contains(':') {
+                    context.error(
+                        path,
+                        format!(
+                            "credentials in the URL ({}) are not allowed: use auth.tokenEnv or auth.passwordEnv",
+                            crate::secret::redact_url(url)
+                        ),
+                    );
+                }
+            }
+            if rest.is_empty() {
+                context.error(path, format!("{url:?} names no repository"));
+            }
+        }
+        Some(other) => context.error(
+            path,
+            format!("unsupported URL scheme {other:?}: use file://, https://, http:// or ssh://"),
+        ),
+        None => {
+            // scp-like `user@host:path`.
+            let scp = url.split_once(':').is_some_and(|(host, rest)| {
+                !host.is_empty() && !rest.is_empty() && !host.contains('/')
+            });
+            if !scp {
+                context.error(
+                    path,
+                    format!("{url:?} is not a git URL: use file://, https://, http://, ssh:// or user@host:path"),
+                );
+            }
+        }
+    }
+}
+
+fn git_auth(context: &mut Context<'_, '_>, path: &str, raw: Option<RawGitAuth>) -> GitAuth {
+    let Some(auth) = raw else {
+        return GitAuth::None;
+    };
+    let forms = [
+        auth.token_env.is_some(),
+        auth.ssh_key_file.is_some() || auth.known_hosts_file.is_some(),
+        auth.username.is_some() || auth.password_env.is_some() || auth.password_file.is_some(),
+    ];
+    if forms.iter().filter(|f| **f).count() > 1 {
+        context.error(
+            path,
+            "choose one of: tokenEnv; sshKeyFile (+ knownHostsFile); username with passwordEnv or passwordFile",
+        );
+        return GitAuth::None;
+    }
+    if let Some(env) = auth.token_env {
+        context.secret_env(&child(path, "tokenEnv"), &env);
+        return GitAuth::Token { env };
+    }
+    if auth.ssh_key_file.is_some() || auth.known_hosts_file.is_some() {
+        let Some(key_file) = auth.ssh_key_file else {
+            context.error(
+                &child(path, "sshKeyFile"),
+                "missing: knownHostsFile needs sshKeyFile",
+            );
+            return GitAuth::None;
+        };
+        return GitAuth::SshKey {
+            key_file: PathBuf::from(key_file),
+            known_hosts_file: auth.known_hosts_file.map(PathBuf::from),
+        };
+    }
+    match basic(
+        context,
+        path,
+        auth.username,
+        auth.password_env,
+        auth.password_file,
+    ) {
+        Some((username, password)) => GitAuth::Basic { username, password },
+        None => GitAuth::None,
+    }
+}
+
+fn write_back(
+    context: &mut Context<'_, '_>,
+    path: &str,
+    raw: Option<RawWriteBack>,
+    repository_branch: &str,
+) -> WriteBack {
+    let raw = raw.unwrap_or(RawWriteBack {
+        mode: None,
+        branch: None,
+        group: None,
+        author: None,
+        message: None,
+        forge: None,
+    });
+    let mode = match raw.mode {
+        Some(RawWriteBackMode::PullRequest) => WriteBackMode::PullRequest,
+        Some(RawWriteBackMode::Push) | None => WriteBackMode::Push,
+    };
+    let branch = raw.branch.unwrap_or_else(|| match mode {
+        WriteBackMode::Push => repository_branch.to_string(),
+        WriteBackMode::PullRequest => DEFAULT_PULL_REQUEST_BRANCH.to_string(),
+    });
+    let branch_path = child(path, "branch");
+    match mode {
+        WriteBackMode::Push => {
+            if branch.contains('{') {
+                context.error(
+                    &branch_path,
+                    "a push branch is a branch name, not a template",
+                );
+            }
+        }
+        WriteBackMode::PullRequest => {
+            check_template(context, &branch_path, &branch, BRANCH_PLACEHOLDERS);
+            if branch == repository_branch {
+                context.error(
+                    &branch_path,
+                    format!("the pull-request head branch must differ from the repository branch {repository_branch:?}"),
+                );
+            }
+        }
+    }
+    let message = raw.message.unwrap_or_else(|| DEFAULT_MESSAGE.to_string());
+    check_template(
+        context,
+        &child(path, "message"),
+        &message,
+        MESSAGE_PLACEHOLDERS,
+    );
+    let author = match raw.author {
+        Some(author) => {
+            if !author.email.contains('@') {
+                context.error(
+                    &child(path, "author.email"),
+                    format!("{:?} is not an email address", author.email),
+                );
+            }
+            Author {
+                name: author.name,
+                email: author.email,
+            }
+        }
+        None => Author {
+            name: DEFAULT_AUTHOR_NAME.to_string(),
+            email: DEFAULT_AUTHOR_EMAIL.to_string(),
+        },
+    };
+    let forge = raw
+        .forge
+        .map(|forge| forge_config(context, &child(path, "forge"), forge));
+    if mode == WriteBackMode::PullRequest && forge.is_none() {
+        context.error(
+            &child(path, "forge"),
+            "missing: mode pull-request needs a forge",
+        );
+    }
+    WriteBack {
+        mode,
+        branch,
+        group: match raw.group {
+            None | Some(RawGroup::Repository) => Grouping::Repository,
+            Some(RawGroup::Policy) => Grouping::Policy,
+            Some(RawGroup::Image) => Grouping::Image,
+        },
+        author,
+        message,
+        forge,
+    }
+}
+
+fn forge_config(context: &mut Context<'_, '_>, path: &str, raw: RawForge) -> ForgeConfig {
+    let kind = match raw.kind {
+        RawForgeKind::Github => ForgeKind::GitHub,
+        RawForgeKind::Gitlab => ForgeKind::GitLab,
+        RawForgeKind::Gitea | RawForgeKind::Forgejo => ForgeKind::Gitea,
+    };
+    let api = match (raw.api, kind) {
+        (Some(api), _) => {
+            if !(api.starts_with("https://") || api.starts_with("http://")) {
+                context.error(
+                    &child(path, "api"),
+                    format!("{api:?} is not an http(s) URL"),
+                );
+            }
+            api.trim_end_matches('/').to_string()
+        }
+        (None, ForgeKind::GitHub) => "https://api.github.com".to_string(),
+        (None, ForgeKind::GitLab) => "https://gitlab.com/api/v4".to_string(),
+        (None, ForgeKind::Gitea) => {
+            context.error(
+                &child(path, "api"),
+                "missing: gitea/forgejo needs the API URL, e.g. https://git.example.com/api/v1",
+            );
+            String::new()
+        }
+    };
+    let segments: Vec<&str> = raw.repo.split('/').collect();
+    if segments.len() < 2 || segments.iter().any(|s| s.is_empty()) {
+        context.error(
+            &child(path, "repo"),
+            format!("{:?} is not owner/name", raw.repo),
+        );
+    }
+    context.secret_env(&child(path, "tokenEnv"), &raw.token_env);
+    ForgeConfig {
+        kind,
+        api,
+        repository: raw.repo,
+        token_env: raw.token_env,
+    }
+}
+
+/// `{name}` placeholders must be known; braces must balance.
+fn check_template(context: &mut Context<'_, '_>, path: &str, template: &str, known: &[&str]) {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            context.error(path, format!("unclosed `{{` in template {template:?}"));
+            return;
+        };
+        let name = &rest[open + 1..open + close];
+        if !known.contains(&name) {
+            let names: Vec<String> = known.iter().map(|k| format!("{{{k}}}")).collect();
+            context.error(
+                path,
+                format!(
+                    "unknown placeholder {{{name}}} in template; known: {}",
+                    names.join(", ")
+                ),
+            );
+        }
+        rest = &rest[open + close + 1..];
+    }
+}
+
+fn daemon(context: &mut Context<'_, '_>, raw: Option<RawDaemon>, base: &Path) -> DaemonConfig {
+    let mut daemon = DaemonConfig {
+        state_dir: base.join(super::DEFAULT_STATE_DIR),
+        ..DaemonConfig::default()
+    };
+    let Some(raw) = raw else {
+        return daemon;
+    };
+    if let Some(listen) = raw.listen {
+        match listen.parse::<SocketAddr>() {
+            Ok(address) => daemon.listen = address,
+            Err(_) => context.error(
+                "daemon.listen",
+                format!("{listen:?} is not address:port, e.g. 127.0.0.1:8080"),
+            ),
+        }
+    }
+    if let Some(dir) = raw.state_dir {
+        daemon.state_dir = base.join(dir);
+    }
+    if let Some(interval) = raw.interval {
+        if let Some(duration) = context.duration("daemon.interval", &interval) {
+            if duration.is_zero() {
+                context.error("daemon.interval", "must be longer than zero");
+            } else {
+                daemon.interval = duration;
+            }
+        }
+    }
+    daemon
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contained_paths_stay_inside() {
+        assert_eq!(
+            contained_path("clusters/prod"),
+            Some(PathBuf::from("clusters/prod"))
+        );
+        assert_eq!(contained_path("a/../b"), Some(PathBuf::from("b")));
+        assert_eq!(contained_path("."), Some(PathBuf::from(".")));
+        assert_eq!(contained_path("../x"), None);
+        assert_eq!(contained_path("a/../../x"), None);
+        assert_eq!(contained_path("/etc"), None);
+        assert_eq!(contained_path(""), None);
+    }
+}

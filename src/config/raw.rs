@@ -1,0 +1,340 @@
+//! The wire types of `tagwatch.yaml` and policy documents, exactly as written (SPEC §3). They are the
+//! single description of the file formats: the published JSON Schema is generated from them, the
+//! structural check walks that schema over the YAML tree, and `serde` then fills these types. The
+//! validated domain types are built from them in `file` and `policies`.
+//!
+//! Must not: hold defaults or validation (strings stay strings here).
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// `tagwatch.yaml`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "tagwatch.yaml")]
+pub struct RawConfig {
+    /// Registries that need settings; any other is reached anonymously over HTTPS.
+    pub registries: Option<Vec<RawRegistry>>,
+    /// Config repositories that tagwatch keeps up to date.
+    pub repositories: Option<Vec<RawRepository>>,
+    /// Files or directories of policy documents, relative to this file.
+    pub policies: Option<Vec<String>>,
+    pub daemon: Option<RawDaemon>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRegistry {
+    /// `host[:port]` as written in image references, e.g. `ghcr.io` or `127.0.0.1:5000`.
+    pub host: String,
+    /// Plain HTTP (or TLS without verification when `tls.ca` is not given).
+    pub insecure: Option<bool>,
+    pub tls: Option<RawTls>,
+    pub auth: Option<RawRegistryAuth>,
+    /// Requests in flight to this registry at most.
+    #[schemars(range(min = 1))]
+    pub max_concurrency: Option<u32>,
+    /// Per-request timeout, e.g. `30s`.
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawTls {
+    /// A PEM file with the CA certificate(s) to trust for this registry.
+    pub ca: Option<String>,
+}
+
+/// One of: `username` with `passwordEnv` or `passwordFile`; `dockerConfig`; `credentialHelper`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRegistryAuth {
+    pub username: Option<String>,
+    /// Name of the environment variable that holds the password or token.
+    pub password_env: Option<String>,
+    /// File that holds the password or token.
+    pub password_file: Option<String>,
+    /// A docker `config.json` (`auths`, `credsStore`, `credHelpers`).
+    pub docker_config: Option<String>,
+    /// Run `docker-credential-NAME get`.
+    pub credential_helper: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRepository {
+    /// Unique name, used in logs, metrics and `plan`.
+    pub name: String,
+    /// `file://`, `https://`, `http://`, `ssh://` or `user@host:path`.
+    pub url: String,
+    /// The branch to read (and, by default, to push to).
+    pub branch: Option<String>,
+    /// Only these paths are scanned (relative, inside the repository); default: the whole repository.
+    pub paths: Option<Vec<String>>,
+    pub auth: Option<RawGitAuth>,
+    pub write_back: Option<RawWriteBack>,
+}
+
+/// One of: `tokenEnv`; `sshKeyFile` (+ `knownHostsFile`); `username` with `passwordEnv` or `passwordFile`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawGitAuth {
+    /// Environment variable holding an HTTPS token.
+    pub token_env: Option<String>,
+    pub ssh_key_file: Option<String>,
+    pub known_hosts_file: Option<String>,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawWriteBack {
+    pub mode: Option<RawWriteBackMode>,
+    /// Push target; for `pull-request` the head branch template, e.g. `tagwatch/{group}`.
+    pub branch: Option<String>,
+    pub group: Option<RawGroup>,
+    pub author: Option<RawAuthor>,
+    /// Commit message template: `{summary}`, `{changes}`, `{policy}`, `{image}`, `{from}`, `{to}`.
+    pub message: Option<String>,
+    pub forge: Option<RawForge>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawWriteBackMode {
+    Push,
+    PullRequest,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawGroup {
+    Repository,
+    Policy,
+    Image,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAuthor {
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawForge {
+    pub kind: RawForgeKind,
+    /// API base URL; defaults for github.com and gitlab.com.
+    pub api: Option<String>,
+    /// `owner/name` (GitLab: the project path).
+    pub repo: String,
+    /// Environment variable holding the API token.
+    pub token_env: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawForgeKind {
+    Github,
+    Gitlab,
+    Gitea,
+    Forgejo,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawDaemon {
+    /// `address:port` of the HTTP server (webhooks, metrics, health).
+    pub listen: Option<String>,
+    /// Directory of the embedded state store, relative to this file.
+    pub state_dir: Option<String>,
+    /// Default poll period, e.g. `5m`.
+    pub interval: Option<String>,
+}
+
+/// A tagwatch policy document (`apiVersion: tagwatch.dev/v1alpha1`, `kind: TagPolicy`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "TagPolicy")]
+pub struct RawTagPolicy {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: RawMetadata,
+    pub spec: RawTagPolicySpec,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawMetadata {
+    pub name: String,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawTagPolicySpec {
+    /// The image whose tags are candidates, without tag or digest, e.g. `ghcr.io/stefanprodan/podinfo`.
+    pub image: String,
+    pub semver: Option<RawSemver>,
+    pub filter: Option<RawFilter>,
+    /// How candidates are ranked when `semver` is not used.
+    pub order: Option<RawOrder>,
+    /// `asc` (default): the greatest key wins; `desc`: the smallest.
+    pub direction: Option<RawDirection>,
+    /// Globs on the tag; matching tags are never candidates.
+    pub exclude: Option<Vec<String>>,
+    /// Write `tag@sha256:…` and follow digest changes of the chosen tag.
+    pub digest: Option<bool>,
+    /// Poll period for this image, e.g. `1m`.
+    pub interval: Option<String>,
+    /// Bumps are written only inside these windows.
+    pub windows: Option<Vec<RawWindow>>,
+    /// Ignore tags younger than this (image config `created`), e.g. `1h`.
+    pub min_age: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawSemver {
+    /// A node-semver range: `^1.2`, `~1.2.3`, `1.x`, `>=1.2.0 <2`, `1.2 - 1.4`, `||`.
+    pub range: String,
+    /// node-semver's `includePrerelease`.
+    pub prerelease: Option<bool>,
+    /// Track `X.Y.Z-VARIANT` tags as `X.Y.Z`, e.g. `alpine`.
+    pub variant: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawFilter {
+    /// A regex every candidate must match.
+    pub pattern: String,
+    /// The sort key built from the pattern's groups, e.g. `$ts`.
+    pub extract: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawOrder {
+    Numerical,
+    Alphabetical,
+    Newest,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawDirection {
+    Asc,
+    Desc,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawWindow {
+    /// Cron schedule with seconds: `sec min hour day-of-month month day-of-week [year]`.
+    pub schedule: String,
+    /// How long the window stays open after each opening, e.g. `8h`.
+    pub duration: String,
+    /// IANA time zone of the schedule (default UTC).
+    pub timezone: Option<String>,
+}
+
+/// Flux `ImagePolicy` (`image.toolkit.fluxcd.io/v1beta2` and `v1`): the fields tagwatch reads.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawFluxImagePolicy {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: RawFluxMetadata,
+    pub spec: RawFluxImagePolicySpec,
+    pub status: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawFluxMetadata {
+    pub name: String,
+    pub namespace: Option<String>,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawFluxImagePolicySpec {
+    pub image_repository_ref: RawFluxReference,
+    pub policy: RawFluxPolicyChoice,
+    pub filter_tags: Option<RawFilter>,
+    pub digest_reflection_policy: Option<RawDigestReflection>,
+    pub interval: Option<String>,
+    pub suspend: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawFluxReference {
+    pub name: String,
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawFluxPolicyChoice {
+    pub semver: Option<RawFluxSemver>,
+    pub alphabetical: Option<RawFluxOrder>,
+    pub numerical: Option<RawFluxOrder>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawFluxSemver {
+    pub range: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawFluxOrder {
+    pub order: Option<RawDirection>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+pub enum RawDigestReflection {
+    Never,
+    IfNotPresent,
+    Always,
+}
+
+/// Flux `ImageRepository`: the fields tagwatch reads, and the ones it accepts and ignores (credentials
+/// come from tagwatch's own `registries`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawFluxImageRepository {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: RawFluxMetadata,
+    pub spec: RawFluxImageRepositorySpec,
+    pub status: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawFluxImageRepositorySpec {
+    pub image: String,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub exclusion_list: Option<Vec<String>>,
+    pub insecure: Option<bool>,
+    pub provider: Option<String>,
+    pub suspend: Option<bool>,
+    pub secret_ref: Option<serde_json::Value>,
+    pub cert_secret_ref: Option<serde_json::Value>,
+    pub proxy_secret_ref: Option<serde_json::Value>,
+    pub service_account_name: Option<String>,
+    pub access_from: Option<serde_json::Value>,
+}

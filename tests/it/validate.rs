@@ -1,0 +1,351 @@
+//! `tagwatch validate` and config loading on bad input: every kind of problem is reported as
+//! `FILE:LINE:COL: FIELD: message`, at the offending key or value, all of them at once (exit 2).
+
+use std::path::Path;
+use std::process::Command;
+
+use tagwatch::config::Config;
+use tagwatch::environment::Environment;
+
+/// Writes `files` (path, text) into a fresh directory, loads `tagwatch.yaml` from it with `env`, and
+/// returns the diagnostics with the directory prefix removed.
+fn problems(files: &[(&str, &str)], env: &[(&str, &str)]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let environment = Environment::from_pairs(env.iter().copied());
+    let prefix = format!("{}/", dir.path().display());
+    match Config::load(Some(&dir.path().join("tagwatch.yaml")), &environment) {
+        Ok(_) => Vec::new(),
+        Err(diagnostics) => diagnostics
+            .0
+            .iter()
+            .map(|d| d.to_string().replace(&prefix, ""))
+            .collect(),
+    }
+}
+
+/// One policy file under `policies/`, named by a config that lists the directory.
+fn policy_problems(policy: &str) -> Vec<String> {
+    problems(
+        &[
+            ("tagwatch.yaml", "policies: [policies/]\n"),
+            ("policies/p.yaml", policy),
+        ],
+        &[],
+    )
+}
+
+const HEADER: &str = "apiVersion: tagwatch.dev/v1alpha1\nkind: TagPolicy\nmetadata:\n  name: web\nspec:\n  image: nginx\n";
+
+fn with_header(spec_lines: &str) -> String {
+    format!("{HEADER}{spec_lines}")
+}
+
+#[test]
+fn unknown_key_is_reported_at_the_key_with_a_suggestion() {
+    assert_eq!(
+        policy_problems(&with_header("  semvr: { range: ^1 }\n")),
+        [
+            "policies/p.yaml:6:3: spec: a policy needs a selection rule: semver: { range: … }, or order: numerical | alphabetical (with an optional filter)",
+            "policies/p.yaml:7:3: spec.semvr: unknown field `semvr` (did you mean `semver`?)",
+        ]
+    );
+}
+
+#[test]
+fn unknown_key_in_the_config_lists_the_known_ones() {
+    assert_eq!(
+        problems(
+            &[(
+                "tagwatch.yaml",
+                "registries:\n  - host: ghcr.io\n    secret: x\n"
+            )],
+            &[]
+        ),
+        [
+            "tagwatch.yaml:3:5: registries[0].secret: unknown field `secret`, expected one of `auth`, `host`, `insecure`, `maxConcurrency`, `timeout`, `tls`"
+        ]
+    );
+}
+
+#[test]
+fn wrong_types_are_reported_at_the_value() {
+    assert_eq!(
+        policy_problems(&with_header(
+            "  semver: { range: ^1 }\n  digest: \"yes\"\n  exclude: \"*-debug\"\n"
+        )),
+        [
+            "policies/p.yaml:8:11: spec.digest: expected a boolean (true or false), found a string",
+            "policies/p.yaml:9:12: spec.exclude: expected a list, found a string",
+        ]
+    );
+    assert_eq!(
+        problems(
+            &[(
+                "tagwatch.yaml",
+                "registries:\n  - host: ghcr.io\n    maxConcurrency: many\n"
+            )],
+            &[]
+        ),
+        ["tagwatch.yaml:3:21: registries[0].maxConcurrency: expected an integer, found a string"]
+    );
+}
+
+#[test]
+fn enum_values_are_checked() {
+    assert_eq!(
+        policy_problems(&with_header("  order: newest-first\n")),
+        [
+            "policies/p.yaml:7:10: spec.order: expected one of `numerical`, `alphabetical`, `newest`, found `newest-first`"
+        ]
+    );
+}
+
+#[test]
+fn invalid_regex_names_the_pattern() {
+    assert_eq!(
+        policy_problems(&with_header(
+            "  filter: { pattern: '^main-(', extract: '$ts' }\n  order: numerical\n"
+        )),
+        ["policies/p.yaml:7:22: spec.filter.pattern: invalid regex \"^main-(\": unclosed group"]
+    );
+}
+
+#[test]
+fn extract_must_name_a_group_of_the_pattern() {
+    assert_eq!(
+        policy_problems(&with_header(
+            "  filter: { pattern: '^main-(?P<ts>[0-9]+)$', extract: '$time' }\n  order: numerical\n"
+        )),
+        [
+            "policies/p.yaml:7:56: spec.filter.extract: $time names no group of the pattern (groups: ts)"
+        ]
+    );
+}
+
+#[test]
+fn invalid_semver_range_is_reported_at_the_range() {
+    assert_eq!(
+        policy_problems(&with_header("  semver: { range: \">=abc\" }\n")),
+        [
+            "policies/p.yaml:7:20: spec.semver.range: invalid semver range \">=abc\": invalid comparator \">=abc\""
+        ]
+    );
+}
+
+#[test]
+fn invalid_cron_schedule_is_reported_at_the_schedule() {
+    let problems = policy_problems(&with_header(
+        "  semver: { range: ^1 }\n  windows:\n    - schedule: \"0 0 25 * * *\"\n      duration: 8h\n",
+    ));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("policies/p.yaml:9:17: spec.windows[0].schedule: invalid cron schedule \"0 0 25 * * *\": "),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn bad_durations_and_time_zones_are_reported() {
+    assert_eq!(
+        policy_problems(&with_header(
+            "  semver: { range: ^1 }\n  interval: soon\n  minAge: 0s\n  windows:\n    - { schedule: \"0 0 9 * * *\", duration: 0s, timezone: Mars/Olympus }\n",
+        )),
+        [
+            "policies/p.yaml:8:13: spec.interval: invalid duration \"soon\": expected number at 0 (e.g. 30s, 5m, 1h30m)",
+            "policies/p.yaml:11:44: spec.windows[0].duration: must be longer than zero",
+            "policies/p.yaml:11:58: spec.windows[0].timezone: unknown time zone \"Mars/Olympus\" (an IANA name, e.g. Europe/Berlin)",
+        ]
+    );
+}
+
+#[test]
+fn duplicate_policy_names_point_at_the_first_definition() {
+    let policy = with_header("  semver: { range: ^1 }\n");
+    assert_eq!(
+        problems(
+            &[
+                ("tagwatch.yaml", "policies: [policies/]\n"),
+                ("policies/a.yaml", &policy),
+                ("policies/b.yaml", &format!("---\n{policy}")),
+            ],
+            &[],
+        ),
+        [
+            "policies/b.yaml:5:9: metadata.name: duplicate policy name \"web\" (first defined at policies/a.yaml:4:9)"
+        ]
+    );
+}
+
+#[test]
+fn missing_policy_name_is_reported_at_metadata() {
+    assert_eq!(
+        policy_problems(
+            "apiVersion: tagwatch.dev/v1alpha1\nkind: TagPolicy\nmetadata: { labels: { team: web } }\nspec:\n  image: nginx\n  semver: { range: ^1 }\n"
+        ),
+        ["policies/p.yaml:3:11: metadata.name: missing required field `name`"]
+    );
+}
+
+#[test]
+fn policy_without_a_selection_rule_is_reported_at_spec() {
+    assert_eq!(
+        policy_problems(&with_header("  exclude: [\"*-debug\"]\n")),
+        [
+            "policies/p.yaml:6:3: spec: a policy needs a selection rule: semver: { range: … }, or order: numerical | alphabetical (with an optional filter)"
+        ]
+    );
+}
+
+#[test]
+fn unset_secret_env_vars_are_reported_and_set_ones_pass() {
+    let config = "registries:\n  - host: ghcr.io\n    auth: { username: bot, passwordEnv: REG_PASSWORD }\nrepositories:\n  - name: prod\n    url: https://git.example.com/prod.git\n    auth: { tokenEnv: GIT_TOKEN }\n";
+    assert_eq!(
+        problems(&[("tagwatch.yaml", config)], &[("GIT_TOKEN", "t")]),
+        [
+            "tagwatch.yaml:3:41: registries[0].auth.passwordEnv: environment variable REG_PASSWORD is not set (or empty)"
+        ]
+    );
+    assert!(
+        problems(
+            &[("tagwatch.yaml", config)],
+            &[("GIT_TOKEN", "t"), ("REG_PASSWORD", "p")]
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn repository_paths_cannot_escape_and_urls_carry_no_credentials() {
+    assert_eq!(
+        problems(
+            &[(
+                "tagwatch.yaml",
+                "repositories:\n  - name: prod\n    url: https://bot:hunter2@git.example.com/prod.git\n    paths: [clusters/prod, ../../etc]\n",
+            )],
+            &[],
+        ),
+        [
+            "tagwatch.yaml:3:10: repositories[0].url: credentials in the URL (https://***@git.example.com/prod.git) are not allowed: use auth.tokenEnv or auth.passwordEnv",
+            "tagwatch.yaml:4:28: repositories[0].paths[1]: \"../../etc\" must be a relative path that stays inside the repository",
+        ]
+    );
+}
+
+#[test]
+fn flux_policy_must_find_its_image_repository() {
+    assert_eq!(
+        policy_problems(
+            "apiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImagePolicy\nmetadata: { name: app, namespace: apps }\nspec:\n  imageRepositoryRef: { name: app }\n  policy: { semver: { range: '>=1.0.0' } }\n"
+        ),
+        [
+            "policies/p.yaml:5:31: spec.imageRepositoryRef.name: no ImageRepository apps:app in the policy paths"
+        ]
+    );
+}
+
+#[test]
+fn yaml_syntax_errors_have_a_position() {
+    let problems = policy_problems("apiVersion: tagwatch.dev/v1alpha1\nspec: [unclosed\n");
+    assert_eq!(problems.len(), 1);
+    assert!(
+        problems[0].starts_with("policies/p.yaml:3:1: YAML syntax error: "),
+        "{problems:?}"
+    );
+}
+
+/// The committed fixture holds problems of every kind in two files; the binary prints them all at once
+/// on stdout and exits 2.
+#[test]
+fn binary_prints_every_problem_at_once_and_exits_2() {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/validate/many-problems");
+    let output = Command::new(env!("CARGO_BIN_EXE_tagwatch"))
+        .args(["--config", "tagwatch.yaml", "validate"])
+        .current_dir(&fixture)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let expected = std::fs::read_to_string(fixture.join("expected.txt")).unwrap();
+    assert_eq!(stdout, expected);
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains(&format!("{} problems found", expected.lines().count()))
+    );
+}
+
+/// The example config and policies of the repository validate.
+#[test]
+fn examples_validate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new(env!("CARGO_BIN_EXE_tagwatch"))
+        .args(["--config", "deploy/tagwatch.yaml", "validate"])
+        .current_dir(root)
+        .env_clear()
+        .env("REG_PASSWORD", "x")
+        .env("GIT_TOKEN", "x")
+        .env("GH_TOKEN", "x")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let environment =
+        Environment::from_pairs([("REG_PASSWORD", "x"), ("GIT_TOKEN", "x"), ("GH_TOKEN", "x")]);
+    let config = Config::load(Some(&root.join("deploy/tagwatch.yaml")), &environment).unwrap();
+    let mut names: Vec<&str> = config.policies.iter().map(|p| p.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "api-main",
+            "bitnami-redis",
+            "flux-system:podinfo-flux",
+            "nginx-alpine",
+            "podinfo"
+        ]
+    );
+    assert_eq!(
+        config
+            .policy_by_marker("flux-system:podinfo-flux")
+            .unwrap()
+            .image
+            .name(),
+        "ghcr.io/stefanprodan/podinfo"
+    );
+    assert_eq!(
+        config.policy("podinfo-flux").unwrap().name,
+        "flux-system:podinfo-flux"
+    );
+}
+
+/// Without `--config` and without `tagwatch.yaml`, the config is empty and valid (SPEC §2).
+#[test]
+fn missing_default_config_is_an_empty_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_tagwatch"))
+        .arg("validate")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("no config file (empty config)"));
+}
+
+/// A wrong value is reported once, as a wrong value, not again as a missing rule.
+#[test]
+fn a_wrong_selection_rule_is_reported_once() {
+    assert_eq!(
+        policy_problems(&with_header("  semver: 5\n")),
+        ["policies/p.yaml:7:11: spec.semver: expected a mapping, found an integer"]
+    );
+}
