@@ -24,6 +24,7 @@ pub mod environment;
 pub mod git;
 pub mod forge;
 pub mod policy;
+pub mod manifest;
 pub mod reference;
 pub mod registry;
 pub mod secret;

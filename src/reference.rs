@@ -32,7 +32,7 @@ pub enum ReferenceError {
 }
 
 /// A parsed, normalized image reference.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct ImageReference {
     /// Registry host with optional port, normalized (`docker.io` when the reference names none).
     pub registry: String,
@@ -210,7 +210,7 @@ pub fn is_valid_digest(digest: &str) -> bool {
 /// Splits a name into its domain (when the first component looks like one) and its path, following
 /// distribution's rule: the first component is a domain if it contains `.` or `:`, is `localhost`, or has
 /// an uppercase letter.
-fn split_domain(name: &str) -> (Option<&str>, &str) {
+pub fn split_domain(name: &str) -> (Option<&str>, &str) {
     match name.split_once('/') {
         Some((first, rest))
             if first.contains(['.', ':'])

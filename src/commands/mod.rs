@@ -8,6 +8,7 @@ use crate::cli::{Cli, Command};
 pub mod resolve;
 pub mod schema;
 pub mod validate;
+mod set;
 
 /// Exit code when some work failed.
 pub const EXIT_FAILURE: u8 = 1;
@@ -25,6 +26,12 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         } => resolve::run(cli, policy, tags_file.as_deref(), *output),
         Command::Schema { dir } => schema::run(dir),
         Command::Set { .. } => {
+        Command::Set {
+            assignment,
+            paths,
+            dry_run,
+        } => set::run(assignment, paths, *dry_run),
+        Command::Validate | Command::Resolve { .. } => {
             anyhow::bail!("this command is not implemented yet")
         }
     }

@@ -2,6 +2,11 @@
 //! that the helpers in `support` start on free loopback ports and stop on drop.
 
 mod forge;
+mod corpus;
+mod invariants;
+mod rewrite;
+mod rewrite_properties;
+mod set;
 mod support;
 
 mod git;
