@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 # Debian packages: the real services the tests start (registry, git remotes, sshd) and the tools that feed
 # them. `command -v` / dpkg checks keep a second run instant.
 packages=(docker-registry skopeo apache2-utils openssh-server openssh-client lighttpd lighttpd-mod-openssl git curl jq openssl gnupg)
+packages=(docker-registry skopeo apache2-utils openssh-server openssh-client lighttpd git curl jq openssl gnupg wrk)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -7,6 +7,7 @@ mod invariants;
 mod rewrite;
 mod rewrite_properties;
 mod set;
+mod registry;
 mod support;
 
 mod git;

@@ -3,3 +3,7 @@
 pub mod git_http;
 pub mod sshd;
 pub mod fake_forge;
+pub mod proxy;
+pub mod registry;
+pub mod seed;
+pub mod token_issuer;

@@ -1,0 +1,593 @@
+//! One registry as the client sees it: its base URL, HTTP client (TLS settings, timeouts), concurrency
+//! limit, credentials and cached tokens. Every request goes through [`Endpoint::send`], which owns the
+//! retry loop and the authentication flow, so no other code retries or authenticates.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
+};
+use reqwest::{Method, StatusCode, Url};
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+
+use super::auth::{Challenge, Credentials, parse_challenge, resolve_credentials};
+use super::backoff::{Backoff, parse_retry_after};
+use super::error::{ErrorClass, RegistryError, classify};
+use super::settings::RegistrySettings;
+use crate::environment::Environment;
+use crate::reference::{DOCKER_HUB, DOCKER_HUB_API_HOST};
+use crate::secret::Secret;
+
+/// Connecting never takes longer than this, even with a long request timeout: a dead host should fail
+/// fast and be retried.
+const CONNECT_TIMEOUT_MAX: Duration = Duration::from_secs(10);
+/// A token is renewed this long before its announced expiry, to absorb clock skew and request latency.
+const TOKEN_EXPIRY_MARGIN: Duration = Duration::from_secs(10);
+/// The lifetime the token spec prescribes when a token service omits `expires_in`.
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// Error bodies are read for their OCI codes only up to this size.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// A completed response: status, headers and the whole body (registry answers here are small).
+pub struct Answer {
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+pub struct Endpoint {
+    /// The host as image references name it (`docker.io`, `127.0.0.1:5000`).
+    pub host: String,
+    /// `scheme://api-host[:port]`.
+    pub base: Url,
+    http: reqwest::Client,
+    limit: Semaphore,
+    credentials: Option<Credentials>,
+    auth: Mutex<AuthState>,
+    /// Serializes token requests so a burst of requests for one scope fetches one token.
+    token_fetch: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct AuthState {
+    scheme: Option<KnownScheme>,
+    tokens: HashMap<String, CachedToken>,
+}
+
+#[derive(Clone)]
+enum KnownScheme {
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
+}
+
+struct CachedToken {
+    token: Secret,
+    renew_at: Instant,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    token: Option<String>,
+    access_token: Option<String>,
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    errors: Vec<ErrorEntry>,
+}
+
+#[derive(Deserialize)]
+struct ErrorEntry {
+    code: Option<String>,
+}
+
+impl Endpoint {
+    pub fn new(
+        settings: &RegistrySettings,
+        environment: &Environment,
+    ) -> Result<Self, RegistryError> {
+        let host = normalize_host(&settings.host);
+        let invalid = |reason: String| RegistryError::Settings {
+            host: host.clone(),
+            reason,
+        };
+        let api_host = if host == DOCKER_HUB {
+            DOCKER_HUB_API_HOST
+        } else {
+            host.as_str()
+        };
+        // `insecure` means plain HTTP, unless a CA file says how to verify TLS (settings.rs).
+        let scheme = if settings.insecure && settings.ca_file.is_none() {
+            "http"
+        } else {
+            "https"
+        };
+        let base = Url::parse(&format!("{scheme}://{api_host}/"))
+            .map_err(|error| invalid(format!("not a valid host[:port]: {error}")))?;
+
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("tagwatch/", env!("CARGO_PKG_VERSION")))
+            .timeout(settings.request_timeout)
+            .connect_timeout(settings.request_timeout.min(CONNECT_TIMEOUT_MAX))
+            .pool_max_idle_per_host(settings.max_concurrency.max(1))
+            .tcp_nodelay(true);
+        if let Some(path) = &settings.ca_file {
+            let pem = std::fs::read(path).map_err(|error| {
+                invalid(format!("cannot read CA file {}: {error}", path.display()))
+            })?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
+                invalid(format!(
+                    "{} holds no PEM certificate: {error}",
+                    path.display()
+                ))
+            })?;
+            if certificates.is_empty() {
+                return Err(invalid(format!(
+                    "{} holds no PEM certificate",
+                    path.display()
+                )));
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|error| invalid(format!("cannot build the HTTP client: {error}")))?;
+        Ok(Endpoint {
+            credentials: resolve_credentials(settings, environment)?,
+            host,
+            base,
+            http,
+            limit: Semaphore::new(settings.max_concurrency.max(1)),
+            auth: Mutex::new(AuthState::default()),
+            token_fetch: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// `base` joined with an absolute API path (`/v2/…`) and optional query.
+    pub fn url(&self, path_and_query: &str) -> Url {
+        let mut url = self.base.clone();
+        match path_and_query.split_once('?') {
+            Some((path, query)) => {
+                url.set_path(path);
+                url.set_query(Some(query));
+            }
+            None => url.set_path(path_and_query),
+        }
+        url
+    }
+
+    /// Sends one request for `repository` with retries (backoff, `Retry-After`) and authentication.
+    /// A non-2xx answer becomes an error; 404 is reported as a `Status` error with its OCI codes.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        accept: &str,
+        repository: &str,
+    ) -> Result<Answer, RegistryError> {
+        let scope = format!("repository:{repository}:pull");
+        let mut backoff = Backoff::default();
+        let mut attempts = 0u32;
+        let mut challenge_answered = false;
+        loop {
+            attempts += 1;
+            let authorization = self.authorization(&scope, repository).await?;
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .header(ACCEPT, accept);
+            if let Some(value) = authorization {
+                request = request.header(AUTHORIZATION, value);
+            }
+            let permit = self.limit.acquire().await.expect("semaphore never closed");
+            // The body is read under the permit too: the limit counts requests the registry is serving.
+            let outcome = exchange(request).await;
+            drop(permit);
+            let (status, headers, body) = match outcome {
+                Ok(outcome) => outcome,
+                Err(error) => match backoff.next_delay(None) {
+                    Some(delay) => {
+                        tracing::debug!(url = %url, error = %error, ?delay, "request failed, retrying");
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    None => {
+                        return Err(RegistryError::Unreachable {
+                            url: url.to_string(),
+                            attempts,
+                            source: error,
+                        });
+                    }
+                },
+            };
+            if status.is_success() {
+                return Ok(Answer { headers, body });
+            }
+            if status == StatusCode::UNAUTHORIZED {
+                let challenge = headers
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(parse_challenge);
+                if let Some(challenge) = challenge
+                    && !challenge_answered
+                {
+                    challenge_answered = true;
+                    attempts -= 1;
+                    self.answer_challenge(challenge, &scope, repository).await?;
+                    continue;
+                }
+                return Err(self.unauthorized(
+                    repository,
+                    "the registry rejected the credentials (HTTP 401)".to_string(),
+                ));
+            }
+            // Docker Hub signals its pull limit as 403 + TOOMANYREQUESTS in some versions: that is not
+            // an access problem, and `failure` classifies it.
+            if status == StatusCode::FORBIDDEN
+                && !error_codes(&body)
+                    .iter()
+                    .any(|code| code == "TOOMANYREQUESTS")
+            {
+                return Err(self.unauthorized(repository, "access denied (HTTP 403)".to_string()));
+            }
+            let failure = failure(url.as_str(), status, &headers, &body, attempts);
+            if let Some(delay) = retry_delay(&failure, &mut backoff) {
+                tracing::warn!(url = %url, status = status.as_u16(), ?delay, "registry asked to retry");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            return Err(failure);
+        }
+    }
+
+    fn unauthorized(&self, repository: &str, reason: String) -> RegistryError {
+        let reason = if self.credentials.is_none() {
+            format!("{reason}; no credentials are configured for it")
+        } else {
+            reason
+        };
+        RegistryError::Unauthorized {
+            host: self.host.clone(),
+            repository: repository.to_string(),
+            reason,
+        }
+    }
+
+    /// The `Authorization` header for a request in `scope`, fetching a token first when the registry is
+    /// known to want one and none is cached.
+    async fn authorization(
+        &self,
+        scope: &str,
+        repository: &str,
+    ) -> Result<Option<HeaderValue>, RegistryError> {
+        let (scheme, cached) = {
+            let state = self.auth.lock().expect("auth state lock");
+            let cached = state
+                .tokens
+                .get(scope)
+                .filter(|token| token.renew_at > Instant::now())
+                .map(|token| token.token.clone());
+            (state.scheme.clone(), cached)
+        };
+        match scheme {
+            None => Ok(None),
+            Some(KnownScheme::Basic) => Ok(self.credentials.as_ref().map(basic_header)),
+            Some(KnownScheme::Bearer { realm, service }) => {
+                let token = match cached {
+                    Some(token) => token,
+                    None => {
+                        self.fetch_token(&realm, service.as_deref(), scope, repository)
+                            .await?
+                    }
+                };
+                Ok(Some(bearer_header(&token)))
+            }
+        }
+    }
+
+    async fn answer_challenge(
+        &self,
+        challenge: Challenge,
+        scope: &str,
+        repository: &str,
+    ) -> Result<(), RegistryError> {
+        match challenge {
+            Challenge::Basic => {
+                if self.credentials.is_none() {
+                    return Err(self.unauthorized(
+                        repository,
+                        "the registry requires HTTP basic authentication".to_string(),
+                    ));
+                }
+                self.auth.lock().expect("auth state lock").scheme = Some(KnownScheme::Basic);
+            }
+            Challenge::Bearer { realm, service, .. } => {
+                // Our own scope, not the challenge's: it is what every request for this repository needs,
+                // and the cache key must not depend on what one answer happened to say.
+                {
+                    let mut state = self.auth.lock().expect("auth state lock");
+                    state.scheme = Some(KnownScheme::Bearer {
+                        realm: realm.clone(),
+                        service: service.clone(),
+                    });
+                    state.tokens.remove(scope);
+                }
+                self.fetch_token(&realm, service.as_deref(), scope, repository)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Exchanges the credentials (or nothing, anonymously) for a Bearer token at the challenge's realm
+    /// and caches it until shortly before it expires.
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        repository: &str,
+    ) -> Result<Secret, RegistryError> {
+        let _serial = self.token_fetch.lock().await;
+        if let Some(token) = self
+            .auth
+            .lock()
+            .expect("auth state lock")
+            .tokens
+            .get(scope)
+            .filter(|token| token.renew_at > Instant::now())
+        {
+            return Ok(token.token.clone());
+        }
+        let mut url = Url::parse(realm).map_err(|_| RegistryError::InvalidResponse {
+            url: self.base.to_string(),
+            reason: format!("the token realm {:?} is not a URL", realm),
+        })?;
+        let request = match &self.credentials {
+            Some(credentials) if credentials.username == "<token>" => {
+                // An identity token from `docker login`: the OAuth2 refresh-token grant.
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("client_id", "tagwatch"),
+                    ("scope", scope),
+                    ("refresh_token", credentials.password.expose()),
+                ];
+                if let Some(service) = service {
+                    form.push(("service", service));
+                }
+                // Form-encoded by hand: reqwest's `form` feature would be one more dependency for one call.
+                let mut encoder = Url::parse("http://form.invalid/").expect("static URL");
+                encoder.query_pairs_mut().extend_pairs(&form);
+                self.http
+                    .post(url.clone())
+                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(encoder.query().unwrap_or_default().to_string())
+            }
+            credentials => {
+                {
+                    let mut query = url.query_pairs_mut();
+                    if let Some(service) = service {
+                        query.append_pair("service", service);
+                    }
+                    query.append_pair("scope", scope);
+                }
+                let request = self.http.get(url.clone());
+                match credentials {
+                    Some(credentials) => request.header(AUTHORIZATION, basic_header(credentials)),
+                    None => request,
+                }
+            }
+        };
+        let origin = redacted_origin(&url);
+        let mut backoff = Backoff::default();
+        let mut attempts = 0u32;
+        let body = loop {
+            attempts += 1;
+            let attempt = request
+                .try_clone()
+                .expect("token requests have an in-memory body");
+            match exchange(attempt).await {
+                Ok((status, _, _))
+                    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN =>
+                {
+                    return Err(self.unauthorized(
+                        repository,
+                        format!(
+                            "the token service {origin} rejected the credentials (HTTP {})",
+                            status.as_u16()
+                        ),
+                    ));
+                }
+                Ok((status, _, body)) if status.is_success() => break body,
+                Ok((status, headers, body)) => {
+                    let failure = failure(&origin, status, &headers, &body, attempts);
+                    match retry_delay(&failure, &mut backoff) {
+                        Some(delay) => tokio::time::sleep(delay).await,
+                        None => return Err(failure),
+                    }
+                }
+                Err(source) => match backoff.next_delay(None) {
+                    Some(delay) => tokio::time::sleep(delay).await,
+                    None => {
+                        return Err(RegistryError::Unreachable {
+                            url: origin,
+                            attempts,
+                            source,
+                        });
+                    }
+                },
+            }
+        };
+        let answer: TokenAnswer =
+            serde_json::from_slice(&body).map_err(|_| RegistryError::InvalidResponse {
+                url: origin.clone(),
+                reason: "the token service did not answer with a token JSON".to_string(),
+            })?;
+        let token = answer
+            .token
+            .or(answer.access_token)
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| RegistryError::InvalidResponse {
+                url: origin.clone(),
+                reason: "the token answer holds no token".to_string(),
+            })?;
+        let lifetime = answer
+            .expires_in
+            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
+        let renew_at =
+            Instant::now() + lifetime.saturating_sub(TOKEN_EXPIRY_MARGIN.min(lifetime / 2));
+        let token = Secret::new(token);
+        self.auth.lock().expect("auth state lock").tokens.insert(
+            scope.to_string(),
+            CachedToken {
+                token: token.clone(),
+                renew_at,
+            },
+        );
+        Ok(token)
+    }
+}
+
+/// Sends a request and reads the whole body (registry answers here are small).
+async fn exchange(
+    request: reqwest::RequestBuilder,
+) -> Result<(StatusCode, HeaderMap, Vec<u8>), reqwest::Error> {
+    let response = request.send().await?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.bytes().await?;
+    Ok((status, headers, body.to_vec()))
+}
+
+/// The error for a failed answer, classified once from its status, OCI codes and `Retry-After`.
+fn failure(
+    url: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    attempts: u32,
+) -> RegistryError {
+    let codes = error_codes(body);
+    let retry_after = headers
+        .get(RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_retry_after);
+    RegistryError::Status {
+        url: url.to_string(),
+        status,
+        class: classify(status, &codes, retry_after),
+        codes,
+        attempts,
+    }
+}
+
+/// How long to wait before retrying after `failure`, or `None` when it is permanent or attempts are
+/// used up.
+fn retry_delay(failure: &RegistryError, backoff: &mut Backoff) -> Option<Duration> {
+    match failure.class() {
+        ErrorClass::Permanent => None,
+        ErrorClass::Transient => backoff.next_delay(None),
+        ErrorClass::RateLimited { retry_after } => backoff.next_delay(retry_after),
+    }
+}
+
+/// `docker.io` under any of its aliases.
+pub fn normalize_host(host: &str) -> String {
+    match host {
+        "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB.to_string(),
+        host => host.to_string(),
+    }
+}
+
+fn redacted_origin(url: &Url) -> String {
+    format!("{}{}", url.origin().ascii_serialization(), url.path())
+}
+
+fn basic_header(credentials: &Credentials) -> HeaderValue {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        credentials.username,
+        credentials.password.expose()
+    ));
+    sensitive(format!("Basic {encoded}"))
+}
+
+fn bearer_header(token: &Secret) -> HeaderValue {
+    sensitive(format!("Bearer {}", token.expose()))
+}
+
+fn sensitive(value: String) -> HeaderValue {
+    // Marked sensitive so hyper/reqwest never print it in their own debug output.
+    let mut value = HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""));
+    value.set_sensitive(true);
+    value
+}
+
+/// The OCI error codes of an error body (`{"errors":[{"code":"…"}]}`), if it is one.
+fn error_codes(body: &[u8]) -> Vec<String> {
+    if body.len() > ERROR_BODY_LIMIT {
+        return Vec::new();
+    }
+    serde_json::from_slice::<ErrorBody>(body)
+        .map(|parsed| {
+            parsed
+                .errors
+                .into_iter()
+                .filter_map(|entry| entry.code)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_hub_is_reached_at_its_api_host_over_https() {
+        for host in ["docker.io", "index.docker.io", "registry-1.docker.io"] {
+            let endpoint =
+                Endpoint::new(&RegistrySettings::anonymous(host), &Environment::default()).unwrap();
+            assert_eq!(endpoint.host, "docker.io");
+            assert_eq!(
+                endpoint.url("/v2/library/nginx/tags/list").as_str(),
+                "https://registry-1.docker.io/v2/library/nginx/tags/list"
+            );
+        }
+        let mut settings = RegistrySettings::anonymous("127.0.0.1:5000");
+        settings.insecure = true;
+        let endpoint = Endpoint::new(&settings, &Environment::default()).unwrap();
+        assert_eq!(endpoint.url("/v2/").as_str(), "http://127.0.0.1:5000/v2/");
+    }
+
+    #[test]
+    fn a_missing_ca_file_or_credential_is_a_settings_error_naming_the_registry() {
+        let mut settings = RegistrySettings::anonymous("registry.example");
+        settings.ca_file = Some("/nonexistent/ca.pem".into());
+        let error = Endpoint::new(&settings, &Environment::default())
+            .err()
+            .unwrap();
+        assert!(error.to_string().contains("registry.example"), "{error}");
+        assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
+
+        let mut settings = RegistrySettings::anonymous("registry.example");
+        settings.auth = super::super::RegistryAuthSettings::Basic {
+            username: "bot".into(),
+            password: super::super::PasswordSource::Env("REGISTRY_PASSWORD".into()),
+        };
+        let error = Endpoint::new(&settings, &Environment::default())
+            .err()
+            .unwrap();
+        assert!(error.to_string().contains("REGISTRY_PASSWORD"), "{error}");
+    }
+}
