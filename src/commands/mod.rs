@@ -25,14 +25,10 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
             output,
         } => resolve::run(cli, policy, tags_file.as_deref(), *output),
         Command::Schema { dir } => schema::run(dir),
-        Command::Set { .. } => {
         Command::Set {
             assignment,
             paths,
             dry_run,
         } => set::run(assignment, paths, *dry_run),
-        Command::Validate | Command::Resolve { .. } => {
-            anyhow::bail!("this command is not implemented yet")
-        }
     }
 }
