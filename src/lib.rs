@@ -12,6 +12,7 @@
 //! | [`forge`] | pull requests on GitHub, GitLab, Gitea, Forgejo: REST calls, rate limits, PR title/body/marker | touch git or decide what to bump |
 //! | [`config`] | `tagwatch.yaml` and policy documents: file formats, JSON Schema, validation with `FILE:LINE:COL` diagnostics | read secrets or touch the network |
 //! | [`policy`] | tag policies: node-semver ranges, filter/extract, ranking, windows, resolve over a `TagSource` | do I/O other than through `TagSource` |
+//! | [`reconcile`] | planning bumps per repository (scan, match, resolve, never downgrade, holds, rollbacks, windows) and writing them back (commits, push retries, pull requests) | parse YAML, talk HTTP, or drive libgit2 itself |
 //! | [`secret`] | redacting secret type, URL masking | format a secret |
 //! | [`environment`] | the process environment, read once | be read anywhere else |
 //! | [`cli`] | the command-line surface (SPEC §2) | hold behaviour |
@@ -21,10 +22,11 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod environment;
-pub mod git;
 pub mod forge;
-pub mod policy;
+pub mod git;
 pub mod manifest;
+pub mod policy;
+pub mod reconcile;
 pub mod reference;
 pub mod registry;
 pub mod secret;

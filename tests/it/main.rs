@@ -1,13 +1,14 @@
 //! The one integration-test binary: end-to-end runs against real services (registry, git remotes, sshd)
 //! that the helpers in `support` start on free loopback ports and stop on drop.
 
-mod forge;
 mod corpus;
+mod forge;
 mod invariants;
+mod reconcile;
+mod registry;
 mod rewrite;
 mod rewrite_properties;
 mod set;
-mod registry;
 mod support;
 
 mod git;

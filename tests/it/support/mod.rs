@@ -1,9 +1,9 @@
 //! Test harness: starts real services on free loopback ports and stops them on drop.
 
-pub mod git_http;
-pub mod sshd;
 pub mod fake_forge;
+pub mod git_http;
 pub mod proxy;
 pub mod registry;
 pub mod seed;
+pub mod sshd;
 pub mod token_issuer;

@@ -1,0 +1,265 @@
+//! `tagwatch run --once` in push mode: the exact commit on the remote, a second run that changes
+//! nothing, a human pushing between plan and push, a run killed between commit and push, and failing
+//! repositories that do not stop the others.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tagwatch::git::{CommitIdentity, RemoteSettings, Signing, Workspace};
+
+use super::*;
+use crate::support::git_http::GitHttpServer;
+
+fn count(bare: &Path) -> usize {
+    git_bare(bare, &["rev-list", "--count", "main"])
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Two files need the same bump: one commit, one push; the second run is a no-op.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_once_pushes_one_exact_commit_and_a_second_run_is_a_no_op() {
+    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let bare = bare_repo(
+        root.path(),
+        "local",
+        &[
+            ("apps/a.yaml", deployment(&host, "1.0.0", "")),
+            (
+                "apps/b.yaml",
+                deployment(&host, "1.0.0", " # tagwatch: app"),
+            ),
+        ],
+    );
+    let before = head(&bare);
+    let config = write_config(
+        root.path(),
+        &registry,
+        &push_repository("local", &file_url(&bare), ""),
+        &policy(&host, ""),
+    );
+
+    let output = tagwatch(&config, &["run", "--once"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let image = format!("{host}/{IMAGE}");
+    assert_eq!(
+        text(&output.stdout),
+        format!(
+            "local apps/a.yaml:10 {image}:1.0.0 -> {image}:1.2.0 [app]\n\
+             local apps/b.yaml:10 {image}:1.0.0 -> {image}:1.2.0 [app]\n\
+             local: 2 bump(s), 1 commit(s), 1 push(es)\n"
+        )
+    );
+    assert_eq!(
+        git_bare(&bare, &["rev-parse", "main~1"]).trim(),
+        before,
+        "exactly one commit on top of the human's"
+    );
+    assert_eq!(
+        git_bare(
+            &bare,
+            &["log", "-1", "--format=%an <%ae>|%cn <%ce>", "main"]
+        )
+        .trim(),
+        "tagwatch-bot <bot@example.com>|tagwatch-bot <bot@example.com>"
+    );
+    assert_eq!(
+        git_bare(&bare, &["log", "-1", "--format=%B", "main"]),
+        format!(
+            "chore(images): bump {image} 1.0.0 → 1.2.0\n\n\
+             - apps/a.yaml:10 {image} 1.0.0 → 1.2.0 (app)\n\
+             - apps/b.yaml:10 {image} 1.0.0 → 1.2.0 (app)\n\n\
+             Tagwatch-Policy: app\n\
+             Tagwatch-Bump: apps/a.yaml {image} 1.0.0 -> 1.2.0\n\
+             Tagwatch-Bump: apps/b.yaml {image} 1.0.0 -> 1.2.0\n\n"
+        )
+    );
+    // The diff touches the tag bytes and nothing else.
+    assert_eq!(
+        git_bare(&bare, &["diff", "--numstat", "main~1", "main"]),
+        "1\t1\tapps/a.yaml\n1\t1\tapps/b.yaml\n"
+    );
+    assert_eq!(show(&bare, "apps/a.yaml"), deployment(&host, "1.2.0", ""));
+    assert_eq!(
+        show(&bare, "apps/b.yaml"),
+        deployment(&host, "1.2.0", " # tagwatch: app")
+    );
+
+    let after = head(&bare);
+    let output = tagwatch(&config, &["run", "--once"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout),
+        "local: 0 bump(s), 0 commit(s), 0 push(es)\n"
+    );
+    assert_eq!(head(&bare), after, "the second run changed the remote");
+}
+
+/// A human pushes between tagwatch's plan and its push: the push is rejected, tagwatch re-plans on the
+/// human's commit and pushes on top of it; nothing of the human's is lost, nothing is forced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_push_is_replanned_on_the_new_head_and_keeps_the_human_commit() {
+    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let bare = bare_repo(
+        root.path(),
+        "local",
+        &[
+            ("apps/a.yaml", deployment(&host, "1.0.0", "")),
+            ("apps/b.yaml", deployment(&host, "1.0.0", "")),
+        ],
+    );
+    let config = write_config(
+        root.path(),
+        &registry,
+        &push_repository("local", &file_url(&bare), ""),
+        &policy(&host, ""),
+    );
+    let fired = Arc::new(AtomicBool::new(false));
+    let human = Arc::new(std::sync::Mutex::new(String::new()));
+    let hook = {
+        let (fired, human, bare, host) = (fired.clone(), human.clone(), bare.clone(), host.clone());
+        Arc::new(move |_: &str| {
+            if !fired.swap(true, Ordering::SeqCst) {
+                // The human also holds b.yaml back on 1.0.0 with a marker: the re-plan must see it.
+                let id = human_commit(
+                    &bare,
+                    "main",
+                    "apps/b.yaml",
+                    &deployment(&host, "1.0.0", " # tagwatch: hold"),
+                    "hold b",
+                );
+                *human.lock().unwrap() = id;
+            }
+        })
+    };
+    let reconciler = reconciler(&config, &[]).with_before_push(hook);
+    let outcomes = reconciler.run_all().await;
+    let applied = outcomes[0].applied.as_ref().unwrap().as_ref().unwrap();
+    assert_eq!((applied.rejected, applied.pushes), (1, 1));
+    assert_eq!(applied.commits.len(), 1);
+    assert_eq!(applied.bumps.len(), 1, "b.yaml is held after the re-plan");
+    assert_eq!(applied.bumps[0].file, "apps/a.yaml");
+    let human = human.lock().unwrap().clone();
+    assert_eq!(git_bare(&bare, &["rev-parse", "main~1"]).trim(), human);
+    assert_eq!(show(&bare, "apps/a.yaml"), deployment(&host, "1.2.0", ""));
+    assert_eq!(
+        show(&bare, "apps/b.yaml"),
+        deployment(&host, "1.0.0", " # tagwatch: hold")
+    );
+}
+
+/// A run killed after its commit and before its push leaves an unpushed commit in the cache clone; the
+/// next run discards it and pushes exactly one commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_between_commit_and_push_then_run_again_makes_exactly_one_commit() {
+    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let bare = bare_repo(
+        root.path(),
+        "local",
+        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
+    );
+    let config = write_config(
+        root.path(),
+        &registry,
+        &push_repository("local", &file_url(&bare), ""),
+        &policy(&host, ""),
+    );
+    // What the killed run left behind: the bump committed in the cache clone, never pushed.
+    {
+        let settings = RemoteSettings::new(file_url(&bare), "main");
+        let workspace = Workspace::prepare(&root.path().join("state/git"), &settings).unwrap();
+        std::fs::write(
+            workspace.workdir().join("apps/a.yaml"),
+            deployment(&host, "1.2.0", ""),
+        )
+        .unwrap();
+        let committed = workspace
+            .commit_files(
+                &["apps/a.yaml"],
+                &CommitIdentity::new("tagwatch-bot", "bot@example.com"),
+                "chore(images): killed before push",
+                &Signing::None,
+            )
+            .unwrap();
+        assert!(committed.is_some());
+    }
+    let before = count(&bare);
+    let output = tagwatch(&config, &["run", "--once"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(count(&bare), before + 1);
+    assert!(
+        !git_bare(&bare, &["log", "--format=%s", "main"]).contains("killed before push"),
+        "the unpushed commit of the killed run was pushed"
+    );
+    assert_eq!(show(&bare, "apps/a.yaml"), deployment(&host, "1.2.0", ""));
+    let output = tagwatch(&config, &["run", "--once"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(count(&bare), before + 1);
+}
+
+/// Unreachable remote, bad credentials, missing branch and missing path each give a clear error; the
+/// good repository is still written; exit code 1. (A path escaping the repository is a config error,
+/// exit 2, checked by `validate`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_repositories_do_not_stop_the_others() {
+    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let files = [("apps/a.yaml", deployment(&host, "1.0.0", ""))];
+    let good = bare_repo(root.path(), "good", &files);
+    let other = bare_repo(root.path(), "other", &files);
+    let server = GitHttpServer::start("bot", "right-password");
+    let http = server.create_repo("http");
+    add_files(&http, &files);
+    let write_back = "    writeBack: { mode: push }\n";
+    let repositories = format!(
+        "{}  - name: unreachable\n    url: http://127.0.0.1:9/nothing.git\n{write_back}\
+         {}\
+         {}\
+         {}",
+        push_repository(
+            "bad-credentials",
+            &server.url("http"),
+            "    auth: { username: bot, passwordEnv: WRONG }\n"
+        ),
+        push_repository("missing-branch", &file_url(&other), "    branch: nope\n"),
+        format!(
+            "  - name: missing-path\n    url: {}\n    paths: [nope]\n{write_back}",
+            file_url(&other)
+        ),
+        push_repository("good", &file_url(&good), ""),
+    );
+    let config = write_config(root.path(), &registry, &repositories, &policy(&host, ""));
+    let output = tagwatch(&config, &["run", "--once"], &[("WRONG", "wrong-password")]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        text(&output.stdout).contains("good: 1 bump(s), 1 commit(s), 1 push(es)"),
+        "{}",
+        text(&output.stdout)
+    );
+    assert_eq!(show(&good, "apps/a.yaml"), deployment(&host, "1.2.0", ""));
+    for (repository, needle) in [
+        ("unreachable", "cannot reach"),
+        ("bad-credentials", "authentication"),
+        ("missing-branch", "branch `nope` does not exist"),
+        ("missing-path", "path `nope` does not exist"),
+    ] {
+        let line = stderr
+            .lines()
+            .find(|line| line.contains(&format!("repository {repository}")))
+            .unwrap_or_else(|| panic!("no error for {repository}: {stderr}"));
+        assert!(line.contains(needle), "{repository}: {line}");
+    }
+    assert!(
+        !stderr.contains("wrong-password"),
+        "a secret leaked: {stderr}"
+    );
+}
