@@ -219,23 +219,21 @@ async fn failing_repositories_do_not_stop_the_others() {
     let http = server.create_repo("http");
     add_files(&http, &files);
     let write_back = "    writeBack: { mode: push }\n";
-    let repositories = format!(
-        "{}  - name: unreachable\n    url: http://127.0.0.1:9/nothing.git\n{write_back}\
-         {}\
-         {}\
-         {}",
+    let repositories = [
         push_repository(
             "bad-credentials",
             &server.url("http"),
-            "    auth: { username: bot, passwordEnv: WRONG }\n"
+            "    auth: { username: bot, passwordEnv: WRONG }\n",
         ),
+        format!("  - name: unreachable\n    url: http://127.0.0.1:9/nothing.git\n{write_back}"),
         push_repository("missing-branch", &file_url(&other), "    branch: nope\n"),
         format!(
             "  - name: missing-path\n    url: {}\n    paths: [nope]\n{write_back}",
             file_url(&other)
         ),
         push_repository("good", &file_url(&good), ""),
-    );
+    ]
+    .concat();
     let config = write_config(root.path(), &registry, &repositories, &policy(&host, ""));
     let output = tagwatch(&config, &["run", "--once"], &[("WRONG", "wrong-password")]);
     let stderr = text(&output.stderr);
