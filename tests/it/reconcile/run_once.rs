@@ -9,6 +9,7 @@ use tagwatch::git::{CommitIdentity, RemoteSettings, Signing, Workspace};
 
 use super::*;
 use crate::support::git_http::GitHttpServer;
+use crate::support::sshd::SshServer;
 
 fn count(bare: &Path) -> usize {
     git_bare(bare, &["rev-list", "--count", "main"])
@@ -259,5 +260,98 @@ async fn failing_repositories_do_not_stop_the_others() {
     assert!(
         !stderr.contains("wrong-password"),
         "a secret leaked: {stderr}"
+    );
+}
+
+/// The same cycle over SSH (key + known_hosts) and smart HTTP with a token; the token never shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_once_writes_back_over_ssh_and_http_with_a_token() {
+    const TOKEN: &str = "git-token-5a4b3c2d1e";
+    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let files = [("apps/a.yaml", deployment(&host, "1.0.0", ""))];
+    let sshd = SshServer::start();
+    let ssh_bare = sshd.create_repo("over-ssh");
+    add_files(&ssh_bare, &files);
+    let server = GitHttpServer::start("x-access-token", TOKEN);
+    let http_bare = server.create_repo("over-http");
+    add_files(&http_bare, &files);
+    let repositories = [
+        push_repository(
+            "ssh",
+            &sshd.url(&ssh_bare),
+            &format!(
+                "    auth: {{ sshKeyFile: {}, knownHostsFile: {} }}\n",
+                sshd.client_key().display(),
+                sshd.known_hosts().display()
+            ),
+        ),
+        push_repository(
+            "http",
+            &server.url("over-http"),
+            "    auth: { tokenEnv: GIT_TOKEN }\n",
+        ),
+    ]
+    .concat();
+    let config = write_config(root.path(), &registry, &repositories, &policy(&host, ""));
+    let output = tagwatch(&config, &["run", "--once"], &[("GIT_TOKEN", TOKEN)]);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    for (name, bare) in [("ssh", &ssh_bare), ("http", &http_bare)] {
+        assert!(
+            stdout.contains(&format!("{name}: 1 bump(s), 1 commit(s), 1 push(es)")),
+            "{stdout}"
+        );
+        assert_eq!(show(bare, "apps/a.yaml"), deployment(&host, "1.2.0", ""));
+        assert_eq!(
+            git_bare(bare, &["log", "-1", "--format=%an", "main"]).trim(),
+            "tagwatch-bot"
+        );
+    }
+    assert!(!stdout.contains(TOKEN) && !stderr.contains(TOKEN));
+}
+
+/// A policy whose registry cannot be reached fails alone: the other policy's bump is written, exit 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_registry_fails_only_its_policies() {
+    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let ghost_image = "127.0.0.1:9/acme/ghost";
+    let bare = bare_repo(
+        root.path(),
+        "local",
+        &[
+            ("apps/a.yaml", deployment(&host, "1.0.0", "")),
+            (
+                "apps/ghost.yaml",
+                format!("services:\n  ghost:\n    image: {ghost_image}:1.0.0\n"),
+            ),
+        ],
+    );
+    let policies = format!(
+        "{}---\napiVersion: tagwatch.dev/v1alpha1\nkind: TagPolicy\nmetadata: {{ name: ghost }}\nspec:\n  image: {ghost_image}\n  semver: {{ range: \"^1\" }}\n",
+        policy(&host, "")
+    );
+    let config = write_config(
+        root.path(),
+        &registry,
+        &push_repository("local", &file_url(&bare), ""),
+        &policies,
+    );
+    let output = tagwatch(&config, &["run", "--once"], &[]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: repository local: policy ghost: listing the tags of 127.0.0.1:9/acme/ghost"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(show(&bare, "apps/a.yaml"), deployment(&host, "1.2.0", ""));
+    assert_eq!(
+        show(&bare, "apps/ghost.yaml"),
+        format!("services:\n  ghost:\n    image: {ghost_image}:1.0.0\n")
     );
 }
