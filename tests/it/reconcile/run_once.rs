@@ -355,3 +355,95 @@ async fn a_failing_registry_fails_only_its_policies() {
         format!("services:\n  ghost:\n    image: {ghost_image}:1.0.0\n")
     );
 }
+
+/// `digest: true` writes `tag@digest`, and a tag moved to another image is followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_policy_pins_the_digest_and_follows_a_moved_tag() {
+    let registry = registry_with(&["1.0.0"]).await;
+    let seeder = registry.seeder(IMAGE);
+    let first = seeder.push_image(IMAGE, "1.2.0", CREATED).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let bare = bare_repo(
+        root.path(),
+        "local",
+        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
+    );
+    let config = write_config(
+        root.path(),
+        &registry,
+        &push_repository("local", &file_url(&bare), ""),
+        &policy(&host, "  digest: true\n"),
+    );
+    let output = tagwatch(&config, &["run", "--once"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(
+        show(&bare, "apps/a.yaml"),
+        deployment(&host, &format!("1.2.0@{first}"), "")
+    );
+    let pinned = head(&bare);
+    let output = tagwatch(&config, &["run", "--once"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(head(&bare), pinned, "an unchanged digest was bumped");
+
+    // CI rebuilds and re-pushes 1.2.0: same tag, new digest.
+    let second = seeder
+        .push_image(IMAGE, "1.2.0", "2024-06-01T00:00:00Z")
+        .await;
+    assert_ne!(first, second);
+    let output = tagwatch(&config, &["run", "--once"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(
+        show(&bare, "apps/a.yaml"),
+        deployment(&host, &format!("1.2.0@{second}"), "")
+    );
+    assert!(
+        git_bare(&bare, &["log", "-1", "--format=%B", "main"]).contains(&format!(
+            "Tagwatch-Bump: apps/a.yaml {host}/{IMAGE} 1.2.0@{first} -> 1.2.0@{second}"
+        ))
+    );
+}
+
+/// `group: image`: one commit per image, still one push for the repository.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_by_image_makes_one_commit_per_image_and_one_push() {
+    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
+    let seeder = registry.seeder("acme/web");
+    for tag in ["2.0.0", "2.1.0"] {
+        seeder.push_image("acme/web", tag, CREATED).await;
+    }
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let bare = bare_repo(
+        root.path(),
+        "local",
+        &[
+            ("apps/a.yaml", deployment(&host, "1.0.0", "")),
+            (
+                "apps/web.yaml",
+                format!("services:\n  web:\n    image: {host}/acme/web:2.0.0\n"),
+            ),
+        ],
+    );
+    let before = count(&bare);
+    let policies = format!(
+        "{}---\napiVersion: tagwatch.dev/v1alpha1\nkind: TagPolicy\nmetadata: {{ name: web }}\nspec:\n  image: {host}/acme/web\n  semver: {{ range: \"^2\" }}\n",
+        policy(&host, "")
+    );
+    let repository = format!(
+        "  - name: local\n    url: {}\n    paths: [apps]\n    writeBack: {{ mode: push, group: image }}\n",
+        file_url(&bare)
+    );
+    let config = write_config(root.path(), &registry, &repository, &policies);
+    let output = tagwatch(&config, &["run", "--once"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("local: 2 bump(s), 2 commit(s), 1 push(es)"));
+    assert_eq!(count(&bare), before + 2);
+    let subjects = git_bare(&bare, &["log", "-2", "--format=%s", "main"]);
+    assert_eq!(
+        subjects,
+        format!(
+            "chore(images): bump {host}/acme/web 2.0.0 → 2.1.0\nchore(images): bump {host}/{IMAGE} 1.0.0 → 1.2.0\n"
+        )
+    );
+}
