@@ -283,38 +283,26 @@ impl<S: TagSource + Sync> Reconciler<S> {
         files: &[ScannedFile],
         decisions: Vec<Decision>,
     ) -> Result<(Workspace, Vec<Decision>), ReconcileError> {
-        let questions: Vec<(String, String, String)> = decisions
-            .iter()
-            .map(|decision| {
-                (
-                    files[decision.file].relative.clone(),
-                    decision.image.clone(),
-                    decision.from_version.clone(),
-                )
-            })
-            .collect();
-        if questions.is_empty() {
+        if decisions.is_empty() {
             return Ok((workspace, decisions));
         }
-        let (workspace, answers) = blocking(move || {
-            let answers: Vec<_> = questions
-                .iter()
-                .map(|(file, image, current)| {
-                    rollback::reverted_version(&workspace, file, image, current)
-                })
-                .collect();
-            (workspace, answers)
+        let (workspace, written) = blocking(move || {
+            let written = rollback::Written::read(&workspace);
+            (workspace, written)
         })
         .await?;
+        let written = written.unwrap_or_else(|error| {
+            tracing::warn!(error = %error, "could not read history for rollback detection");
+            rollback::Written::default()
+        });
         let mut decisions = decisions;
-        for (decision, answer) in decisions.iter_mut().zip(answers) {
-            let reverted = match answer {
-                Ok(Some(reverted)) => reverted,
-                Ok(None) => continue,
-                Err(error) => {
-                    tracing::warn!(error = %error, "could not read history for rollback detection");
-                    continue;
-                }
+        for decision in decisions.iter_mut() {
+            let file = &files[decision.file].relative;
+            let Some(reverted) = written
+                .reverted(file, &decision.image, &decision.from_version)
+                .map(str::to_string)
+            else {
+                continue;
             };
             let Some(policy) = self.config.policy(&decision.policy) else {
                 continue;

@@ -1,37 +1,45 @@
 //! Respecting rollbacks (SPEC §7): git history is the record. tagwatch's commits carry one
-//! `Tagwatch-Bump: FILE IMAGE FROM -> TO` trailer per change; a later commit by anyone else that leaves
-//! the field at another version than the one tagwatch wrote is a human's rollback, and the field is held
-//! at that version until a tag newer than the reverted one appears.
+//! `Tagwatch-Bump: FILE IMAGE FROM -> TO` trailer per change. When the field now holds another version
+//! than the one tagwatch last wrote there, someone else changed it after tagwatch (a revert, a manual
+//! roll back): the field is held at its current version until a tag newer than the reverted one appears.
+//!
+//! One walk over the newest commit messages serves every target of the repository (no tree diffs per
+//! file), so the check costs the same for 1 or 10,000 targets.
 
-use std::path::Path;
+use std::collections::HashMap;
 
 use crate::git::{DEFAULT_HISTORY_LIMIT, GitError, Workspace};
 
 use super::message::{TRAILER_BUMP, parse_bump_trailer};
 
-/// The version tagwatch last wrote into `image` in `file` when a newer commit (not tagwatch's) changed
-/// the file and the field now holds `current` instead; `None` when there is nothing to respect.
-pub(crate) fn reverted_version(
-    workspace: &Workspace,
-    file: &str,
-    image: &str,
-    current: &str,
-) -> Result<Option<String>, GitError> {
-    let history = workspace.file_history(Path::new(file), None, DEFAULT_HISTORY_LIMIT)?;
-    for (index, commit) in history.commits.iter().enumerate() {
-        let written = commit
-            .trailers
-            .iter()
-            .filter(|(key, _)| key.eq_ignore_ascii_case(TRAILER_BUMP))
-            .filter_map(|(_, value)| parse_bump_trailer(value))
-            .find(|bump| bump.file == file && bump.image == image)
-            .map(|bump| bump.to);
-        let Some(written) = written else { continue };
-        // tagwatch's own commit is the newest on the file: nobody changed it since.
-        if index == 0 || written == current {
-            return Ok(None);
+/// `(file, image)` → the version tagwatch wrote there last, from the newest
+/// [`DEFAULT_HISTORY_LIMIT`] commits of the branch.
+#[derive(Debug, Default)]
+pub(crate) struct Written(HashMap<(String, String), String>);
+
+impl Written {
+    pub(crate) fn read(workspace: &Workspace) -> Result<Written, GitError> {
+        let mut written = HashMap::new();
+        for commit in workspace.recent_commits(DEFAULT_HISTORY_LIMIT)? {
+            for (key, value) in &commit.trailers {
+                if !key.eq_ignore_ascii_case(TRAILER_BUMP) {
+                    continue;
+                }
+                let Some(bump) = parse_bump_trailer(value) else {
+                    continue;
+                };
+                // Newest first: the first trailer seen for a field is tagwatch's last write.
+                written.entry((bump.file, bump.image)).or_insert(bump.to);
+            }
         }
-        return Ok(Some(written));
+        Ok(Written(written))
     }
-    Ok(None)
+
+    /// The version tagwatch wrote into `image` in `file` when the field now holds `current` instead.
+    pub(crate) fn reverted(&self, file: &str, image: &str, current: &str) -> Option<&str> {
+        self.0
+            .get(&(file.to_string(), image.to_string()))
+            .map(String::as_str)
+            .filter(|written| *written != current)
+    }
 }
