@@ -125,3 +125,46 @@ async fn gitlab_merge_request_is_opened_updated_and_closed() {
 async fn gitea_pull_request_is_opened_updated_and_closed() {
     lifecycle(Flavor::Gitea, "gitea").await;
 }
+
+/// A human freezes the field on the base: the group has nothing left to bump and its pull request is
+/// closed as no longer needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_request_no_longer_wanted_is_closed_with_the_reason() {
+    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let bare = bare_repo(
+        root.path(),
+        "local",
+        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
+    );
+    let fake = FakeForge::start(Flavor::GitHub, &bare, TOKEN).await;
+    let config = write_config(
+        root.path(),
+        &registry,
+        &pull_request_repository(&file_url(&bare), "github", &fake.api_url()),
+        &policy(&host, ""),
+    );
+    let env = [("FORGE_TOKEN", TOKEN)];
+    reconciler(&config, &env).run_all().await;
+    let number = fake.pulls()[0].number;
+    human_commit(
+        &bare,
+        "main",
+        "apps/a.yaml",
+        &deployment(&host, "1.0.0", " # tagwatch: hold"),
+        "freeze app",
+    );
+    let outcomes = reconciler(&config, &env).run_all().await;
+    let applied = outcomes[0].applied.as_ref().unwrap().as_ref().unwrap();
+    assert_eq!(applied.closed.len(), 1, "{outcomes:?}");
+    let pull = fake.pull(number);
+    assert_eq!(pull.state, PullState::Closed);
+    assert!(
+        pull.comments[0].contains("no policy wants these changes any more"),
+        "{}",
+        pull.comments[0]
+    );
+    assert_eq!(fake.pulls().len(), 1);
+    fake.assert_clean();
+}

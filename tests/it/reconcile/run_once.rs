@@ -295,7 +295,8 @@ async fn run_once_writes_back_over_ssh_and_http_with_a_token() {
     ]
     .concat();
     let config = write_config(root.path(), &registry, &repositories, &policy(&host, ""));
-    let output = tagwatch(&config, &["run", "--once"], &[("GIT_TOKEN", TOKEN)]);
+    // Debug logs (-vv) too must never show the token.
+    let output = tagwatch(&config, &["-vv", "run", "--once"], &[("GIT_TOKEN", TOKEN)]);
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     for (name, bare) in [("ssh", &ssh_bare), ("http", &http_bare)] {
