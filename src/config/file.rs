@@ -440,6 +440,7 @@ fn write_back(
         author: None,
         message: None,
         forge: None,
+        signing: None,
     });
     let mode = match raw.mode {
         Some(RawWriteBackMode::PullRequest) => WriteBackMode::PullRequest,
@@ -514,6 +515,40 @@ fn write_back(
         author,
         message,
         forge,
+        signing: match raw.signing {
+            None => crate::git::Signing::None,
+            Some(signing) => signing_config(context, &child(path, "signing"), signing),
+        },
+    }
+}
+
+/// `writeBack.signing`: exactly one of an SSH key or a GPG key id.
+fn signing_config(
+    context: &mut Context<'_, '_>,
+    path: &str,
+    raw: super::raw::RawSigning,
+) -> crate::git::Signing {
+    match (raw.ssh_key_file, raw.gpg_key_id) {
+        (Some(key_file), None) => {
+            if raw.gnupg_home.is_some() {
+                context.error(path, "gnupgHome belongs to gpgKeyId, not to sshKeyFile");
+            }
+            crate::git::Signing::Ssh {
+                key_file: PathBuf::from(key_file),
+            }
+        }
+        (None, Some(key_id)) => crate::git::Signing::Gpg {
+            key_id,
+            gnupg_home: raw.gnupg_home.map(PathBuf::from),
+        },
+        (Some(_), Some(_)) => {
+            context.error(path, "choose one: sshKeyFile or gpgKeyId");
+            crate::git::Signing::None
+        }
+        (None, None) => {
+            context.error(path, "missing: sshKeyFile or gpgKeyId");
+            crate::git::Signing::None
+        }
     }
 }
 

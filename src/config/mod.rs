@@ -120,6 +120,8 @@ pub struct WriteBack {
     pub message: String,
     /// Required for `pull-request`.
     pub forge: Option<ForgeConfig>,
+    /// How commits are signed (`writeBack.signing`; default: unsigned).
+    pub signing: crate::git::Signing,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

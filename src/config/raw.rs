@@ -101,6 +101,20 @@ pub struct RawWriteBack {
     /// Commit message template: `{summary}`, `{changes}`, `{policy}`, `{image}`, `{from}`, `{to}`.
     pub message: Option<String>,
     pub forge: Option<RawForge>,
+    /// Sign tagwatch's commits: `{ sshKeyFile: PATH }` or `{ gpgKeyId: ID, gnupgHome: DIR }`.
+    pub signing: Option<RawSigning>,
+}
+
+/// One of: `sshKeyFile` (signed with `ssh-keygen -Y sign`), or `gpgKeyId` (+ optional `gnupgHome`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawSigning {
+    /// Private SSH key file; its `.pub` is what verifiers list in `gpg.ssh.allowedSignersFile`.
+    pub ssh_key_file: Option<String>,
+    /// GPG key id (`gpg -u`).
+    pub gpg_key_id: Option<String>,
+    /// `GNUPGHOME` for the gpg process.
+    pub gnupg_home: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]

@@ -44,11 +44,18 @@ impl<S: TagSource + Sync> Reconciler<S> {
                 repository.write_back.author.email.clone(),
             );
             let template = repository.write_back.message.clone();
+            let signing = repository.write_back.signing.clone();
             let branch = head.clone();
             let group_bumps = bumps.clone();
             let (returned, result) = blocking(move || {
-                let result =
-                    build_and_push(&workspace, &branch, &group_bumps, &identity, &template);
+                let result = build_and_push(
+                    &workspace,
+                    &branch,
+                    &group_bumps,
+                    &identity,
+                    &template,
+                    &signing,
+                );
                 (workspace, result)
             })
             .await?;
@@ -153,6 +160,7 @@ fn build_and_push(
     bumps: &[Bump],
     identity: &CommitIdentity,
     template: &str,
+    signing: &Signing,
 ) -> Result<Pushed, crate::git::GitError> {
     workspace.start_branch(branch)?;
     let changed = write_bumps(workspace.workdir(), bumps).map_err(|detail| {
@@ -164,7 +172,7 @@ fn build_and_push(
         }
     })?;
     let message = render_message(template, bumps);
-    let Some(commit) = workspace.commit_files(&changed, identity, &message, &Signing::None)? else {
+    let Some(commit) = workspace.commit_files(&changed, identity, &message, signing)? else {
         return Ok(Pushed {
             commit: None,
             forced: false,

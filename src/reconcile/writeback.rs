@@ -75,8 +75,9 @@ impl<S: TagSource + Sync> Reconciler<S> {
                 repository.write_back.author.email.clone(),
             );
             let template = repository.write_back.message.clone();
+            let signing = repository.write_back.signing.clone();
             let (returned, committed) = blocking(move || {
-                let result = commit_groups(&workspace, &groups, &identity, &template);
+                let result = commit_groups(&workspace, &groups, &identity, &template, &signing);
                 (workspace, result)
             })
             .await?;
@@ -142,6 +143,7 @@ pub(crate) fn commit_groups(
     groups: &[(String, Vec<Bump>)],
     identity: &CommitIdentity,
     template: &str,
+    signing: &Signing,
 ) -> Result<Vec<String>, ReconcileError> {
     let mut commits = Vec::new();
     for (group, bumps) in groups {
@@ -152,7 +154,7 @@ pub(crate) fn commit_groups(
             })?;
         let message = render_message(template, bumps);
         let committed = workspace
-            .commit_files(&changed, identity, &message, &Signing::None)
+            .commit_files(&changed, identity, &message, signing)
             .map_err(|source| ReconcileError::Git {
                 repository: bumps[0].repository.clone(),
                 source,

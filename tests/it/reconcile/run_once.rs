@@ -448,3 +448,74 @@ async fn group_by_image_makes_one_commit_per_image_and_one_push() {
         )
     );
 }
+
+/// `writeBack.signing.sshKeyFile`: the commit on the remote carries a signature `git verify-commit`
+/// accepts for the configured author.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_signed_commit_is_verified_by_git() {
+    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let bare = bare_repo(
+        root.path(),
+        "local",
+        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
+    );
+    let key = root.path().join("signing_ed25519");
+    crate::support::sshd::keygen(&key, "tagwatch-signing");
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let allowed = root.path().join("allowed_signers");
+    std::fs::write(&allowed, format!("bot@example.com {public}")).unwrap();
+    let repository = format!(
+        "  - name: local\n    url: {}\n    paths: [apps]\n    writeBack:\n      mode: push\n      author: {{ name: tagwatch-bot, email: bot@example.com }}\n      signing: {{ sshKeyFile: {} }}\n",
+        file_url(&bare),
+        key.display()
+    );
+    let config = write_config(root.path(), &registry, &repository, &policy(&host, ""));
+    let output = tagwatch(&config, &["run", "--once"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let verify = Command::new("git")
+        .args(["-c", "gpg.format=ssh", "-c"])
+        .arg(format!("gpg.ssh.allowedSignersFile={}", allowed.display()))
+        .args(["-c", "safe.directory=*", "--git-dir"])
+        .arg(&bare)
+        .args(["verify-commit", "-v", "main"])
+        .output()
+        .unwrap();
+    let report = text(&verify.stderr);
+    assert!(verify.status.success(), "verify-commit failed: {report}");
+    assert!(
+        report.contains("Good \"git\" signature for bot@example.com"),
+        "{report}"
+    );
+    assert_eq!(show(&bare, "apps/a.yaml"), deployment(&host, "1.2.0", ""));
+}
+
+/// A signing block naming both kinds of key, or none, is a validation error at the field (exit 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_config_must_name_exactly_one_key() {
+    let registry = registry_with(&[]).await;
+    let root = tempfile::tempdir().unwrap();
+    let repositories = [
+        "  - name: both\n    url: file:///nowhere.git\n    writeBack: { signing: { sshKeyFile: k, gpgKeyId: ABC } }\n",
+        "  - name: none\n    url: file:///nowhere.git\n    writeBack: { signing: { gnupgHome: g } }\n",
+    ]
+    .concat();
+    let config = write_config(
+        root.path(),
+        &registry,
+        &repositories,
+        &policy(&registry.host, ""),
+    );
+    let output = tagwatch(&config, &["validate"], &[]);
+    let stderr = text(&output.stdout) + &text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("repositories[0].writeBack.signing: choose one: sshKeyFile or gpgKeyId"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("repositories[1].writeBack.signing: missing: sshKeyFile or gpgKeyId"),
+        "{stderr}"
+    );
+}
