@@ -591,6 +591,8 @@ fn forge_config(context: &mut Context<'_, '_>, path: &str, raw: RawForge) -> For
         api,
         repository: raw.repo,
         token_env: raw.token_env,
+        labels: raw.labels.unwrap_or_default(),
+        reviewers: raw.reviewers.unwrap_or_default(),
     }
 }
 

@@ -152,6 +152,10 @@ pub struct ForgeConfig {
     /// `owner/name` (GitLab: the project path).
     pub repository: String,
     pub token_env: String,
+    /// Labels put on every pull request.
+    pub labels: Vec<String>,
+    /// Reviewers requested on every pull request.
+    pub reviewers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -149,6 +149,10 @@ pub struct RawForge {
     pub repo: String,
     /// Environment variable holding the API token.
     pub token_env: String,
+    /// Labels put on every pull request tagwatch opens.
+    pub labels: Option<Vec<String>>,
+    /// Reviewers requested on every pull request: logins, or `org/team` (GitLab: numeric user ids).
+    pub reviewers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]

@@ -71,12 +71,10 @@ pub fn forge_settings(
         config::ForgeKind::Gitea => ForgeKind::Gitea,
     };
     let token = secret_env(repository, environment, &forge.token_env)?;
-    Ok(ForgeSettings::new(
-        kind,
-        forge.api.clone(),
-        forge.repository.clone(),
-        token,
-    ))
+    let mut settings = ForgeSettings::new(kind, forge.api.clone(), forge.repository.clone(), token);
+    settings.labels = forge.labels.clone();
+    settings.reviewers = forge.reviewers.clone();
+    Ok(settings)
 }
 
 fn secret_env(

@@ -10,13 +10,13 @@ use super::*;
 const TOKEN: &str = "forge-token-9f8e7d";
 const HEAD: &str = "tagwatch/local";
 
-fn pull_request_repository(url: &str, kind: &str, api: &str) -> String {
+fn pull_request_repository(url: &str, kind: &str, api: &str, reviewer: &str) -> String {
     format!(
-        "  - name: local\n    url: {url}\n    paths: [apps]\n    writeBack:\n      mode: pull-request\n      branch: tagwatch/{{group}}\n      author: {{ name: tagwatch-bot, email: bot@example.com }}\n      forge: {{ kind: {kind}, api: \"{api}\", repo: {OWNER}/{NAME}, tokenEnv: FORGE_TOKEN }}\n"
+        "  - name: local\n    url: {url}\n    paths: [apps]\n    writeBack:\n      mode: pull-request\n      branch: tagwatch/{{group}}\n      author: {{ name: tagwatch-bot, email: bot@example.com }}\n      forge: {{ kind: {kind}, api: \"{api}\", repo: {OWNER}/{NAME}, tokenEnv: FORGE_TOKEN, labels: [dependencies], reviewers: [\"{reviewer}\"] }}\n"
     )
 }
 
-async fn lifecycle(flavor: Flavor, kind: &str) {
+async fn lifecycle(flavor: Flavor, kind: &str, reviewer: &str) {
     let registry = registry_with(&["1.0.0", "1.2.0"]).await;
     let host = registry.host.clone();
     let root = tempfile::tempdir().unwrap();
@@ -29,7 +29,7 @@ async fn lifecycle(flavor: Flavor, kind: &str) {
     let config = write_config(
         root.path(),
         &registry,
-        &pull_request_repository(&file_url(&bare), kind, &fake.api_url()),
+        &pull_request_repository(&file_url(&bare), kind, &fake.api_url(), reviewer),
         &policy(&host, ""),
     );
     let env = [("FORGE_TOKEN", TOKEN)];
@@ -113,17 +113,17 @@ async fn lifecycle(flavor: Flavor, kind: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn github_pull_request_is_opened_updated_and_closed() {
-    lifecycle(Flavor::GitHub, "github").await;
+    lifecycle(Flavor::GitHub, "github", "alice").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gitlab_merge_request_is_opened_updated_and_closed() {
-    lifecycle(Flavor::GitLab, "gitlab").await;
+    lifecycle(Flavor::GitLab, "gitlab", "7").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gitea_pull_request_is_opened_updated_and_closed() {
-    lifecycle(Flavor::Gitea, "gitea").await;
+    lifecycle(Flavor::Gitea, "gitea", "alice").await;
 }
 
 /// A human freezes the field on the base: the group has nothing left to bump and its pull request is
@@ -142,7 +142,7 @@ async fn pull_request_no_longer_wanted_is_closed_with_the_reason() {
     let config = write_config(
         root.path(),
         &registry,
-        &pull_request_repository(&file_url(&bare), "github", &fake.api_url()),
+        &pull_request_repository(&file_url(&bare), "github", &fake.api_url(), "alice"),
         &policy(&host, ""),
     );
     let env = [("FORGE_TOKEN", TOKEN)];
