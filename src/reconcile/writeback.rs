@@ -104,6 +104,10 @@ impl<S: TagSource + Sync> Reconciler<S> {
                 }
                 PushOutcome::Rejected { reason } => {
                     applied.rejected += 1;
+                    if attempt == MAX_PUSH_ATTEMPTS {
+                        tracing::warn!(attempt, %reason, "push rejected; giving up until the next cycle");
+                        break;
+                    }
                     tracing::info!(attempt, %reason, "push rejected; re-planning on the new head");
                     tokio::time::sleep(backoff(attempt)).await;
                     let (returned, refreshed) = blocking(move || {

@@ -519,3 +519,63 @@ async fn signing_config_must_name_exactly_one_key() {
         "{stderr}"
     );
 }
+
+/// Someone always pushes first: tagwatch gives up after `MAX_PUSH_ATTEMPTS` rejected pushes with a
+/// clear error, never forces, and every human commit stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_contention_gives_up_after_bounded_attempts_without_forcing() {
+    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let bare = bare_repo(
+        root.path(),
+        "local",
+        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
+    );
+    let config = write_config(
+        root.path(),
+        &registry,
+        &push_repository("local", &file_url(&bare), ""),
+        &policy(&host, ""),
+    );
+    let pushes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hook = {
+        let (pushes, bare) = (pushes.clone(), bare.clone());
+        Arc::new(move |_: &str| {
+            let n = pushes.fetch_add(1, Ordering::SeqCst);
+            human_commit(
+                &bare,
+                "main",
+                "README.md",
+                &format!("edit {n}\n"),
+                &format!("edit {n}"),
+            );
+        })
+    };
+    let before = count(&bare);
+    let outcomes = reconciler(&config, &[])
+        .with_before_push(hook)
+        .run_all()
+        .await;
+    let error = outcomes[0].applied.as_ref().unwrap().as_ref().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "repository local: the push was rejected {} times (others keep pushing first)",
+            tagwatch::reconcile::MAX_PUSH_ATTEMPTS
+        )
+    );
+    assert_eq!(
+        pushes.load(Ordering::SeqCst),
+        tagwatch::reconcile::MAX_PUSH_ATTEMPTS
+    );
+    assert_eq!(
+        count(&bare),
+        before + tagwatch::reconcile::MAX_PUSH_ATTEMPTS
+    );
+    assert_eq!(
+        git_bare(&bare, &["log", "-1", "--format=%s", "main"]).trim(),
+        format!("edit {}", tagwatch::reconcile::MAX_PUSH_ATTEMPTS - 1)
+    );
+    assert_eq!(show(&bare, "apps/a.yaml"), deployment(&host, "1.0.0", ""));
+}
