@@ -171,7 +171,7 @@ impl RepositoryOutcome {
 }
 
 /// One image's tag listing (or why it failed), shared for the cycle.
-type TagListing = Result<Arc<Vec<String>>, String>;
+type TagListing = Arc<tokio::sync::OnceCell<Result<Arc<Vec<String>>, String>>>;
 
 /// A hook called right before each push (tests use it to push first, as a concurrent human would).
 pub type BeforePush = Arc<dyn Fn(&str) + Send + Sync>;

@@ -15,6 +15,10 @@ use crate::source::TagSource;
 use super::rewrite::rewrite;
 use super::{Bump, Note, ReconcileError, Reconciler, RepositoryPlan, Status, group_of, rollback};
 
+/// Policies resolved at once per cycle: enough to overlap registry round trips, few enough to stay
+/// polite; per-registry limits (`maxConcurrency`) apply underneath.
+pub const MAX_CONCURRENT_RESOLUTIONS: usize = 8;
+
 /// One YAML file of the repository, read and discovered.
 pub(crate) struct ScannedFile {
     /// `/`-separated path inside the repository.
@@ -81,6 +85,7 @@ impl<S: TagSource + Sync> Reconciler<S> {
         };
         let mut decisions = Vec::new();
         let mut failed_policies = HashSet::new();
+        self.prefetch(&files).await;
         for (file_index, file) in files.iter().enumerate() {
             for (target_index, target) in file.discovery.targets.iter().enumerate() {
                 self.decide(
@@ -98,6 +103,34 @@ impl<S: TagSource + Sync> Reconciler<S> {
         let (workspace, decisions) = self.check_rollbacks(workspace, &files, decisions).await?;
         finish(repository, &files, decisions, &mut plan);
         Ok((workspace, plan))
+    }
+
+    /// Resolves every policy the targets need, [`MAX_CONCURRENT_RESOLUTIONS`] at a time (the registry
+    /// client adds its per-registry limits), so a cycle waits for the slowest image, not for the sum.
+    async fn prefetch(&self, files: &[ScannedFile]) {
+        let mut needed: Vec<&Policy> = Vec::new();
+        for target in files.iter().flat_map(|file| &file.discovery.targets) {
+            if target.held() {
+                continue;
+            }
+            let policy = match target.marker.as_ref().and_then(manifest::Marker::policy) {
+                Some(name) => self.config.policy_by_marker(&name),
+                None => self.owner_by_image_quiet(target, false),
+            };
+            if let Some(policy) = policy
+                && !needed.iter().any(|known| known.name == policy.name)
+            {
+                needed.push(policy);
+            }
+        }
+        futures_util::StreamExt::collect::<Vec<_>>(futures_util::StreamExt::buffer_unordered(
+            futures_util::stream::iter(needed.into_iter().map(|policy| {
+                let span = tracing::info_span!("policy", policy = %policy.name, image = %policy.image.name());
+                tracing::Instrument::instrument(self.resolution(policy), span)
+            })),
+            MAX_CONCURRENT_RESOLUTIONS,
+        ))
+        .await;
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -209,6 +242,10 @@ impl<S: TagSource + Sync> Reconciler<S> {
     /// The policy whose image is the target's deployed image (or, for a kustomize entry, the image its
     /// `name` matches). Several policies for one image without a marker: ambiguous, left alone.
     fn owner_by_image(&self, target: &Target) -> Option<&Policy> {
+        self.owner_by_image_quiet(target, true)
+    }
+
+    fn owner_by_image_quiet(&self, target: &Target, warn: bool) -> Option<&Policy> {
         let deployed = target.reference.name();
         let kustomize_name = (target.kind == TargetKind::Kustomize)
             .then(|| target.field(Role::Name))
@@ -220,6 +257,9 @@ impl<S: TagSource + Sync> Reconciler<S> {
         });
         let first = owners.next()?;
         if let Some(second) = owners.next() {
+            if !warn {
+                return None;
+            }
             tracing::warn!(
                 image = %deployed,
                 first = %first.name,
@@ -254,26 +294,30 @@ impl<S: TagSource + Sync> Reconciler<S> {
         result
     }
 
+    /// The image's tags, listed once per cycle even when several policies ask at the same time.
     async fn tags(&self, policy: &Policy) -> Result<Arc<Vec<String>>, String> {
         let image = policy.image.name();
-        if let Some(known) = self.tags.lock().expect("lock").get(&image) {
-            return known.clone();
-        }
-        let span = tracing::info_span!("image", image = %image);
-        let listed = tracing::Instrument::instrument(self.source.list_tags(&policy.image), span)
-            .await
-            .map(Arc::new)
-            .map_err(|error| {
-                format!(
-                    "listing the tags of {image}: {:#}",
-                    anyhow::Error::from(error)
-                )
-            });
-        self.tags
+        let cell = self
+            .tags
             .lock()
             .expect("lock")
-            .insert(image, listed.clone());
-        listed
+            .entry(image.clone())
+            .or_default()
+            .clone();
+        cell.get_or_init(|| async {
+            let span = tracing::info_span!("image", image = %image);
+            tracing::Instrument::instrument(self.source.list_tags(&policy.image), span)
+                .await
+                .map(Arc::new)
+                .map_err(|error| {
+                    format!(
+                        "listing the tags of {image}: {:#}",
+                        anyhow::Error::from(error)
+                    )
+                })
+        })
+        .await
+        .clone()
     }
 
     /// Turns bumps of fields a human rolled back into holds (SPEC §7).
