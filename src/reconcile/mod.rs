@@ -36,6 +36,9 @@ pub use message::{TRAILER_BUMP, TRAILER_POLICY, render_message};
 pub use settings::{forge_settings, remote_settings};
 pub use writeback::{Applied, MAX_PUSH_ATTEMPTS};
 
+/// Repositories reconciled side by side (each mostly waits on git and registries, not the CPU).
+pub const MAX_CONCURRENT_REPOSITORIES: usize = 4;
+
 /// Directory under the state directory that holds the cached clones (reused between runs).
 pub const CACHE_DIRECTORY: &str = "git";
 
@@ -216,29 +219,59 @@ impl<S: TagSource + Sync> Reconciler<S> {
 
     /// `plan`: every repository, nothing changed. One repository's failure never stops the others.
     pub async fn plan_all(&self) -> Vec<RepositoryOutcome> {
-        let mut outcomes = Vec::new();
-        for repository in &self.config.repositories {
-            let span = tracing::info_span!("repository", repository = %repository.name);
-            let plan = tracing::Instrument::instrument(self.plan_only(repository), span).await;
-            outcomes.push(RepositoryOutcome {
+        self.each_repository(|repository| async move {
+            RepositoryOutcome {
                 repository: repository.name.clone(),
-                plan,
+                plan: self.plan_only(repository).await,
                 applied: None,
-            });
-        }
-        outcomes
+            }
+        })
+        .await
     }
 
     /// `run --once`: plan and write back every repository.
     pub async fn run_all(&self) -> Vec<RepositoryOutcome> {
-        let mut outcomes = Vec::new();
-        for repository in &self.config.repositories {
-            let span = tracing::info_span!("repository", repository = %repository.name);
-            let outcome =
-                tracing::Instrument::instrument(self.run_repository(repository), span).await;
-            outcomes.push(outcome);
+        self.each_repository(|repository| self.run_repository(repository))
+            .await
+    }
+
+    /// Runs `work` for every repository, in config order of the results. Repositories that share a
+    /// remote and target branch (one cache clone) run one after the other — never two write-backs on
+    /// one branch at once; the others run side by side, [`MAX_CONCURRENT_REPOSITORIES`] at a time.
+    async fn each_repository<'a, F, Fut>(&'a self, work: F) -> Vec<RepositoryOutcome>
+    where
+        F: Fn(&'a RepositoryConfig) -> Fut,
+        Fut: std::future::Future<Output = RepositoryOutcome> + 'a,
+    {
+        let mut lanes: Vec<(String, Vec<(usize, &RepositoryConfig)>)> = Vec::new();
+        for (index, repository) in self.config.repositories.iter().enumerate() {
+            let key = lane_key(repository);
+            match lanes.iter_mut().find(|(known, _)| *known == key) {
+                Some((_, lane)) => lane.push((index, repository)),
+                None => lanes.push((key, vec![(index, repository)])),
+            }
         }
-        outcomes
+        let work = &work;
+        let lanes = lanes.into_iter().map(|(_, lane)| async move {
+            let mut outcomes = Vec::new();
+            for (index, repository) in lane {
+                let span = tracing::info_span!("repository", repository = %repository.name);
+                let outcome = tracing::Instrument::instrument(work(repository), span).await;
+                outcomes.push((index, outcome));
+            }
+            outcomes
+        });
+        let mut outcomes: Vec<(usize, RepositoryOutcome)> =
+            futures_util::StreamExt::collect::<Vec<_>>(futures_util::StreamExt::buffer_unordered(
+                futures_util::stream::iter(lanes),
+                MAX_CONCURRENT_REPOSITORIES,
+            ))
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        outcomes.sort_by_key(|(index, _)| *index);
+        outcomes.into_iter().map(|(_, outcome)| outcome).collect()
     }
 
     async fn plan_only(
@@ -278,6 +311,15 @@ impl<S: TagSource + Sync> Reconciler<S> {
             }
         }
     }
+}
+
+/// Repositories with the same remote and target branch share a cache clone and a branch.
+fn lane_key(repository: &RepositoryConfig) -> String {
+    let branch = match repository.write_back.mode {
+        crate::config::WriteBackMode::Push => &repository.write_back.branch,
+        crate::config::WriteBackMode::PullRequest => &repository.branch,
+    };
+    format!("{}\n{branch}", repository.url)
 }
 
 /// The group key of a bump under `grouping`.

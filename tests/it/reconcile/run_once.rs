@@ -579,3 +579,58 @@ async fn endless_contention_gives_up_after_bounded_attempts_without_forcing() {
     );
     assert_eq!(show(&bare, "apps/a.yaml"), deployment(&host, "1.0.0", ""));
 }
+
+/// Two config entries on one remote and branch (different paths) share the cache clone: they run one
+/// after the other, and both land, while other repositories run beside them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_sharing_a_remote_run_in_turn_and_both_land() {
+    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let shared = bare_repo(
+        root.path(),
+        "shared",
+        &[
+            ("apps/a.yaml", deployment(&host, "1.0.0", "")),
+            ("other/b.yaml", deployment(&host, "1.0.0", "")),
+        ],
+    );
+    let alone = bare_repo(
+        root.path(),
+        "alone",
+        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
+    );
+    let before = count(&shared);
+    let repositories = [
+        push_repository("apps", &file_url(&shared), ""),
+        push_repository("alone", &file_url(&alone), ""),
+        format!(
+            "  - name: other\n    url: {}\n    paths: [other]\n    writeBack: {{ mode: push }}\n",
+            file_url(&shared)
+        ),
+    ]
+    .concat();
+    let config = write_config(root.path(), &registry, &repositories, &policy(&host, ""));
+    let output = tagwatch(&config, &["run", "--once"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let summaries: Vec<String> = text(&output.stdout)
+        .lines()
+        .filter(|line| line.contains("push(es)"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        summaries,
+        [
+            "apps: 1 bump(s), 1 commit(s), 1 push(es)",
+            "alone: 1 bump(s), 1 commit(s), 1 push(es)",
+            "other: 1 bump(s), 1 commit(s), 1 push(es)",
+        ],
+        "results in config order"
+    );
+    assert_eq!(count(&shared), before + 2);
+    assert_eq!(show(&shared, "apps/a.yaml"), deployment(&host, "1.2.0", ""));
+    assert_eq!(
+        show(&shared, "other/b.yaml"),
+        deployment(&host, "1.2.0", "")
+    );
+}
