@@ -10,6 +10,11 @@ use crate::secret::Secret;
 
 use super::ReconcileError;
 
+/// Commits fetched from network remotes (shallow): exactly the history rollback detection reads
+/// (`git::DEFAULT_HISTORY_LIMIT`), so a large repository's first clone stays small. `file://` remotes are
+/// always fetched whole (libgit2's local transport cannot fetch shallow).
+pub const HISTORY_DEPTH: u32 = crate::git::DEFAULT_HISTORY_LIMIT as u32;
+
 /// The remote of `repository` with its credentials. The target branch is `writeBack.branch` in push
 /// mode and the repository's `branch` (the pull-request base) otherwise.
 pub fn remote_settings(
@@ -50,7 +55,9 @@ pub fn remote_settings(
             },
         },
     };
-    Ok(RemoteSettings::new(repository.url.clone(), branch).with_auth(auth))
+    Ok(RemoteSettings::new(repository.url.clone(), branch)
+        .with_auth(auth)
+        .with_depth(HISTORY_DEPTH))
 }
 
 /// The forge of a pull-request repository.
