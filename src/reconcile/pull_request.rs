@@ -35,7 +35,22 @@ impl<S: TagSource + Sync> Reconciler<S> {
         let forge = AnyForge::connect(&settings).map_err(forge_error)?;
         let base = repository.branch.clone();
         let mut applied = Applied::default();
-        let mut active = BTreeSet::new();
+        // A group whose bumps wait for a window keeps its pull request as it is: closing it would undo a
+        // review in progress only because the clock moved out of the window.
+        let mut active: BTreeSet<String> = plan
+            .notes
+            .iter()
+            .filter(|note| matches!(note.status, super::Status::Waiting { .. }))
+            .filter_map(|note| {
+                let policy = note.policy.as_deref()?;
+                Some(super::group_of(
+                    repository.write_back.group,
+                    &repository.name,
+                    policy,
+                    &note.image,
+                ))
+            })
+            .collect();
         for (group, bumps) in by_group(&plan.bumps) {
             let head = head_branch(&repository.write_back.branch, &group);
             active.insert(group.clone());

@@ -168,3 +168,40 @@ async fn pull_request_no_longer_wanted_is_closed_with_the_reason() {
     assert_eq!(fake.pulls().len(), 1);
     fake.assert_clean();
 }
+
+/// Outside the policy's window an open pull request is left exactly as it is: not updated to a newer
+/// tag, not closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_the_window_an_open_pull_request_is_left_alone() {
+    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let bare = bare_repo(
+        root.path(),
+        "local",
+        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
+    );
+    let fake = FakeForge::start(Flavor::Gitea, &bare, TOKEN).await;
+    let config = write_config(
+        root.path(),
+        &registry,
+        &pull_request_repository(&file_url(&bare), "gitea", &fake.api_url(), "alice"),
+        &policy(&host, ""),
+    );
+    let env = [("FORGE_TOKEN", TOKEN)];
+    reconciler(&config, &env).run_all().await;
+    let opened = fake.pulls()[0].clone();
+    let branch = git_bare(&bare, &["rev-parse", HEAD]);
+
+    push_tags(&registry, &["1.3.0"]).await;
+    let closed = "  windows: [{ schedule: \"0 0 0 1 1 *\", duration: 1s, timezone: UTC }]\n";
+    std::fs::write(root.path().join("policies/app.yaml"), policy(&host, closed)).unwrap();
+    let outcomes = reconciler(&config, &env).run_all().await;
+    let applied = outcomes[0].applied.as_ref().unwrap().as_ref().unwrap();
+    assert!(applied.closed.is_empty(), "{outcomes:?}");
+    let pull = fake.pull(opened.number);
+    assert_eq!(pull.state, PullState::Open);
+    assert_eq!(pull.title, opened.title);
+    assert_eq!(git_bare(&bare, &["rev-parse", HEAD]), branch);
+    fake.assert_clean();
+}
