@@ -220,8 +220,15 @@ impl<S: TagSource + Sync> Reconciler<S> {
             DigestChange::Remove => None,
             DigestChange::Keep => current_digest.clone(),
         };
-        let deferred = (!window::any_open(&policy.windows, self.now)).then(|| Status::Waiting {
-            until: window::next_any_open(&policy.windows, self.now),
+        let deferred = (!window::any_open(&policy.windows, self.now)).then(|| {
+            let until = window::next_any_open(&policy.windows, self.now);
+            tracing::info!(
+                policy = %policy.name,
+                file = %file.relative,
+                until = ?until,
+                "outside the policy's windows; the bump waits"
+            );
+            Status::Waiting { until }
         });
         decisions.push(Decision {
             file: file_index,
@@ -355,6 +362,13 @@ impl<S: TagSource + Sync> Reconciler<S> {
             let wanted_tag = decision.to_version.split('@').next().unwrap_or_default();
             // A tag newer than the one the human reverted ends the hold.
             if compare(policy, wanted_tag, reverted_tag) != Some(Ordering::Greater) {
+                tracing::info!(
+                    policy = %policy.name,
+                    image = %decision.image,
+                    file = %files[decision.file].relative,
+                    reverted = %reverted,
+                    "held: a human rolled this field back from a tag tagwatch wrote"
+                );
                 decision.deferred = Some(Status::Rollback { reverted });
             }
         }
@@ -536,4 +550,62 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|error| ReconcileError::Join(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cmp::Ordering;
+    use std::path::PathBuf;
+
+    use super::compare;
+    use crate::policy::{Direction, Order, Origin, Policy, Range, SemverOrder};
+    use crate::reference::ImageReference;
+
+    fn policy(order: Order) -> Policy {
+        Policy::new(
+            "p",
+            ImageReference::parse("ghcr.io/acme/api").unwrap(),
+            order,
+            Origin {
+                file: PathBuf::from("p.yaml"),
+                line: 1,
+                column: 1,
+            },
+        )
+    }
+
+    fn semver(range: &str, variant: Option<&str>) -> Policy {
+        policy(Order::Semver(SemverOrder {
+            range: Range::parse(range, false).unwrap(),
+            variant: variant.map(str::to_string),
+        }))
+    }
+
+    #[test]
+    fn semver_compares_outside_the_range_so_nothing_is_moved_down() {
+        let policy = semver("^1", None);
+        assert_eq!(compare(&policy, "2.0.0", "1.9.0"), Some(Ordering::Greater));
+        assert_eq!(compare(&policy, "v1.2.3", "1.2.3"), Some(Ordering::Equal));
+        assert_eq!(compare(&policy, "1.0.0", "1.2.0"), Some(Ordering::Less));
+        assert_eq!(compare(&policy, "latest", "1.2.0"), None);
+    }
+
+    #[test]
+    fn semver_variants_compare_only_within_the_variant() {
+        let policy = semver("^1.25", Some("alpine"));
+        assert_eq!(
+            compare(&policy, "1.27.0-alpine", "1.26.0-alpine"),
+            Some(Ordering::Greater)
+        );
+        assert_eq!(compare(&policy, "1.27.0", "1.26.0-alpine"), None);
+    }
+
+    #[test]
+    fn numerical_order_follows_the_direction() {
+        let ascending = policy(Order::Numerical(Direction::Ascending));
+        assert_eq!(compare(&ascending, "20", "3"), Some(Ordering::Greater));
+        let descending = policy(Order::Numerical(Direction::Descending));
+        assert_eq!(compare(&descending, "20", "3"), Some(Ordering::Less));
+        assert_eq!(compare(&ascending, "main", "3"), None);
+    }
 }
