@@ -2,6 +2,7 @@
 //! nothing, a human pushing between plan and push, a run killed between commit and push, and failing
 //! repositories that do not stop the others.
 
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -633,4 +634,97 @@ async fn entries_sharing_a_remote_run_in_turn_and_both_land() {
         show(&shared, "other/b.yaml"),
         deployment(&host, "1.2.0", "")
     );
+}
+
+/// `kill -9` while the push is in flight (the server's pre-receive hook holds it), and the server then
+/// accepts it anyway: the next run finds the commit on the remote and adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_the_push_then_run_again_adds_no_duplicate() {
+    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let server = GitHttpServer::start("bot", "hook-Pa55");
+    let bare = server.create_repo("hooked");
+    add_files(&bare, &[("apps/a.yaml", deployment(&host, "1.0.0", ""))]);
+    let started = root.path().join("hook-started");
+    let block = root.path().join("hook-block");
+    std::fs::write(&block, "").unwrap();
+    let hook = bare.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\ncat >/dev/null\ntouch '{}'\nwhile [ -e '{}' ]; do sleep 0.05; done\nexit 0\n",
+            started.display(),
+            block.display()
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(&hook).unwrap().permissions(),
+        0o755,
+    );
+    Command::new("chmod")
+        .arg("755")
+        .arg(&hook)
+        .status()
+        .unwrap();
+    let config = write_config(
+        root.path(),
+        &registry,
+        &push_repository(
+            "hooked",
+            &server.url("hooked"),
+            "    auth: { username: bot, passwordEnv: GIT_PASSWORD }\n",
+        ),
+        &policy(&host, ""),
+    );
+    let before = count(&bare);
+    let home = root.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tagwatch"))
+        .arg("--config")
+        .arg(&config)
+        .args(["run", "--once"])
+        .env_clear()
+        .env("HOME", &home)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GIT_PASSWORD", "hook-Pa55")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !started.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the push never reached the hook"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SIGKILL: no chance to clean up.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_file(&block).unwrap();
+    while count(&bare) == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never took the push"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(count(&bare), before + 1);
+    std::fs::remove_file(&hook).unwrap();
+
+    let output = tagwatch(
+        &config,
+        &["run", "--once"],
+        &[("GIT_PASSWORD", "hook-Pa55")],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout),
+        "hooked: 0 bump(s), 0 commit(s), 0 push(es)\n"
+    );
+    assert_eq!(count(&bare), before + 1, "a duplicate commit");
+    assert_eq!(show(&bare, "apps/a.yaml"), deployment(&host, "1.2.0", ""));
 }
