@@ -659,15 +659,7 @@ async fn kill_9_during_the_push_then_run_again_adds_no_duplicate() {
         ),
     )
     .unwrap();
-    std::os::unix::fs::PermissionsExt::set_mode(
-        &mut std::fs::metadata(&hook).unwrap().permissions(),
-        0o755,
-    );
-    Command::new("chmod")
-        .arg("755")
-        .arg(&hook)
-        .status()
-        .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let config = write_config(
         root.path(),
         &registry,
