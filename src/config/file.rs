@@ -556,7 +556,8 @@ fn forge_config(context: &mut Context<'_, '_>, path: &str, raw: RawForge) -> For
     let kind = match raw.kind {
         RawForgeKind::Github => ForgeKind::GitHub,
         RawForgeKind::Gitlab => ForgeKind::GitLab,
-        RawForgeKind::Gitea | RawForgeKind::Forgejo => ForgeKind::Gitea,
+        RawForgeKind::Gitea => ForgeKind::Gitea,
+        RawForgeKind::Forgejo => ForgeKind::Forgejo,
     };
     let api = match (raw.api, kind) {
         (Some(api), _) => {
@@ -570,7 +571,7 @@ fn forge_config(context: &mut Context<'_, '_>, path: &str, raw: RawForge) -> For
         }
         (None, ForgeKind::GitHub) => "https://api.github.com".to_string(),
         (None, ForgeKind::GitLab) => "https://gitlab.com/api/v4".to_string(),
-        (None, ForgeKind::Gitea) => {
+        (None, ForgeKind::Gitea | ForgeKind::Forgejo) => {
             context.error(
                 &child(path, "api"),
                 "missing: gitea/forgejo needs the API URL, e.g. https://git.example.com/api/v1",

@@ -162,8 +162,9 @@ pub struct ForgeConfig {
 pub enum ForgeKind {
     GitHub,
     GitLab,
-    /// Gitea and Forgejo share one API.
     Gitea,
+    /// Forgejo speaks Gitea's API with a few differences the forge client knows.
+    Forgejo,
 }
 
 /// One problem in a config or policy file.

@@ -76,6 +76,7 @@ pub fn forge_settings(
         config::ForgeKind::GitHub => ForgeKind::GitHub,
         config::ForgeKind::GitLab => ForgeKind::GitLab,
         config::ForgeKind::Gitea => ForgeKind::Gitea,
+        config::ForgeKind::Forgejo => ForgeKind::Forgejo,
     };
     let token = secret_env(repository, environment, &forge.token_env)?;
     let mut settings = ForgeSettings::new(kind, forge.api.clone(), forge.repository.clone(), token);

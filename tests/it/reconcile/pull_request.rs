@@ -122,6 +122,11 @@ async fn gitlab_merge_request_is_opened_updated_and_closed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgejo_pull_request_is_opened_updated_and_closed() {
+    lifecycle(Flavor::Forgejo, "forgejo", "alice").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gitea_pull_request_is_opened_updated_and_closed() {
     lifecycle(Flavor::Gitea, "gitea", "alice").await;
 }
