@@ -308,6 +308,7 @@ fn repositories(context: &mut Context<'_, '_>, raw: Vec<RawRepository>) -> Vec<R
             paths,
             auth,
             write_back,
+            ca_file: repository.ca_file.map(PathBuf::from),
         });
     }
     result

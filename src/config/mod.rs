@@ -89,6 +89,8 @@ pub struct RepositoryConfig {
     pub paths: Vec<PathBuf>,
     pub auth: GitAuth,
     pub write_back: WriteBack,
+    /// Extra CA (PEM) for an HTTPS remote with a private certificate authority.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Where git credentials come from: names of env vars and files only.

@@ -75,6 +75,8 @@ pub struct RawRepository {
     pub paths: Option<Vec<String>>,
     pub auth: Option<RawGitAuth>,
     pub write_back: Option<RawWriteBack>,
+    /// Extra CA certificate(s) (PEM) trusted for this remote's HTTPS server, on top of the system roots.
+    pub ca_file: Option<String>,
 }
 
 /// One of: `tokenEnv`; `sshKeyFile` (+ `knownHostsFile`); `username` with `passwordEnv` or `passwordFile`.

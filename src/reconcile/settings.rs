@@ -55,9 +55,13 @@ pub fn remote_settings(
             },
         },
     };
-    Ok(RemoteSettings::new(repository.url.clone(), branch)
+    let mut settings = RemoteSettings::new(repository.url.clone(), branch)
         .with_auth(auth)
-        .with_depth(HISTORY_DEPTH))
+        .with_depth(HISTORY_DEPTH);
+    if let Some(ca_file) = &repository.ca_file {
+        settings = settings.with_ca_file(ca_file);
+    }
+    Ok(settings)
 }
 
 /// The forge of a pull-request repository.

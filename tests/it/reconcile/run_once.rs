@@ -720,3 +720,44 @@ async fn kill_9_during_the_push_then_run_again_adds_no_duplicate() {
     assert_eq!(count(&bare), before + 1, "a duplicate commit");
     assert_eq!(show(&bare, "apps/a.yaml"), deployment(&host, "1.2.0", ""));
 }
+
+/// An HTTPS remote signed by a private CA: trusted with `caFile`, a clear certificate error without.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_remote_with_a_private_ca_needs_its_ca_file() {
+    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let server = GitHttpServer::start_tls("bot", "tls-Pa55");
+    let trusted = server.create_repo("trusted");
+    let untrusted = server.create_repo("untrusted");
+    for bare in [&trusted, &untrusted] {
+        add_files(bare, &[("apps/a.yaml", deployment(&host, "1.0.0", ""))]);
+    }
+    let auth = "    auth: { username: bot, passwordEnv: GIT_PASSWORD }\n";
+    let repositories = [
+        push_repository(
+            "trusted",
+            &server.url("trusted"),
+            &format!("{auth}    caFile: {}\n", server.ca_file().display()),
+        ),
+        push_repository("untrusted", &server.url("untrusted"), auth),
+    ]
+    .concat();
+    let config = write_config(root.path(), &registry, &repositories, &policy(&host, ""));
+    let output = tagwatch(&config, &["run", "--once"], &[("GIT_PASSWORD", "tls-Pa55")]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        show(&trusted, "apps/a.yaml"),
+        deployment(&host, "1.2.0", "")
+    );
+    assert_eq!(
+        show(&untrusted, "apps/a.yaml"),
+        deployment(&host, "1.0.0", "")
+    );
+    let line = stderr
+        .lines()
+        .find(|line| line.contains("repository untrusted"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.contains("certificate"), "{line}");
+}
