@@ -91,8 +91,14 @@ pub(crate) fn report_failures(outcomes: &[RepositoryOutcome]) -> ExitCode {
                 }
             }
         }
-        if let Some(Err(error)) = &outcome.applied {
-            eprintln!("error: {}", error_chain(error));
+        match &outcome.applied {
+            Some(Err(error)) => eprintln!("error: {}", error_chain(error)),
+            Some(Ok(applied)) => {
+                for problem in &applied.problems {
+                    eprintln!("error: repository {}: {problem}", outcome.repository);
+                }
+            }
+            None => {}
         }
         failures += outcome.failures();
     }

@@ -168,7 +168,11 @@ impl RepositoryOutcome {
             Ok(plan) => plan.problems.len(),
             Err(_) => 1,
         };
-        let applied = usize::from(matches!(self.applied, Some(Err(_))));
+        let applied = match &self.applied {
+            Some(Err(_)) => 1,
+            Some(Ok(applied)) => applied.problems.len(),
+            None => 0,
+        };
         plan + applied
     }
 }

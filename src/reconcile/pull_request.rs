@@ -75,46 +75,30 @@ impl<S: TagSource + Sync> Reconciler<S> {
             })
             .await?;
             workspace = returned;
-            let pushed = result.map_err(|source| ReconcileError::Git {
-                repository: repository.name.clone(),
-                source,
-            })?;
+            let pushed = match result {
+                Ok(pushed) => pushed,
+                Err(source) => {
+                    let error = ReconcileError::Git {
+                        repository: repository.name.clone(),
+                        source,
+                    };
+                    applied
+                        .problems
+                        .push(format!("group {group}: {}", chain(&error)));
+                    continue;
+                }
+            };
             if let Some(commit) = pushed.commit {
                 applied.commits.push(commit);
             }
             applied.pushes += usize::from(pushed.forced);
-            let changes = changes(&bumps);
-            let title = render::title(&group, &changes);
-            let body = render::body(&group, &changes);
-            match forge
-                .find_pull_request(&head, &base)
-                .await
-                .map_err(forge_error)?
-            {
-                Some(existing) => {
-                    if existing.title != title || existing.body != body {
-                        forge
-                            .update_pull_request(existing.number, &title, &body)
-                            .await
-                            .map_err(forge_error)?;
-                        tracing::info!(pull_request = existing.number, group = %group, "updated");
-                    }
-                    applied.pull_requests.push(existing.url);
-                }
-                None => {
-                    let opened = forge
-                        .open_pull_request(&NewPullRequest {
-                            head: head.clone(),
-                            base: base.clone(),
-                            title,
-                            body,
-                            labels: settings.labels.clone(),
-                            reviewers: settings.reviewers.clone(),
-                        })
-                        .await
-                        .map_err(forge_error)?;
-                    tracing::info!(pull_request = opened.number, group = %group, "opened");
-                    applied.pull_requests.push(opened.url);
+            match publish(&forge, &settings, &base, &head, &group, &bumps).await {
+                Ok(url) => applied.pull_requests.push(url),
+                Err(source) => {
+                    applied
+                        .problems
+                        .push(format!("group {group}: {}", chain(&forge_error(source))));
+                    continue;
                 }
             }
             applied.bumps.extend(bumps);
@@ -135,15 +119,74 @@ impl<S: TagSource + Sync> Reconciler<S> {
             .await?;
             workspace = returned;
             let (stale, reason) = reason;
-            forge
+            if let Err(source) = forge
                 .close_pull_request(stale.number, &render::close_comment(&reason))
                 .await
-                .map_err(forge_error)?;
+            {
+                applied.problems.push(format!(
+                    "closing pull request {}: {}",
+                    stale.url,
+                    chain(&forge_error(source))
+                ));
+                continue;
+            }
             tracing::info!(pull_request = stale.number, group = %group, reason = ?reason, "closed");
             applied.closed.push(stale.url);
         }
         Ok(applied)
     }
+}
+
+/// Opens the group's pull request, or refreshes its title and body; returns its address. The pull
+/// request is found by head branch, so no local state is needed.
+async fn publish(
+    forge: &AnyForge,
+    settings: &crate::forge::ForgeSettings,
+    base: &str,
+    head: &str,
+    group: &str,
+    bumps: &[Bump],
+) -> Result<String, crate::forge::ForgeError> {
+    let changes = changes(bumps);
+    let title = render::title(group, &changes);
+    let body = render::body(group, &changes);
+    match forge.find_pull_request(head, base).await? {
+        Some(existing) => {
+            if existing.title != title || existing.body != body {
+                forge
+                    .update_pull_request(existing.number, &title, &body)
+                    .await?;
+                tracing::info!(pull_request = existing.number, group = %group, "updated");
+            }
+            Ok(existing.url)
+        }
+        None => {
+            let opened = forge
+                .open_pull_request(&NewPullRequest {
+                    head: head.to_string(),
+                    base: base.to_string(),
+                    title,
+                    body,
+                    labels: settings.labels.clone(),
+                    reviewers: settings.reviewers.clone(),
+                })
+                .await?;
+            tracing::info!(pull_request = opened.number, group = %group, "opened");
+            Ok(opened.url)
+        }
+    }
+}
+
+/// An error and its causes on one line.
+fn chain(error: &ReconcileError) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// `writeBack.branch` with `{group}` replaced by the group, made safe for a branch name.

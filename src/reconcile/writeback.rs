@@ -39,6 +39,8 @@ pub struct Applied {
     pub pull_requests: Vec<String>,
     /// Pull requests closed because their group has nothing left to bump.
     pub closed: Vec<String>,
+    /// Groups or pull requests that failed while the rest went on; each counts as a failure.
+    pub problems: Vec<String>,
 }
 
 impl<S: TagSource + Sync> Reconciler<S> {
