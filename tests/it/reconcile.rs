@@ -55,6 +55,34 @@ pub async fn push_tags(registry: &Registry, tags: &[&str]) {
     }
 }
 
+/// Two images to bump: `acme/app` 1.0.0 → 1.2.0 (`apps/a.yaml`, policy `app`) and `acme/web`
+/// 2.0.0 → 2.1.0 (`apps/web.yaml`, a compose file, policy `web`). Returns the registry, the bare
+/// repository under `root`, and the policy documents.
+pub async fn two_images(root: &Path) -> (Registry, PathBuf, String) {
+    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
+    let seeder = registry.seeder("acme/web");
+    for tag in ["2.0.0", "2.1.0"] {
+        seeder.push_image("acme/web", tag, CREATED).await;
+    }
+    let host = registry.host.clone();
+    let bare = bare_repo(
+        root,
+        "local",
+        &[
+            ("apps/a.yaml", deployment(&host, "1.0.0", "")),
+            (
+                "apps/web.yaml",
+                format!("services:\n  web:\n    image: {host}/acme/web:2.0.0\n"),
+            ),
+        ],
+    );
+    let policies = format!(
+        "{}---\napiVersion: tagwatch.dev/v1alpha1\nkind: TagPolicy\nmetadata: {{ name: web }}\nspec:\n  image: {host}/acme/web\n  semver: {{ range: \"^2\" }}\n",
+        policy(&host, "")
+    );
+    (registry, bare, policies)
+}
+
 /// A bare repository under `directory` (the harness seed commit, then `files` committed by a human).
 pub fn bare_repo(directory: &Path, name: &str, files: &[(&str, String)]) -> PathBuf {
     let bare = seed_bare_repo_in(directory, name);

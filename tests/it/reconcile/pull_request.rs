@@ -214,34 +214,15 @@ async fn outside_the_window_an_open_pull_request_is_left_alone() {
 /// A forge error on one group's pull request is reported and the other groups still get theirs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forge_error_on_one_group_does_not_stop_the_others() {
-    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
-    let seeder = registry.seeder("acme/web");
-    for tag in ["2.0.0", "2.1.0"] {
-        seeder.push_image("acme/web", tag, CREATED).await;
-    }
-    let host = registry.host.clone();
     let root = tempfile::tempdir().unwrap();
-    let bare = bare_repo(
-        root.path(),
-        "local",
-        &[
-            ("apps/a.yaml", deployment(&host, "1.0.0", "")),
-            (
-                "apps/web.yaml",
-                format!("services:\n  web:\n    image: {host}/acme/web:2.0.0\n"),
-            ),
-        ],
-    );
+    let (registry, bare, policies) = two_images(root.path()).await;
+    let host = registry.host.clone();
     let fake = FakeForge::start(Flavor::GitHub, &bare, TOKEN).await;
     let repository = pull_request_repository(&file_url(&bare), "github", &fake.api_url(), "alice")
         .replace(
             "      mode: pull-request\n",
             "      mode: pull-request\n      group: image\n",
         );
-    let policies = format!(
-        "{}---\napiVersion: tagwatch.dev/v1alpha1\nkind: TagPolicy\nmetadata: {{ name: web }}\nspec:\n  image: {host}/acme/web\n  semver: {{ range: \"^2\" }}\n",
-        policy(&host, "")
-    );
     let config = write_config(root.path(), &registry, &repository, &policies);
     // The first request (looking up the first group's pull request) is refused.
     fake.fail_next(422, 1);

@@ -409,29 +409,10 @@ async fn digest_policy_pins_the_digest_and_follows_a_moved_tag() {
 /// `group: image`: one commit per image, still one push for the repository.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_by_image_makes_one_commit_per_image_and_one_push() {
-    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
-    let seeder = registry.seeder("acme/web");
-    for tag in ["2.0.0", "2.1.0"] {
-        seeder.push_image("acme/web", tag, CREATED).await;
-    }
-    let host = registry.host.clone();
     let root = tempfile::tempdir().unwrap();
-    let bare = bare_repo(
-        root.path(),
-        "local",
-        &[
-            ("apps/a.yaml", deployment(&host, "1.0.0", "")),
-            (
-                "apps/web.yaml",
-                format!("services:\n  web:\n    image: {host}/acme/web:2.0.0\n"),
-            ),
-        ],
-    );
+    let (registry, bare, policies) = two_images(root.path()).await;
+    let host = registry.host.clone();
     let before = count(&bare);
-    let policies = format!(
-        "{}---\napiVersion: tagwatch.dev/v1alpha1\nkind: TagPolicy\nmetadata: {{ name: web }}\nspec:\n  image: {host}/acme/web\n  semver: {{ range: \"^2\" }}\n",
-        policy(&host, "")
-    );
     let repository = format!(
         "  - name: local\n    url: {}\n    paths: [apps]\n    writeBack: {{ mode: push, group: image }}\n",
         file_url(&bare)
