@@ -59,6 +59,17 @@ pub enum Command {
         #[arg(long, value_name = "DIR", default_value = "schema")]
         dir: PathBuf,
     },
+    /// Fetch repositories and registries and print every bump; change nothing.
+    Plan {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// One full reconcile: plan, rewrite, commit, push or open/update pull requests.
+    Run {
+        /// Run one cycle and exit (the only mode; `tagwatch daemon` runs forever).
+        #[arg(long, required = true)]
+        once: bool,
+    },
     /// Rewrite every reference to IMAGE under PATHs to REF, byte-exactly.
     Set {
         /// IMAGE=REF, e.g. nginx=1.27.1 or ghcr.io/acme/api=ghcr.io/acme/api:2.0@sha256:…

@@ -13,6 +13,7 @@
 //! | [`manifest`] | finding image references in YAML files and rewriting their tag/digest bytes, byte-exactly | re-serialize YAML, regex-edit YAML, do I/O outside `manifest::files` |
 //! | [`git`] | cache clones, fetch, commit, signing, push, history access (on `git2`) | decide what to change, force-push the target branch |
 //! | [`forge`] | pull requests on GitHub, GitLab, Gitea, Forgejo: REST calls, rate limits, PR title/body/marker | touch git or decide what to bump |
+//! | [`reconcile`] | planning bumps per repository (scan, match, resolve, never downgrade, holds, rollbacks, windows) and writing them back (commits, push retries, pull requests) | parse YAML, talk HTTP, or drive libgit2 itself |
 //! | [`secret`] | redacting secret type, URL masking | format a secret |
 //! | [`environment`] | the process environment, read once | be read anywhere else |
 //! | [`cli`] | the command-line surface (SPEC §2) | hold behaviour |
@@ -26,6 +27,7 @@ pub mod forge;
 pub mod git;
 pub mod manifest;
 pub mod policy;
+pub mod reconcile;
 pub mod reference;
 pub mod registry;
 pub mod secret;

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
+pub mod plan;
 pub mod resolve;
+pub mod run;
 pub mod schema;
 mod set;
 pub mod validate;
@@ -25,6 +27,8 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
             output,
         } => resolve::run(cli, policy, tags_file.as_deref(), *output),
         Command::Schema { dir } => schema::run(dir),
+        Command::Plan { output } => plan::run(cli, *output),
+        Command::Run { once: _ } => run::run(cli),
         Command::Set {
             assignment,
             paths,

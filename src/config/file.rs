@@ -340,6 +340,7 @@ fn repositories(context: &mut Context<'_, '_>, raw: Vec<RawRepository>) -> Vec<R
             paths,
             auth,
             write_back,
+            ca_file: repository.ca_file.map(PathBuf::from),
         });
     }
     result
@@ -472,6 +473,7 @@ fn write_back(
         author: None,
         message: None,
         forge: None,
+        signing: None,
     });
     let mode = match raw.mode {
         Some(RawWriteBackMode::PullRequest) => WriteBackMode::PullRequest,
@@ -546,6 +548,40 @@ fn write_back(
         author,
         message,
         forge,
+        signing: match raw.signing {
+            None => crate::git::Signing::None,
+            Some(signing) => signing_config(context, &child(path, "signing"), signing),
+        },
+    }
+}
+
+/// `writeBack.signing`: exactly one of an SSH key or a GPG key id.
+fn signing_config(
+    context: &mut Context<'_, '_>,
+    path: &str,
+    raw: super::raw::RawSigning,
+) -> crate::git::Signing {
+    match (raw.ssh_key_file, raw.gpg_key_id) {
+        (Some(key_file), None) => {
+            if raw.gnupg_home.is_some() {
+                context.error(path, "gnupgHome belongs to gpgKeyId, not to sshKeyFile");
+            }
+            crate::git::Signing::Ssh {
+                key_file: PathBuf::from(key_file),
+            }
+        }
+        (None, Some(key_id)) => crate::git::Signing::Gpg {
+            key_id,
+            gnupg_home: raw.gnupg_home.map(PathBuf::from),
+        },
+        (Some(_), Some(_)) => {
+            context.error(path, "choose one: sshKeyFile or gpgKeyId");
+            crate::git::Signing::None
+        }
+        (None, None) => {
+            context.error(path, "missing: sshKeyFile or gpgKeyId");
+            crate::git::Signing::None
+        }
     }
 }
 
@@ -553,7 +589,8 @@ fn forge_config(context: &mut Context<'_, '_>, path: &str, raw: RawForge) -> For
     let kind = match raw.kind {
         RawForgeKind::Github => ForgeKind::GitHub,
         RawForgeKind::Gitlab => ForgeKind::GitLab,
-        RawForgeKind::Gitea | RawForgeKind::Forgejo => ForgeKind::Gitea,
+        RawForgeKind::Gitea => ForgeKind::Gitea,
+        RawForgeKind::Forgejo => ForgeKind::Forgejo,
     };
     let api = match (raw.api, kind) {
         (Some(api), _) => {
@@ -567,7 +604,7 @@ fn forge_config(context: &mut Context<'_, '_>, path: &str, raw: RawForge) -> For
         }
         (None, ForgeKind::GitHub) => "https://api.github.com".to_string(),
         (None, ForgeKind::GitLab) => "https://gitlab.com/api/v4".to_string(),
-        (None, ForgeKind::Gitea) => {
+        (None, ForgeKind::Gitea | ForgeKind::Forgejo) => {
             context.error(
                 &child(path, "api"),
                 "missing: gitea/forgejo needs the API URL, e.g. https://git.example.com/api/v1",
@@ -588,6 +625,8 @@ fn forge_config(context: &mut Context<'_, '_>, path: &str, raw: RawForge) -> For
         api,
         repository: raw.repo,
         token_env: raw.token_env,
+        labels: raw.labels.unwrap_or_default(),
+        reviewers: raw.reviewers.unwrap_or_default(),
     }
 }
 

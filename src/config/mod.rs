@@ -89,6 +89,8 @@ pub struct RepositoryConfig {
     pub paths: Vec<PathBuf>,
     pub auth: GitAuth,
     pub write_back: WriteBack,
+    /// Extra CA (PEM) for an HTTPS remote with a private certificate authority.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Where git credentials come from: names of env vars and files only.
@@ -120,6 +122,8 @@ pub struct WriteBack {
     pub message: String,
     /// Required for `pull-request`.
     pub forge: Option<ForgeConfig>,
+    /// How commits are signed (`writeBack.signing`; default: unsigned).
+    pub signing: crate::git::Signing,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,14 +154,19 @@ pub struct ForgeConfig {
     /// `owner/name` (GitLab: the project path).
     pub repository: String,
     pub token_env: String,
+    /// Labels put on every pull request.
+    pub labels: Vec<String>,
+    /// Reviewers requested on every pull request.
+    pub reviewers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForgeKind {
     GitHub,
     GitLab,
-    /// Gitea and Forgejo share one API.
     Gitea,
+    /// Forgejo speaks Gitea's API with a few differences the forge client knows.
+    Forgejo,
 }
 
 /// Whether loading checks that the env vars named for secrets are set.

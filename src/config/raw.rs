@@ -75,6 +75,8 @@ pub struct RawRepository {
     pub paths: Option<Vec<String>>,
     pub auth: Option<RawGitAuth>,
     pub write_back: Option<RawWriteBack>,
+    /// Extra CA certificate(s) (PEM) trusted for this remote's HTTPS server, on top of the system roots.
+    pub ca_file: Option<String>,
 }
 
 /// One of: `tokenEnv`; `sshKeyFile` (+ `knownHostsFile`); `username` with `passwordEnv` or `passwordFile`.
@@ -101,6 +103,20 @@ pub struct RawWriteBack {
     /// Commit message template: `{summary}`, `{changes}`, `{policy}`, `{image}`, `{from}`, `{to}`.
     pub message: Option<String>,
     pub forge: Option<RawForge>,
+    /// Sign tagwatch's commits: `{ sshKeyFile: PATH }` or `{ gpgKeyId: ID, gnupgHome: DIR }`.
+    pub signing: Option<RawSigning>,
+}
+
+/// One of: `sshKeyFile` (signed with `ssh-keygen -Y sign`), or `gpgKeyId` (+ optional `gnupgHome`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawSigning {
+    /// Private SSH key file; its `.pub` is what verifiers list in `gpg.ssh.allowedSignersFile`.
+    pub ssh_key_file: Option<String>,
+    /// GPG key id (`gpg -u`).
+    pub gpg_key_id: Option<String>,
+    /// `GNUPGHOME` for the gpg process.
+    pub gnupg_home: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
@@ -135,6 +151,10 @@ pub struct RawForge {
     pub repo: String,
     /// Environment variable holding the API token.
     pub token_env: String,
+    /// Labels put on every pull request tagwatch opens.
+    pub labels: Option<Vec<String>>,
+    /// Reviewers requested on every pull request: logins, or `org/team` (GitLab: numeric user ids).
+    pub reviewers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]

@@ -344,6 +344,30 @@ impl Workspace {
             .map_err(self.local("walk history"))
     }
 
+    /// The newest `limit` commits of the current branch (first-parent and merged ones alike), newest
+    /// first, without looking at their trees: one cheap walk from which `reconcile` reads tagwatch's
+    /// trailers for every file at once. (Added for `reconcile`'s rollback detection.)
+    pub fn recent_commits(&self, limit: usize) -> Result<Vec<CommitInfo>, GitError> {
+        let head = self.head()?;
+        let mut walk = self
+            .repository
+            .revwalk()
+            .map_err(self.local("walk history"))?;
+        walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME)
+            .map_err(self.local("walk history"))?;
+        walk.push(head).map_err(self.local("walk history"))?;
+        let mut commits = Vec::new();
+        for id in walk.take(limit) {
+            let id = id.map_err(self.local("walk history"))?;
+            let commit = self
+                .repository
+                .find_commit(id)
+                .map_err(self.local("read a commit"))?;
+            commits.push(history::commit_info(&commit));
+        }
+        Ok(commits)
+    }
+
     /// Whether commits `a` and `b` hold exactly the same files: a rebuilt head branch equal to the one
     /// already pushed needs no force-push (and its pull request no update).
     pub fn same_tree(&self, a: Oid, b: Oid) -> Result<bool, GitError> {

@@ -5,6 +5,7 @@ mod corpus;
 mod forge;
 mod git;
 mod invariants;
+mod reconcile;
 mod registry;
 mod resolve;
 mod resolve_live;
