@@ -7,7 +7,7 @@
 //! | --- | --- | --- |
 //! | [`config`] | `tagwatch.yaml` and policy documents: file formats, JSON Schema, validation with `FILE:LINE:COL` diagnostics | read secrets or touch the network |
 //! | [`policy`] | tag policies: node-semver ranges, filter/extract, ranking, windows, resolve over a `TagSource` | do I/O other than through `TagSource` |
-//! | [`reference`] | image reference grammar and normalization | do I/O |
+//! | [`reference`](mod@reference) | image reference grammar and normalization | do I/O |
 //! | [`source`] | the `TagSource` seam between policies and registries; offline tag lists | rank tags |
 //! | [`registry`] | the OCI distribution client: auth, TLS, retries, pagination, digests | rank tags |
 //! | [`manifest`] | finding image references in YAML files and rewriting their tag/digest bytes, byte-exactly | re-serialize YAML, regex-edit YAML, do I/O outside `manifest::files` |
