@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::MAX_LIST_PAGES;
 use super::error::{ErrorClass, ForgeError, classify, header_str};
+use crate::backoff::Backoff;
 use crate::secret::{Secret, redact_url};
 
 /// Attempts per call when the settings name none: enough to ride out a brief outage or one rate-limit
@@ -50,43 +51,6 @@ impl Default for RetryPolicy {
             max_rate_limit_wait: DEFAULT_MAX_RATE_LIMIT_WAIT,
         }
     }
-}
-
-/// Exponential backoff with equal jitter and a cap.
-#[derive(Debug)]
-pub struct Backoff {
-    policy: RetryPolicy,
-    step: u32,
-}
-
-impl Backoff {
-    pub fn new(policy: RetryPolicy) -> Self {
-        Backoff { policy, step: 0 }
-    }
-
-    pub fn next_delay(&mut self) -> Duration {
-        let exponential = self
-            .policy
-            .base_delay
-            .saturating_mul(1u32 << self.step.min(16))
-            .min(self.policy.max_delay);
-        self.step += 1;
-        // Equal jitter: half fixed, half random, so parallel clients spread out but never retry at once.
-        let half = exponential / 2;
-        half + half.mul_f64(jitter_fraction())
-    }
-}
-
-/// A value in [0, 1) that differs between calls; jitter needs no cryptographic randomness.
-fn jitter_fraction() -> f64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let mut x = u64::from(nanos) ^ 0x9E37_79B9_7F4A_7C15;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    (x % 1_000_000) as f64 / 1_000_000.0
 }
 
 /// A successful answer.
@@ -208,7 +172,11 @@ impl Api {
         url: Url,
         body: Option<&serde_json::Value>,
     ) -> Result<Answer, ForgeError> {
-        let mut backoff = Backoff::new(self.policy.clone());
+        let mut backoff = Backoff::new(
+            self.policy.base_delay,
+            self.policy.max_delay,
+            self.policy.attempts,
+        );
         let mut attempt = 0;
         loop {
             self.wait_for_rate_limit(&method, &url).await?;
@@ -261,7 +229,7 @@ impl Api {
                     source: source.without_url(),
                 };
                 return if repeatable {
-                    Attempt::Retry(backoff.next_delay(), error)
+                    Attempt::Retry(backoff.step(), error)
                 } else {
                     Attempt::Done(Err(error))
                 };
@@ -311,7 +279,7 @@ impl Api {
                 Attempt::Retry(wait, error)
             }
             (ErrorClass::Transient, _) if repeatable_after_server_error(method) => {
-                Attempt::Retry(backoff.next_delay(), error)
+                Attempt::Retry(backoff.step(), error)
             }
             _ => Attempt::Done(Err(error)),
         }
@@ -522,20 +490,6 @@ mod tests {
         for method in [Method::GET, Method::PATCH, Method::PUT] {
             assert!(repeatable_after_server_error(&method), "{method}");
         }
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let mut backoff = Backoff::new(RetryPolicy {
-            attempts: 10,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(1000),
-            max_rate_limit_wait: Duration::ZERO,
-        });
-        let delays: Vec<Duration> = (0..8).map(|_| backoff.next_delay()).collect();
-        assert!(delays[0] >= Duration::from_millis(50) && delays[0] <= Duration::from_millis(100));
-        assert!(delays[3] >= Duration::from_millis(400));
-        assert!(delays.iter().all(|d| *d <= Duration::from_millis(1000)));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! (a human's commit may have changed or reverted what we meant to bump), and the new commits are pushed,
 //! with exponential backoff, at most [`MAX_PUSH_ATTEMPTS`] times.
 
+use crate::backoff::Backoff;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,7 +21,7 @@ use super::{Bump, ReconcileError, Reconciler, RepositoryPlan, render_message};
 /// Pushes tried per repository and cycle before giving up until the next cycle: enough to get past a
 /// burst of human pushes, few enough that a cycle always ends.
 pub const MAX_PUSH_ATTEMPTS: usize = 5;
-/// First wait after a rejected push; doubled per attempt, with jitter, up to [`BACKOFF_CAP`].
+/// First wait after a rejected push; doubled per attempt, with jitter ([`Backoff`]), up to [`BACKOFF_CAP`].
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
 
@@ -67,6 +68,8 @@ impl<S: TagSource + Sync> Reconciler<S> {
             source,
         };
         let mut applied = Applied::default();
+        // The loop counts the attempts; the backoff only spaces them.
+        let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP, u32::MAX);
         for attempt in 1..=MAX_PUSH_ATTEMPTS {
             if plan.bumps.is_empty() {
                 return Ok(applied);
@@ -111,7 +114,7 @@ impl<S: TagSource + Sync> Reconciler<S> {
                         break;
                     }
                     tracing::info!(attempt, %reason, "push rejected; re-planning on the new head");
-                    tokio::time::sleep(backoff(attempt)).await;
+                    tokio::time::sleep(backoff.step()).await;
                     let (returned, refreshed) = blocking(move || {
                         let refreshed = workspace.refresh();
                         (workspace, refreshed)
@@ -204,12 +207,4 @@ pub(crate) fn write_bumps(workdir: &Path, bumps: &[Bump]) -> Result<Vec<PathBuf>
         }
     }
     Ok(changed)
-}
-
-/// Exponential backoff with jitter for attempt `n` (1-based).
-fn backoff(attempt: usize) -> Duration {
-    let factor = 1u32 << attempt.saturating_sub(1).min(8);
-    let base = BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_CAP);
-    let jitter = base.mul_f64(fastrand::f64() * 0.5);
-    (base + jitter).min(BACKOFF_CAP)
 }

@@ -15,9 +15,9 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 
 use super::auth::{Challenge, Credentials, parse_challenge, resolve_credentials};
-use super::backoff::{Backoff, parse_retry_after};
 use super::error::{ErrorClass, RegistryError, classify};
 use super::settings::RegistrySettings;
+use crate::backoff::{Backoff, parse_retry_after};
 use crate::environment::Environment;
 use crate::reference::{DOCKER_HUB, DOCKER_HUB_API_HOST};
 use crate::secret::Secret;

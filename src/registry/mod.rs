@@ -10,7 +10,6 @@
 //! `oci-client`'s requests as well: see `docs/registry.md`.
 
 mod auth;
-pub mod backoff;
 mod endpoint;
 mod error;
 pub mod pagination;

@@ -1,5 +1,8 @@
-//! The one retry schedule of the registry client: exponential with jitter, capped, a bounded number of
-//! attempts, and a server's `Retry-After` honoured but clamped into bounds.
+//! The one retry schedule of tagwatch (registry requests, forge calls, rejected pushes): exponential with
+//! equal jitter, capped, a bounded number of attempts, and a server's `Retry-After` honoured but clamped
+//! into bounds.
+//!
+//! Must not: sleep (callers own the waiting, so a scheduler can also postpone instead).
 
 use std::time::Duration;
 
@@ -44,11 +47,15 @@ impl Backoff {
         if self.attempts >= self.max_attempts {
             return None;
         }
+        let delay = self.step();
+        Some(retry_after.map_or(delay, |hint| hint.min(MAX_RETRY_AFTER)))
+    }
+
+    /// The next exponential step, for callers that count their attempts themselves (a forge call whose
+    /// rate-limit waits do not use up the backoff, a push retried a fixed number of times).
+    pub fn step(&mut self) -> Duration {
         let exponent = self.attempts - 1;
-        self.attempts += 1;
-        if let Some(hint) = retry_after {
-            return Some(hint.min(MAX_RETRY_AFTER));
-        }
+        self.attempts = self.attempts.saturating_add(1);
         let ceiling = self
             .base
             .saturating_mul(1u32 << exponent.min(16))
@@ -56,7 +63,7 @@ impl Backoff {
         // "Equal jitter": at least half the exponential step, so clients that failed together spread out
         // without ever retrying immediately.
         let half = ceiling / 2;
-        Some(half + half.mul_f64(fastrand::f64()))
+        half + half.mul_f64(fastrand::f64())
     }
 }
 
