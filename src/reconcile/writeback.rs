@@ -4,11 +4,11 @@
 //! (a human's commit may have changed or reverted what we meant to bump), and the new commits are pushed,
 //! with exponential backoff, at most [`MAX_PUSH_ATTEMPTS`] times.
 
-use crate::backoff::Backoff;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::backoff::Backoff;
 use crate::config::{RepositoryConfig, WriteBackMode};
 use crate::git::{CommitIdentity, PushOutcome, Signing, Workspace};
 use crate::manifest::{self, files};
