@@ -8,7 +8,7 @@ use serde_json::json;
 use super::http::Api;
 use super::{
     Forge, ForgeError, ForgeKind, ForgeSettings, NewPullRequest, PullRequest, PullRequestState,
-    add_labels_and_reviewers, existing_or, owner_and_name, union,
+    add_labels_and_reviewers, comment_then_close, existing_or, owner_and_name, union,
 };
 
 /// The REST API version tagwatch is written against; GitHub answers 400 to versions it does not know.
@@ -224,15 +224,14 @@ impl Forge for GitHub {
         number: u64,
         comment: &str,
     ) -> Result<PullRequest, ForgeError> {
-        // Already closed or merged (by a human, or a retry after a lost answer): no second comment.
-        let current = self.get_pull_request(number).await?;
-        if current.state != PullRequestState::Open {
-            return Ok(current);
-        }
-        let url = self.repo_url(&["issues", &number.to_string(), "comments"], &[]);
-        self.api
-            .send(Method::POST, url, Some(&json!({ "body": comment })))
-            .await?;
-        self.patch(number, json!({ "state": "closed" })).await
+        comment_then_close(
+            self,
+            &self.api,
+            &["repos", &self.owner, &self.name],
+            number,
+            comment,
+            self.patch(number, json!({ "state": "closed" })),
+        )
+        .await
     }
 }

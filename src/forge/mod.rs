@@ -343,6 +343,31 @@ async fn existing_or<F: Forge>(
         .ok_or(error)
 }
 
+/// Closing the GitHub way, which Gitea and Forgejo copy: an open pull request gets `comment` on
+/// `issues/N/comments` under `repository` (the `repos/OWNER/NAME` segments), then `close` runs (the
+/// forge's own `PATCH pulls/N {state: closed}`, decoded into its wire type). One already closed or
+/// merged — by a human, or a retry after a lost answer — is returned as it is, without a second comment.
+async fn comment_then_close<F: Forge>(
+    forge: &F,
+    api: &http::Api,
+    repository: &[&str],
+    number: u64,
+    comment: &str,
+    close: impl Future<Output = Result<PullRequest, ForgeError>>,
+) -> Result<PullRequest, ForgeError> {
+    let current = forge.get_pull_request(number).await?;
+    if current.state != PullRequestState::Open {
+        return Ok(current);
+    }
+    let number = number.to_string();
+    let mut segments = repository.to_vec();
+    segments.extend_from_slice(&["issues", &number, "comments"]);
+    let body = serde_json::json!({ "body": comment });
+    api.send(reqwest::Method::POST, api.url(&segments, &[]), Some(&body))
+        .await?;
+    close.await
+}
+
 /// Labels and reviewers the GitHub way, which Gitea and Forgejo copy: `issues/N/labels` and
 /// `pulls/N/requested_reviewers` under `repository` (the `repos/OWNER/NAME` segments). A failure is
 /// logged, not returned: the pull request exists, and an error would make the caller open it again.
