@@ -14,6 +14,7 @@
 //! | [`git`] | cache clones, fetch, commit, signing, push, history access (on `git2`) | decide what to change, force-push the target branch |
 //! | [`forge`] | pull requests on GitHub, GitLab, Gitea, Forgejo: REST calls, rate limits, PR title/body/marker | touch git or decide what to bump |
 //! | [`reconcile`] | planning bumps per repository (scan, match, resolve, never downgrade, holds, rollbacks, windows) and writing them back (commits, push retries, pull requests) | parse YAML, talk HTTP, or drive libgit2 itself |
+//! | [`error`] | the one failure classification (transient / rate-limited / permanent) every adapter maps onto | render messages or retry |
 //! | [`backoff`] | the one retry schedule: exponential, jittered, capped, `Retry-After` clamped | sleep |
 //! | [`secret`] | redacting secret type, URL masking | format a secret |
 //! | [`environment`] | the process environment, read once | be read anywhere else |
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod environment;
+pub mod error;
 pub mod forge;
 pub mod git;
 pub mod manifest;

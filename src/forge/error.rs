@@ -5,16 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
-/// Whether trying again can help.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Network trouble or a 5xx: retry with backoff.
-    Transient,
-    /// The forge asked us to slow down; retry after the wait it named.
-    RateLimited,
-    /// Retrying the same request cannot succeed (bad token, missing repository, invalid request).
-    Permanent,
-}
+pub use crate::error::ErrorClass;
 
 /// An error from a forge call. URLs are redacted and the token never appears (it is only ever sent in a
 /// header marked sensitive, and scrubbed from any message the forge echoes back).
@@ -51,6 +42,13 @@ pub enum ForgeError {
 impl ForgeError {
     pub fn class(&self) -> ErrorClass {
         match self {
+            ForgeError::Status {
+                class: ErrorClass::RateLimited { .. },
+                retry_after,
+                ..
+            } => ErrorClass::RateLimited {
+                retry_after: *retry_after,
+            },
             ForgeError::Status { class, .. } => *class,
             ForgeError::Transport { .. } => ErrorClass::Transient,
             ForgeError::Decode { .. } | ForgeError::Settings(_) => ErrorClass::Permanent,
@@ -102,12 +100,12 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, message: &str) -> Error
         .or_else(|| header_str(headers, "ratelimit-remaining"))
         .is_some_and(|value| value.trim() == "0");
     match status.as_u16() {
-        429 => ErrorClass::RateLimited,
+        429 => ErrorClass::RateLimited { retry_after: None },
         403 if remaining_zero
             || headers.contains_key("retry-after")
             || message.to_ascii_lowercase().contains("rate limit") =>
         {
-            ErrorClass::RateLimited
+            ErrorClass::RateLimited { retry_after: None }
         }
         408 | 500..=599 => ErrorClass::Transient,
         _ => ErrorClass::Permanent,
@@ -144,11 +142,11 @@ mod tests {
                 &headers(&[("x-ratelimit-remaining", "0")]),
                 "API rate limit exceeded"
             ),
-            ErrorClass::RateLimited
+            ErrorClass::RateLimited { retry_after: None }
         );
         assert_eq!(
             classify(forbidden, &headers(&[("retry-after", "60")]), ""),
-            ErrorClass::RateLimited
+            ErrorClass::RateLimited { retry_after: None }
         );
         assert_eq!(
             classify(
@@ -156,11 +154,11 @@ mod tests {
                 &headers(&[]),
                 "You have exceeded a secondary rate limit"
             ),
-            ErrorClass::RateLimited
+            ErrorClass::RateLimited { retry_after: None }
         );
         assert_eq!(
             classify(StatusCode::TOO_MANY_REQUESTS, &headers(&[]), ""),
-            ErrorClass::RateLimited
+            ErrorClass::RateLimited { retry_after: None }
         );
     }
 

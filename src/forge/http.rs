@@ -261,7 +261,7 @@ impl Api {
         let message = self.scrub(&error_message(&body));
         let class = classify(status, &headers, &message);
         let wait = match class {
-            ErrorClass::RateLimited => Some(
+            ErrorClass::RateLimited { .. } => Some(
                 rate_limit_wait(&headers, SystemTime::now()).unwrap_or(SECONDARY_RATE_LIMIT_WAIT),
             ),
             _ => None,
@@ -275,7 +275,9 @@ impl Api {
             retry_after: wait,
         };
         match (class, wait) {
-            (ErrorClass::RateLimited, Some(wait)) if wait <= self.policy.max_rate_limit_wait => {
+            (ErrorClass::RateLimited { .. }, Some(wait))
+                if wait <= self.policy.max_rate_limit_wait =>
+            {
                 Attempt::Retry(wait, error)
             }
             (ErrorClass::Transient, _) if repeatable_after_server_error(method) => {
@@ -346,7 +348,7 @@ impl Api {
                 url: redact_url(url.as_str()),
                 status: 429,
                 message: "the forge's rate limit is exhausted until its reset".into(),
-                class: ErrorClass::RateLimited,
+                class: ErrorClass::RateLimited { retry_after: None },
                 retry_after: Some(wait),
             });
         }

@@ -3,14 +3,7 @@
 
 use std::path::PathBuf;
 
-/// Whether an operation can succeed later without anyone changing the config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Network trouble, a server error, a lock held by someone else: retry with backoff.
-    Transient,
-    /// Bad credentials, an untrusted host, a missing branch or path: retrying cannot help.
-    Permanent,
-}
+pub use crate::error::ErrorClass;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {

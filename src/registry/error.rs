@@ -5,22 +5,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-/// Whether retrying can help.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// A network failure or a server-side hiccup: retry with backoff.
-    Transient,
-    /// The registry asked to slow down; `retry_after` is its hint.
-    RateLimited { retry_after: Option<Duration> },
-    /// Retrying the same request cannot succeed (bad credentials, unknown repository, bad data).
-    Permanent,
-}
-
-impl ErrorClass {
-    pub fn is_retryable(self) -> bool {
-        !matches!(self, ErrorClass::Permanent)
-    }
-}
+pub use crate::error::ErrorClass;
 
 /// Classifies a failed response. `codes` are the OCI error codes (`{"errors":[{"code":…}]}`) of the body.
 pub fn classify(status: StatusCode, codes: &[String], retry_after: Option<Duration>) -> ErrorClass {
