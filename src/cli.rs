@@ -63,6 +63,9 @@ pub enum Command {
     Plan {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
+        /// Evaluate windows, soak times and minAge as of this instant (RFC 3339) instead of now.
+        #[arg(long, value_name = "TIME", value_parser = parse_instant)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// One full reconcile: plan, rewrite, commit, push or open/update pull requests.
     Run {
@@ -80,4 +83,11 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// An RFC 3339 instant (`2026-11-26T09:00:00Z`, `2026-11-26T10:00:00+01:00`).
+fn parse_instant(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|instant| instant.with_timezone(&chrono::Utc))
+        .map_err(|error| format!("not an RFC 3339 time ({error}); e.g. 2026-11-26T09:00:00Z"))
 }

@@ -13,7 +13,7 @@
 //! | [`manifest`] | finding image references in YAML files and rewriting their tag/digest bytes, byte-exactly | re-serialize YAML, regex-edit YAML, do I/O outside `manifest::files` |
 //! | [`git`] | cache clones, fetch, commit, signing, push, history access (on `git2`) | decide what to change, force-push the target branch |
 //! | [`forge`] | pull requests on GitHub, GitLab, Gitea, Forgejo: REST calls, rate limits, PR title/body/marker | touch git or decide what to bump |
-//! | [`reconcile`] | planning bumps per repository (scan, match, resolve, never downgrade, holds, rollbacks, windows) and writing them back (commits, push retries, pull requests) | parse YAML, talk HTTP, or drive libgit2 itself |
+//! | [`reconcile`] | the controller: a long-lived `Context` (tag cache, clones, forge clients, image index); per repository gather → pure `decide` (match, never downgrade, holds, rollbacks, windows, fail closed) → apply (commits, push retries, pull requests) | parse YAML, talk HTTP, drive libgit2, sleep between cycles, or render errors |
 //! | [`error`] | the one failure classification (transient / rate-limited / permanent) every adapter maps onto | render messages or retry |
 //! | [`backoff`] | the one retry schedule: exponential, jittered, capped, `Retry-After` clamped | sleep |
 //! | [`secret`] | redacting secret type, URL masking | format a secret |
@@ -25,6 +25,7 @@ pub mod backoff;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod environment;
 pub mod error;
 pub mod forge;

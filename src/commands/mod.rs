@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use crate::cli::{Cli, Command};
 
 pub mod plan;
+mod report;
 pub mod resolve;
 pub mod run;
 pub mod schema;
@@ -27,7 +28,7 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
             output,
         } => resolve::run(cli, policy, tags_file.as_deref(), *output),
         Command::Schema { dir } => schema::run(dir),
-        Command::Plan { output } => plan::run(cli, *output),
+        Command::Plan { output, at } => plan::run(cli, *output, *at),
         Command::Run { once: _ } => run::run(cli),
         Command::Set {
             assignment,

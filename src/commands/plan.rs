@@ -1,30 +1,30 @@
-//! `tagwatch plan [--output text|json]` (SPEC §2): fetch repositories and registries, print every bump,
+//! `tagwatch plan [--output text|json] [--at TIME]` (SPEC §2): fetch repositories and registries, print every bump,
 //! change nothing (the cached clones are reset to the remote, never pushed).
 //!
 //! JSON lines: a bump is exactly `{"repo","file","line","policy","image","from","to"}`; a target a policy
 //! owns that is left alone is a line with the same keys plus `"status"` (`held`, `rollback` with
-//! `"reverted"`, `waiting` with `"until"`, `newer`), so a consumer that reads only bumps can skip every
+//! `"reverted"`, `waiting` with `"until"`, `newer`, `ambiguous` with `"policies"`), so a consumer that reads only bumps can skip every
 //! line that has a `status`.
 
 use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::cli::{Cli, OutputFormat};
-use crate::commands::{EXIT_FAILURE, EXIT_USAGE};
-use crate::config::Config;
+use crate::commands::report::{load_for_repositories, report_failures};
 use crate::environment::Environment;
-use crate::reconcile::{Bump, Note, Reconciler, RepositoryOutcome, Status};
+use crate::reconcile::{Bump, Context, Note, Status};
 use crate::registry::RegistryClient;
 
-pub fn run(cli: &Cli, output: OutputFormat) -> anyhow::Result<ExitCode> {
-    let (runtime, reconciler) = match setup(cli)? {
+pub fn run(cli: &Cli, output: OutputFormat, at: Option<DateTime<Utc>>) -> anyhow::Result<ExitCode> {
+    let (runtime, context) = match setup(cli, "plan")? {
         Ok(setup) => setup,
         Err(code) => return Ok(code),
     };
-    let outcomes = runtime.block_on(reconciler.plan_all());
+    let now = at.unwrap_or_else(Utc::now);
+    let outcomes = runtime.block_on(context.plan_all(now));
     let mut stdout = std::io::stdout().lock();
     for outcome in &outcomes {
         let Ok(plan) = &outcome.plan else { continue };
@@ -54,17 +54,16 @@ pub fn run(cli: &Cli, output: OutputFormat) -> anyhow::Result<ExitCode> {
     Ok(report_failures(&outcomes))
 }
 
-/// Loads the config and builds the reconciler: `Err(code)` when the config is invalid.
+/// Loads the config and builds the controller context: `Err(code)` when there is nothing to reconcile
+/// or the config is invalid.
 pub(crate) fn setup(
     cli: &Cli,
-) -> anyhow::Result<Result<(tokio::runtime::Runtime, Reconciler<RegistryClient>), ExitCode>> {
+    command: &str,
+) -> anyhow::Result<Result<(tokio::runtime::Runtime, Context<RegistryClient>), ExitCode>> {
     let environment = Environment::from_process();
-    let config = match Config::load(cli.config.as_deref(), &environment) {
+    let config = match load_for_repositories(cli, command, &environment) {
         Ok(config) => config,
-        Err(diagnostics) => {
-            eprintln!("{diagnostics}");
-            return Ok(Err(ExitCode::from(EXIT_USAGE)));
-        }
+        Err(code) => return Ok(Err(code)),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -73,51 +72,7 @@ pub(crate) fn setup(
         .context("starting the async runtime")?;
     let client = RegistryClient::new(config.registries.clone(), &environment)
         .context("setting up the registry client")?;
-    Ok(Ok((
-        runtime,
-        Reconciler::new(config, environment, client, Utc::now()),
-    )))
-}
-
-/// Prints every failure on stderr; exit 1 when there was any.
-pub(crate) fn report_failures(outcomes: &[RepositoryOutcome]) -> ExitCode {
-    let mut failures = 0;
-    for outcome in outcomes {
-        match &outcome.plan {
-            Err(error) => eprintln!("error: {}", error_chain(error)),
-            Ok(plan) => {
-                for problem in &plan.problems {
-                    eprintln!("error: repository {}: {problem}", outcome.repository);
-                }
-            }
-        }
-        match &outcome.applied {
-            Some(Err(error)) => eprintln!("error: {}", error_chain(error)),
-            Some(Ok(applied)) => {
-                for problem in &applied.problems {
-                    eprintln!("error: repository {}: {problem}", outcome.repository);
-                }
-            }
-            None => {}
-        }
-        failures += outcome.failures();
-    }
-    if failures > 0 {
-        ExitCode::from(EXIT_FAILURE)
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-/// An error with its chain of causes, on one line.
-fn error_chain(error: &crate::reconcile::ReconcileError) -> String {
-    let mut chain = vec![error.to_string()];
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        chain.push(cause.to_string());
-        source = cause.source();
-    }
-    chain.join(": ")
+    Ok(Ok((runtime, Context::new(config, environment, client))))
 }
 
 /// SPEC §2's JSON line for a bump, keys in the documented order.
@@ -162,6 +117,10 @@ fn note_text(note: &Note) -> String {
         }
         Status::Rollback { reverted } => format!(
             "{at} held: a human rolled it back from {reverted}; waits for a tag newer than {reverted} [{policy}]"
+        ),
+        Status::Ambiguous { policies } => format!(
+            "{at} left alone: several policies track this image ({}); a `# tagwatch: POLICY` marker must choose",
+            policies.join(", ")
         ),
         Status::Waiting { until } => {
             let to = note.to.as_deref().unwrap_or("?");

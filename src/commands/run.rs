@@ -5,15 +5,18 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
+use chrono::Utc;
+
 use crate::cli::Cli;
-use crate::commands::plan::{bump_text, report_failures, setup};
+use crate::commands::plan::{bump_text, setup};
+use crate::commands::report::report_failures;
 
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let (runtime, reconciler) = match setup(cli)? {
+    let (runtime, context) = match setup(cli, "run")? {
         Ok(setup) => setup,
         Err(code) => return Ok(code),
     };
-    let outcomes = runtime.block_on(reconciler.run_all());
+    let outcomes = runtime.block_on(context.run_all(Utc::now()));
     let mut stdout = std::io::stdout().lock();
     for outcome in &outcomes {
         let Some(Ok(applied)) = &outcome.applied else {

@@ -152,6 +152,14 @@ impl PullRequest {
     pub fn group(&self) -> Option<String> {
         render::parse_marker(&self.body)
     }
+
+    /// `(repository entry, group)` from a marker written by [`render::entry_body`]; `None` for a pull
+    /// request tagwatch did not write this way.
+    pub fn owner(&self) -> Option<(String, String)> {
+        let key = self.group()?;
+        let (repository, group) = render::split_group_key(&key)?;
+        Some((repository.to_string(), group.to_string()))
+    }
 }
 
 /// A pull request to open.

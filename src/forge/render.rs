@@ -69,6 +69,26 @@ pub fn title(group: &str, changes: &[Change]) -> String {
 
 /// The Markdown body: a sentence, a table of every change, and the hidden group marker (last line).
 pub fn body(group: &str, changes: &[Change]) -> String {
+    body_with_marker(group, group, changes)
+}
+
+/// The marker value of `group` of repository entry `repository`: entries that share a remote keep
+/// their pull requests apart by it.
+pub fn group_key(repository: &str, group: &str) -> String {
+    format!("{repository}\n{group}")
+}
+
+/// `(repository, group)` of a marker value written by [`group_key`]; `None` for any other value.
+pub fn split_group_key(key: &str) -> Option<(&str, &str)> {
+    key.split_once('\n')
+}
+
+/// [`body`] for `group` of repository entry `repository`: the marker carries both ([`group_key`]).
+pub fn entry_body(repository: &str, group: &str, changes: &[Change]) -> String {
+    body_with_marker(group, &group_key(repository, group), changes)
+}
+
+fn body_with_marker(group: &str, marker_value: &str, changes: &[Change]) -> String {
     let mut sorted: Vec<&Change> = changes.iter().collect();
     sorted.sort_by(|a, b| (&a.file, a.line, &a.image).cmp(&(&b.file, b.line, &b.image)));
 
@@ -87,7 +107,7 @@ pub fn body(group: &str, changes: &[Change]) -> String {
         "\n---\nThis pull request is managed by tagwatch: its branch is rebuilt from the base on every \
          cycle, so commits pushed to it are overwritten. tagwatch closes it when its changes land on \
          the base or are no longer wanted.\n\n{}\n",
-        marker(group)
+        marker(marker_value)
     );
     for (index, change) in sorted.iter().enumerate() {
         let row = table_row(change);

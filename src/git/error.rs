@@ -7,6 +7,9 @@ pub use crate::error::ErrorClass;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
+    #[error("too large")]
+    TooLarge { size: u64, limit: u64 },
+
     #[error("cannot reach {url}: {detail}")]
     Unreachable { url: String, detail: String },
 
@@ -94,6 +97,7 @@ impl GitError {
             | GitError::ProtectedBranch { url, .. }
             | GitError::Operation { url, .. } => Some(url),
             GitError::PathOutsideRepository { .. }
+            | GitError::TooLarge { .. }
             | GitError::Signing { .. }
             | GitError::CacheBusy { .. }
             | GitError::Cache { .. } => None,

@@ -16,6 +16,8 @@ mod lock;
 mod settings;
 mod sign;
 mod transport;
+mod store_stub;
+pub use store_stub::*;
 
 use std::path::{Component, Path, PathBuf};
 

@@ -80,6 +80,11 @@ impl Policy {
             origin,
         }
     }
+
+    /// Whether the policy applies to repository `name` (TEMPORARY until `repositories` lands).
+    pub fn applies_to(&self, _name: &str) -> bool {
+        true
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -415,6 +420,9 @@ pub struct Resolution {
     pub tag: String,
     /// Set when the policy has `digest: true`.
     pub digest: Option<String>,
+    /// The chosen image's config `created`, when it was read (always for `order: newest`, and when
+    /// `minAge` is set): what never-downgrade compares for `order: newest`.
+    pub created: Option<DateTime<Utc>>,
     /// Every tag that did not win on its own merits, with the reason (for `--verbose`).
     pub rejected: Vec<Rejection>,
 }
@@ -526,9 +534,11 @@ pub async fn choose<S: TagSource>(
         candidates.into_iter().map(|tag| (tag, None)).collect()
     };
     let mut chosen = None;
+    let mut chosen_created = None;
     for (index, (tag, known)) in candidates.iter().enumerate() {
         if policy.min_age.is_zero() {
             chosen = Some(index);
+            chosen_created = *known;
             break;
         }
         let created = match known {
@@ -548,6 +558,7 @@ pub async fn choose<S: TagSource>(
                 let age = (now - created).to_std().unwrap_or(Duration::ZERO);
                 if age >= policy.min_age {
                     chosen = Some(index);
+                    chosen_created = Some(created);
                     break;
                 }
                 Reason::TooYoung { created }
@@ -589,6 +600,7 @@ pub async fn choose<S: TagSource>(
     Ok(Resolution {
         tag,
         digest,
+        created: chosen_created,
         rejected,
     })
 }

@@ -1,42 +1,51 @@
-//! Planning and applying bumps: the product's main job (SPEC §2 `plan` / `run --once`, §7 write-back).
+//! The controller core: per repository, **gather** the facts (the branch's files read from git's object
+//! database, the tag listings and policy choices, the history of tagwatch's own writes), **decide** the
+//! bumps with a pure function, and **apply** them (commits and a push, or pull requests).
 //!
-//! Owns: per repository, preparing the cached clone, finding the targets under the configured paths,
-//! matching each target to a policy (a marker wins; else the normalized repository equals the policy's
-//! image; `hold` freezes), listing tags once per image (shared by every policy and repository of one
-//! cycle), resolving, and turning the choices into [`Bump`]s — never a downgrade, never a field a human
-//! rolled back, never outside a policy's windows. Then writing them back: one commit per group, one push
-//! per repository and branch, retried on a rejected push after re-planning on the new head.
+//! Owns: the long-lived [`Context`] (tag cache, cached clones, forge clients, the image → repository
+//! index), matching targets to policies, never downgrading, holds, rollbacks and windows ([`decide`]),
+//! and write-back (one commit per group, one push per repository and branch, rejected pushes re-planned;
+//! one head branch and pull request per group). Entry point for a scheduler:
+//! [`Context::reconcile_repository`], which returns an [`Outcome`] with what should happen [`Next`].
+//!
+//! Fails closed: a target with any problem this cycle (a policy that did not resolve, a file that could
+//! not be rewritten) is left as it is, history that could not be read defers every bump, and a pull
+//! request whose group had any problem is left exactly as it is — not rebuilt, updated or closed.
+//!
 //! Must not: parse YAML itself (that is `manifest`), talk HTTP (that is `registry` through `TagSource`,
-//! and `forge`), or drive libgit2 directly (that is `git`).
+//! and `forge`), drive libgit2 (that is `git`), sleep between cycles (that is the daemon's scheduler), or
+//! render an error chain (that is `commands`).
 //!
 //! Decisions: `docs/reconcile.md`.
 
+mod context;
+pub mod decide;
+mod gather;
+pub mod history;
 mod message;
-mod plan;
 mod pull_request;
-mod rewrite;
-mod rollback;
+mod push;
+pub mod rewrite;
 mod settings;
-mod writeback;
 
-use std::collections::HashMap;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::config::{Config, Grouping, RepositoryConfig};
-use crate::environment::Environment;
-use crate::git::GitError;
-use crate::policy::Resolution;
-use crate::source::TagSource;
+use crate::config::Grouping;
+use crate::error::ErrorClass;
 
+pub use context::{BeforePush, Context, Mode, RESOLVE_DEADLINE};
+pub use decide::{Facts, ScannedFile, decide};
 pub use message::{TRAILER_BUMP, TRAILER_POLICY, render_message};
+pub use push::{Applied, MAX_PUSH_ATTEMPTS};
 pub use settings::{forge_settings, remote_settings};
-pub use writeback::{Applied, MAX_PUSH_ATTEMPTS};
 
-/// Repositories reconciled side by side (each mostly waits on git and registries, not the CPU).
+/// Repositories reconciled side by side by `plan` and `run --once` (each mostly waits on git and
+/// registries, not the CPU).
 pub const MAX_CONCURRENT_REPOSITORIES: usize = 4;
 
 /// Directory under the state directory that holds the cached clones (reused between runs).
@@ -62,7 +71,7 @@ pub struct Bump {
     pub to_version: String,
     /// The commit / pull-request group this bump belongs to.
     pub group: String,
-    /// Index of the target in the file's discovery (targets are re-found in the same order).
+    /// Index of the target in the file's discovery; checked against `from` and `image` before any edit.
     #[serde(skip)]
     pub target: usize,
     /// The change as `manifest` carries it out.
@@ -82,6 +91,8 @@ pub enum Status {
     Waiting { until: Option<DateTime<Utc>> },
     /// The target is already newer than the policy's choice (never downgrade).
     Newer,
+    /// Several policies track this image and no marker chooses one: left alone.
+    Ambiguous { policies: Vec<String> },
 }
 
 /// A target left alone, and why (shown by `plan`).
@@ -94,236 +105,261 @@ pub struct Note {
     pub policy: Option<String>,
     pub image: String,
     pub from: String,
-    /// What it would become (absent for `held` and `newer`).
+    /// What it would become (absent for `held`, `newer` and `ambiguous`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
     #[serde(flatten)]
     pub status: Status,
 }
 
+/// Where a problem happened: what it stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// The whole repository (nothing was planned or written for it).
+    Repository,
+    /// One policy: its targets in this repository are left alone.
+    Policy(String),
+    /// One file: left unchanged.
+    File(String),
+    /// One commit / pull-request group.
+    Group(String),
+    /// One pull request (web address).
+    PullRequest(String),
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::Repository => Ok(()),
+            Scope::Policy(policy) => write!(f, "policy {policy}"),
+            Scope::File(file) => write!(f, "{file}"),
+            Scope::Group(group) => write!(f, "group {group}"),
+            Scope::PullRequest(url) => write!(f, "pull request {url}"),
+        }
+    }
+}
+
+/// Something that went wrong in one repository, and what it stopped. Rendered once, by `commands`.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub repository: String,
+    pub scope: Scope,
+    pub error: Arc<ReconcileError>,
+}
+
+impl Problem {
+    pub fn new(repository: &str, scope: Scope, error: ReconcileError) -> Self {
+        Problem {
+            repository: repository.to_string(),
+            scope,
+            error: Arc::new(error),
+        }
+    }
+
+    pub fn class(&self) -> ErrorClass {
+        self.error.class()
+    }
+}
+
 /// The plan of one repository, computed on one commit of its branch.
 #[derive(Debug, Clone, Default)]
 pub struct RepositoryPlan {
     pub repository: String,
+    /// The commit planned on (hex).
+    pub head: String,
     pub bumps: Vec<Bump>,
     pub notes: Vec<Note>,
-    /// Problems that did not stop the rest of the repository (a policy that could not resolve, a file
-    /// that could not be rewritten); each counts as a failure.
-    pub problems: Vec<String>,
+    /// Problems that did not stop the rest of the repository; each counts as a failure.
+    pub problems: Vec<Problem>,
+    /// Groups with any problem this cycle: their pull requests are left exactly as they are (never
+    /// rebuilt, opened, updated or closed).
+    pub troubled: BTreeSet<String>,
+    /// Every image a target of this repository names (normalized), for the daemon's image index.
+    pub images: BTreeSet<String>,
+    /// Something kept the plan from seeing everything (history unreadable, a file unreadable): no pull
+    /// request is closed this cycle, since "nothing to bump" may be wrong.
+    pub incomplete: bool,
+}
+
+impl RepositoryPlan {
+    /// The earliest instant a waiting bump lands, for the scheduler.
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.notes
+            .iter()
+            .filter_map(|note| match note.status {
+                Status::Waiting { until } => until,
+                _ => None,
+            })
+            .min()
+    }
+}
+
+/// Why a repository is reconciled now (for logs and spans).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// `plan` / `run --once`.
+    Once,
+    /// The repository's regular re-read.
+    Interval,
+    /// An image it uses has a changed tag list.
+    Image(String),
+    /// A retry after a failure.
+    Retry,
+    /// A waiting bump's window opened.
+    Window,
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Trigger::Once => f.write_str("once"),
+            Trigger::Interval => f.write_str("interval"),
+            Trigger::Image(image) => write!(f, "image {image}"),
+            Trigger::Retry => f.write_str("retry"),
+            Trigger::Window => f.write_str("window"),
+        }
+    }
+}
+
+/// What the scheduler should do next with a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Done: re-read at the regular interval, or at `due` when something waits for that instant (a
+    /// window opening), whichever comes first.
+    Requeue { due: Option<DateTime<Utc>> },
+    /// It failed: retry as the class says (backoff, the other side's wait, or not until the config
+    /// changes).
+    Retry(ErrorClass),
+}
+
+/// The outcome of one repository.
+#[derive(Debug)]
+pub struct Outcome {
+    pub repository: String,
+    pub plan: Result<RepositoryPlan, Problem>,
+    /// [`Mode::Apply`] only: what was written back.
+    pub applied: Option<Result<Applied, Problem>>,
+    pub next: Next,
+}
+
+impl Outcome {
+    /// Every problem, in the order they happened.
+    pub fn problems(&self) -> Vec<&Problem> {
+        let mut problems = Vec::new();
+        match &self.plan {
+            Ok(plan) => problems.extend(plan.problems.iter()),
+            Err(problem) => problems.push(problem),
+        }
+        match &self.applied {
+            Some(Ok(applied)) => problems.extend(applied.problems.iter()),
+            Some(Err(problem)) => problems.push(problem),
+            None => {}
+        }
+        problems
+    }
+
+    /// Number of failures: every problem counts once.
+    pub fn failures(&self) -> usize {
+        self.problems().len()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
-    #[error("repository {repository}: environment variable {variable} is not set or empty")]
-    MissingSecret {
-        repository: String,
-        variable: String,
-    },
-    #[error("repository {repository}: reading {}", path.display())]
+    #[error("environment variable {variable} is not set or empty")]
+    MissingSecret { variable: String },
+    #[error("reading {}", path.display())]
     ReadSecret {
-        repository: String,
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "repository {repository}: writeBack.mode is pull-request but no writeBack.forge is set"
-    )]
-    NoForge { repository: String },
-    #[error("repository {repository}")]
-    Git {
-        repository: String,
-        #[source]
-        source: GitError,
+    #[error("writeBack.mode is pull-request but no writeBack.forge is set")]
+    NoForge,
+    #[error("no repository named {0} in the config")]
+    UnknownRepository(String),
+    #[error(transparent)]
+    Git(#[from] crate::git::GitError),
+    #[error("{0}")]
+    Resolve(#[source] crate::policy::ResolveError),
+    #[error("listing the tags of {image} took longer than {}s; this image is skipped this cycle", .after.as_secs())]
+    Deadline {
+        image: String,
+        after: std::time::Duration,
     },
-    #[error("repository {repository}: {message}")]
-    Files { repository: String, message: String },
-    #[error(
-        "repository {repository}: the push was rejected {attempts} times (others keep pushing first)"
-    )]
-    PushContention { repository: String, attempts: usize },
-    #[error("repository {repository}: pull requests")]
-    Forge {
-        repository: String,
+    #[error("reading the created time of {image}:{tag} (order: newest compares by it)")]
+    Created {
+        image: String,
+        tag: String,
         #[source]
-        source: crate::forge::ForgeError,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
-    #[error("internal: a blocking git task failed: {0}")]
+    #[error("line {line}: the marker names policy `{name}`, which the config does not define")]
+    UnknownMarker { line: usize, name: String },
+    #[error("line {line}: the marker names policy `{name}`, which does not apply to this repository (its `repositories` leave it out)")]
+    MarkerElsewhere { line: usize, name: String },
+    #[error("left unchanged: {reason}")]
+    Rewrite { reason: String },
+    #[error("reading history for rollback detection failed; this repository's bumps wait for the next cycle")]
+    History(#[source] crate::git::GitError),
+    #[error("the push was rejected {attempts} times (others keep pushing first)")]
+    PushContention { attempts: usize },
+    #[error(transparent)]
+    Forge(#[from] crate::forge::ForgeError),
+    #[error("internal: a blocking task failed: {0}")]
     Join(String),
 }
 
-/// The outcome of one repository in `plan` or `run --once`.
-#[derive(Debug)]
-pub struct RepositoryOutcome {
-    pub repository: String,
-    pub plan: Result<RepositoryPlan, ReconcileError>,
-    /// `run --once` only: what was written back.
-    pub applied: Option<Result<Applied, ReconcileError>>,
-}
-
-impl RepositoryOutcome {
-    /// Number of failures: a repository error counts once, plus every problem of its plan.
-    pub fn failures(&self) -> usize {
-        let plan = match &self.plan {
-            Ok(plan) => plan.problems.len(),
-            Err(_) => 1,
-        };
-        let applied = match &self.applied {
-            Some(Err(_)) => 1,
-            Some(Ok(applied)) => applied.problems.len(),
-            None => 0,
-        };
-        plan + applied
-    }
-}
-
-/// One image's tag listing (or why it failed), shared for the cycle.
-type TagListing = Arc<tokio::sync::OnceCell<Result<Arc<Vec<String>>, String>>>;
-
-/// A hook called right before each push (tests use it to push first, as a concurrent human would).
-pub type BeforePush = Arc<dyn Fn(&str) + Send + Sync>;
-
-/// One reconcile cycle's shared context: the config, the tag source, and the caches that make one tag
-/// listing per image and one resolution per policy serve every repository of the cycle.
-pub struct Reconciler<S> {
-    config: Config,
-    environment: Environment,
-    source: S,
-    cache_root: PathBuf,
-    now: DateTime<Utc>,
-    tags: Mutex<HashMap<String, TagListing>>,
-    resolutions: Mutex<HashMap<String, Result<Resolution, String>>>,
-    before_push: Option<BeforePush>,
-}
-
-impl<S: TagSource + Sync> Reconciler<S> {
-    /// The cached clones live in `STATE_DIR/git` (SPEC §3 `daemon.stateDir`), reused between runs.
-    pub fn new(config: Config, environment: Environment, source: S, now: DateTime<Utc>) -> Self {
-        let cache_root = config.daemon.state_dir.join(CACHE_DIRECTORY);
-        Reconciler {
-            config,
-            environment,
-            source,
-            cache_root,
-            now,
-            tags: Mutex::new(HashMap::new()),
-            resolutions: Mutex::new(HashMap::new()),
-            before_push: None,
-        }
-    }
-
-    pub fn with_before_push(mut self, hook: BeforePush) -> Self {
-        self.before_push = Some(hook);
-        self
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// `plan`: every repository, nothing changed. One repository's failure never stops the others.
-    pub async fn plan_all(&self) -> Vec<RepositoryOutcome> {
-        self.each_repository(|repository| async move {
-            RepositoryOutcome {
-                repository: repository.name.clone(),
-                plan: self.plan_only(repository).await,
-                applied: None,
-            }
-        })
-        .await
-    }
-
-    /// `run --once`: plan and write back every repository.
-    pub async fn run_all(&self) -> Vec<RepositoryOutcome> {
-        self.each_repository(|repository| self.run_repository(repository))
-            .await
-    }
-
-    /// Runs `work` for every repository, in config order of the results. Repositories that share a
-    /// remote and target branch (one cache clone) run one after the other — never two write-backs on
-    /// one branch at once; the others run side by side, [`MAX_CONCURRENT_REPOSITORIES`] at a time.
-    async fn each_repository<'a, F, Fut>(&'a self, work: F) -> Vec<RepositoryOutcome>
-    where
-        F: Fn(&'a RepositoryConfig) -> Fut,
-        Fut: std::future::Future<Output = RepositoryOutcome> + 'a,
-    {
-        let mut lanes: Vec<(String, Vec<(usize, &RepositoryConfig)>)> = Vec::new();
-        for (index, repository) in self.config.repositories.iter().enumerate() {
-            let key = lane_key(repository);
-            match lanes.iter_mut().find(|(known, _)| *known == key) {
-                Some((_, lane)) => lane.push((index, repository)),
-                None => lanes.push((key, vec![(index, repository)])),
-            }
-        }
-        let work = &work;
-        let lanes = lanes.into_iter().map(|(_, lane)| async move {
-            let mut outcomes = Vec::new();
-            for (index, repository) in lane {
-                let span = tracing::info_span!("repository", repository = %repository.name);
-                let outcome = tracing::Instrument::instrument(work(repository), span).await;
-                outcomes.push((index, outcome));
-            }
-            outcomes
-        });
-        let mut outcomes: Vec<(usize, RepositoryOutcome)> =
-            futures_util::StreamExt::collect::<Vec<_>>(futures_util::StreamExt::buffer_unordered(
-                futures_util::stream::iter(lanes),
-                MAX_CONCURRENT_REPOSITORIES,
-            ))
-            .await
-            .into_iter()
-            .flatten()
-            .collect();
-        outcomes.sort_by_key(|(index, _)| *index);
-        outcomes.into_iter().map(|(_, outcome)| outcome).collect()
-    }
-
-    async fn plan_only(
-        &self,
-        repository: &RepositoryConfig,
-    ) -> Result<RepositoryPlan, ReconcileError> {
-        let workspace = self.prepare(repository).await?;
-        let (_, plan) = self.plan_workspace(repository, workspace).await?;
-        Ok(plan)
-    }
-
-    async fn run_repository(&self, repository: &RepositoryConfig) -> RepositoryOutcome {
-        let name = repository.name.clone();
-        let workspace = match self.prepare(repository).await {
-            Ok(workspace) => workspace,
-            Err(error) => {
-                return RepositoryOutcome {
-                    repository: name,
-                    plan: Err(error),
-                    applied: None,
-                };
-            }
-        };
-        match self.plan_workspace(repository, workspace).await {
-            Err(error) => RepositoryOutcome {
-                repository: name,
-                plan: Err(error),
-                applied: None,
-            },
-            Ok((workspace, plan)) => {
-                let applied = self.write_back(repository, workspace, &plan).await;
-                RepositoryOutcome {
-                    repository: name,
-                    plan: Ok(plan),
-                    applied: Some(applied),
-                }
-            }
+impl ReconcileError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            ReconcileError::Git(error) | ReconcileError::History(error) => error.class(),
+            ReconcileError::Forge(error) => error.class(),
+            ReconcileError::Resolve(error) => class_of_chain(error),
+            ReconcileError::Created { source, .. } => class_of_chain(source.as_ref()),
+            ReconcileError::Deadline { .. }
+            | ReconcileError::PushContention { .. }
+            | ReconcileError::Join(_) => ErrorClass::Transient,
+            ReconcileError::MissingSecret { .. }
+            | ReconcileError::ReadSecret { .. }
+            | ReconcileError::NoForge
+            | ReconcileError::UnknownRepository(_)
+            | ReconcileError::UnknownMarker { .. }
+            | ReconcileError::MarkerElsewhere { .. }
+            | ReconcileError::Rewrite { .. } => ErrorClass::Permanent,
         }
     }
 }
 
-/// Repositories with the same remote and target branch share a cache clone and a branch.
-fn lane_key(repository: &RepositoryConfig) -> String {
-    let branch = match repository.write_back.mode {
-        crate::config::WriteBackMode::Push => &repository.write_back.branch,
-        crate::config::WriteBackMode::PullRequest => &repository.branch,
-    };
-    format!("{}\n{branch}", repository.url)
+/// The class of the first adapter error in a chain of causes (a registry error boxed inside a
+/// `ResolveError`); `Permanent` when none knows better.
+fn class_of_chain(error: &(dyn std::error::Error + 'static)) -> ErrorClass {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(error) = error.downcast_ref::<crate::registry::RegistryError>() {
+            return error.class();
+        }
+        if let Some(error) = error.downcast_ref::<crate::git::GitError>() {
+            return error.class();
+        }
+        if let Some(error) = error.downcast_ref::<crate::forge::ForgeError>() {
+            return error.class();
+        }
+        current = error.source();
+    }
+    ErrorClass::Permanent
+}
+
+/// An error and its causes on one line (for log fields; reports are rendered by `commands`).
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The group key of a bump under `grouping`.

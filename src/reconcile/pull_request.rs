@@ -1,156 +1,183 @@
 //! Write-back in `pull-request` mode (SPEC §7): one head branch and one pull request per group.
 //!
-//! Every cycle rebuilds each group's head branch from the base (one commit), force-pushes it only when
-//! its tree changed (only tagwatch's own branch is ever forced), and opens the pull request or refreshes
-//! its title and body. Pull requests are found on the forge by head branch, so a restart with no local
-//! state never opens a second one. An open pull request of tagwatch's (hidden group marker) whose group
-//! has nothing left to bump is closed with a comment saying why.
+//! Every cycle each group's head commit is rebuilt on the base in git's object database, force-pushed
+//! to its head branch only when its tree or its base changed (only tagwatch's own branch is ever
+//! forced), and the pull request is opened or its title and body refreshed. Pull requests are found on
+//! the forge by head branch and carry a hidden marker naming the repository entry and the group, so a
+//! restart with no local state never opens a second one, and entries sharing a remote never touch each
+//! other's. An open pull request of this entry whose group has nothing left to bump is closed with a
+//! comment — unless the group is troubled this cycle, or the plan is incomplete: then it is left exactly
+//! as it is.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use crate::config::RepositoryConfig;
 use crate::forge::render::{self, CloseReason};
 use crate::forge::{AnyForge, Forge, NewPullRequest, PullRequest};
-use crate::git::{CommitIdentity, Oid, Signing, Workspace};
+use crate::git::{GitError, Oid, Store};
+use crate::manifest;
 use crate::source::TagSource;
 
+use super::context::{Context, SharedStore, blocking};
+use super::gather::lock;
 use super::message::{TRAILER_BUMP, parse_bump_trailer};
-use super::plan::blocking;
-use super::writeback::{Applied, by_group, write_bumps};
-use super::{Bump, ReconcileError, Reconciler, RepositoryPlan, render_message};
+use super::push::{Applied, Write, by_group, commit_groups};
+use super::{Bump, Problem, ReconcileError, RepositoryPlan, Scope, Status, group_of};
 
-impl<S: TagSource + Sync> Reconciler<S> {
-    pub(super) async fn pull_request_mode(
-        &self,
-        repository: &RepositoryConfig,
-        mut workspace: Workspace,
-        plan: &RepositoryPlan,
-    ) -> Result<Applied, ReconcileError> {
-        let forge_error = |source| ReconcileError::Forge {
-            repository: repository.name.clone(),
-            source,
-        };
-        let settings = super::forge_settings(repository, &self.environment)?;
-        let forge = AnyForge::connect(&settings).map_err(forge_error)?;
-        let base = repository.branch.clone();
-        let mut applied = Applied::default();
-        // A group whose bumps wait for a window keeps its pull request as it is: closing it would undo a
-        // review in progress only because the clock moved out of the window.
-        let mut active: BTreeSet<String> = plan
-            .notes
-            .iter()
-            .filter(|note| matches!(note.status, super::Status::Waiting { .. }))
-            .filter_map(|note| {
-                let policy = note.policy.as_deref()?;
-                Some(super::group_of(
-                    repository.write_back.group,
-                    &repository.name,
-                    policy,
-                    &note.image,
-                ))
-            })
-            .collect();
-        for (group, bumps) in by_group(&plan.bumps) {
-            let head = head_branch(&repository.write_back.branch, &group);
-            active.insert(group.clone());
-            let identity = CommitIdentity::new(
-                repository.write_back.author.name.clone(),
-                repository.write_back.author.email.clone(),
-            );
-            let template = repository.write_back.message.clone();
-            let signing = repository.write_back.signing.clone();
-            let branch = head.clone();
-            let group_bumps = bumps.clone();
-            let (returned, result) = blocking(move || {
-                let result = build_and_push(
-                    &workspace,
-                    &branch,
-                    &group_bumps,
-                    &identity,
-                    &template,
-                    &signing,
-                );
-                (workspace, result)
-            })
-            .await?;
-            workspace = returned;
-            let pushed = match result {
-                Ok(pushed) => pushed,
-                Err(source) => {
-                    let error = ReconcileError::Git {
-                        repository: repository.name.clone(),
-                        source,
-                    };
-                    applied
-                        .problems
-                        .push(format!("group {group}: {}", chain(&error)));
-                    continue;
-                }
-            };
-            if let Some(commit) = pushed.commit {
-                applied.commits.push(commit);
-            }
-            applied.pushes += usize::from(pushed.forced);
-            match publish(&forge, &settings, &base, &head, &group, &bumps).await {
-                Ok(url) => applied.pull_requests.push(url),
-                Err(source) => {
-                    applied
-                        .problems
-                        .push(format!("group {group}: {}", chain(&forge_error(source))));
-                    continue;
-                }
-            }
-            applied.bumps.extend(bumps);
+pub(super) async fn pull_request_mode<S: TagSource + Send + Sync + 'static>(
+    context: &Context<S>,
+    repository: &RepositoryConfig,
+    store: &SharedStore,
+    plan: &RepositoryPlan,
+) -> Result<Applied, Problem> {
+    let name = repository.name.as_str();
+    let forge = context
+        .forge(repository)
+        .map_err(|error| Problem::new(name, Scope::Repository, error))?;
+    let base_branch = repository.branch.clone();
+    let Ok(base) = Oid::from_str(&plan.head) else {
+        return Err(Problem::new(
+            name,
+            Scope::Repository,
+            ReconcileError::Join("no planned head".into()),
+        ));
+    };
+    let mut applied = Applied::default();
+    // Groups whose pull request stays: those with bumps, those whose bumps wait for a window (closing
+    // would undo a review in progress only because the clock moved out of the window), and troubled ones.
+    let mut active: BTreeSet<String> = plan.troubled.clone();
+    for note in &plan.notes {
+        if let (Status::Waiting { .. }, Some(policy)) = (&note.status, &note.policy) {
+            active.insert(group_of(
+                repository.write_back.group,
+                name,
+                policy,
+                &note.image,
+            ));
         }
-        let open = forge
-            .list_open_pull_requests(&base)
-            .await
-            .map_err(forge_error)?;
-        for stale in open {
-            let Some(group) = stale.group() else { continue };
-            if active.contains(&group) {
-                continue;
-            }
-            let (returned, reason) = blocking(move || {
-                let reason = close_reason(&workspace, &stale);
-                (workspace, (stale, reason))
-            })
-            .await?;
-            workspace = returned;
-            let (stale, reason) = reason;
-            if let Err(source) = forge
-                .close_pull_request(stale.number, &render::close_comment(&reason))
-                .await
-            {
-                applied.problems.push(format!(
-                    "closing pull request {}: {}",
-                    stale.url,
-                    chain(&forge_error(source))
-                ));
-                continue;
-            }
-            tracing::info!(pull_request = stale.number, group = %group, reason = ?reason, "closed");
-            applied.closed.push(stale.url);
-        }
-        Ok(applied)
     }
+    for (group, bumps) in by_group(&plan.bumps) {
+        if plan.troubled.contains(&group) {
+            tracing::info!(group = %group, "left as it is: this group had a problem this cycle");
+            continue;
+        }
+        active.insert(group.clone());
+        let head = head_branch(&repository.write_back.branch, name, &group);
+        let group_problem = |error: ReconcileError| Problem::new(name, Scope::Group(group.clone()), error);
+        // The head branch must be this group's own: a pull request on it with another owner is left alone.
+        let existing = match forge.find_pull_request(&head, &base_branch).await {
+            Ok(Some(existing)) if existing.owner() != Some((name.to_string(), group.clone())) => {
+                applied.problems.push(group_problem(ReconcileError::Rewrite {
+                    reason: format!(
+                        "head branch {head} belongs to pull request {} of another group or repository entry; \
+                         give writeBack.branch a `{{repository}}` or `{{group}}` that tells them apart",
+                        existing.url
+                    ),
+                }));
+                continue;
+            }
+            Ok(existing) => existing,
+            Err(error) => {
+                applied.problems.push(group_problem(error.into()));
+                continue;
+            }
+        };
+        let write = Write::of(repository);
+        let shared = store.clone();
+        let branch = head.clone();
+        let group_bumps = bumps.clone();
+        let group_name = group.clone();
+        let built = blocking(move || {
+            let store = lock(&shared);
+            build_and_push(&store, base, &branch, &group_name, &group_bumps, &write)
+        })
+        .await;
+        let pushed = match built {
+            Ok(Ok(pushed)) => pushed,
+            Ok(Err(error)) | Err(error) => {
+                applied.problems.push(group_problem(error));
+                continue;
+            }
+        };
+        if let Some(commit) = pushed.commit {
+            applied.commits.push(commit);
+            applied.pushes += 1;
+        }
+        match publish(&forge, repository, existing, &base_branch, &head, &group, &bumps).await {
+            Ok((url, opened)) => {
+                if opened {
+                    applied.opened.push(url.clone());
+                }
+                applied.pull_requests.push(url);
+            }
+            Err(error) => {
+                applied.problems.push(group_problem(error.into()));
+                continue;
+            }
+        }
+        applied.bumps.extend(bumps);
+    }
+    if plan.incomplete {
+        tracing::info!("the plan is incomplete this cycle: no pull request is closed");
+        return Ok(applied);
+    }
+    let open = match forge.list_open_pull_requests(&base_branch).await {
+        Ok(open) => open,
+        Err(error) => {
+            // What was pushed and opened above stays in the report.
+            applied.problems.push(Problem::new(
+                name,
+                Scope::Repository,
+                ReconcileError::Forge(error),
+            ));
+            return Ok(applied);
+        }
+    };
+    for stale in open {
+        let Some((owner, group)) = stale.owner() else {
+            continue;
+        };
+        if owner != name || active.contains(&group) {
+            continue;
+        }
+        let shared = store.clone();
+        let head_branch = stale.head_branch.clone();
+        let reason = blocking(move || close_reason(&lock(&shared), base, &head_branch))
+            .await
+            .unwrap_or(CloseReason::NoLongerNeeded);
+        match forge
+            .close_pull_request(stale.number, &render::close_comment(&reason))
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(pull_request = stale.number, group = %group, reason = ?reason, "closed");
+                applied.closed.push(stale.url);
+            }
+            Err(error) => applied.problems.push(Problem::new(
+                name,
+                Scope::PullRequest(stale.url.clone()),
+                ReconcileError::Forge(error),
+            )),
+        }
+    }
+    Ok(applied)
 }
 
-/// Opens the group's pull request, or refreshes its title and body; returns its address. The pull
-/// request is found by head branch, so no local state is needed.
+/// Opens the group's pull request, or refreshes its title and body; returns its address and whether
+/// it was opened now. `existing` is the one found by head branch, so no local state is needed.
 async fn publish(
     forge: &AnyForge,
-    settings: &crate::forge::ForgeSettings,
+    repository: &RepositoryConfig,
+    existing: Option<PullRequest>,
     base: &str,
     head: &str,
     group: &str,
     bumps: &[Bump],
-) -> Result<String, crate::forge::ForgeError> {
+) -> Result<(String, bool), crate::forge::ForgeError> {
     let changes = changes(bumps);
     let title = render::title(group, &changes);
-    let body = render::body(group, &changes);
-    match forge.find_pull_request(head, base).await? {
+    let body = render::entry_body(&repository.name, group, &changes);
+    match existing {
         Some(existing) => {
             if existing.title != title || existing.body != body {
                 forge
@@ -158,40 +185,47 @@ async fn publish(
                     .await?;
                 tracing::info!(pull_request = existing.number, group = %group, "updated");
             }
-            Ok(existing.url)
+            Ok((existing.url, false))
         }
         None => {
+            let (labels, reviewers) = repository
+                .write_back
+                .forge
+                .as_ref()
+                .map(|forge| (forge.labels.clone(), forge.reviewers.clone()))
+                .unwrap_or_default();
             let opened = forge
                 .open_pull_request(&NewPullRequest {
                     head: head.to_string(),
                     base: base.to_string(),
                     title,
                     body,
-                    labels: settings.labels.clone(),
-                    reviewers: settings.reviewers.clone(),
+                    labels,
+                    reviewers,
                 })
                 .await?;
             tracing::info!(pull_request = opened.number, group = %group, "opened");
-            Ok(opened.url)
+            Ok((opened.url, true))
         }
     }
 }
 
-/// An error and its causes on one line.
-fn chain(error: &ReconcileError) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+/// `writeBack.branch` with `{repository}` replaced by the entry's name and `{group}` by the group —
+/// qualified by the entry's name when the group is a policy or an image and the template does not name
+/// the entry, so entries sharing a remote never share a head branch — made safe for a branch name.
+pub(crate) fn head_branch(template: &str, repository: &str, group: &str) -> String {
+    let group_text = if template.contains("{repository}") || group == repository {
+        group.to_string()
+    } else {
+        format!("{repository}-{group}")
+    };
+    template
+        .replace("{repository}", &safe(repository))
+        .replace("{group}", &safe(&group_text))
 }
 
-/// `writeBack.branch` with `{group}` replaced by the group, made safe for a branch name.
-pub(crate) fn head_branch(template: &str, group: &str) -> String {
-    let safe: String = group
+fn safe(text: &str) -> String {
+    let safe: String = text
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_.".contains(c) {
@@ -201,73 +235,47 @@ pub(crate) fn head_branch(template: &str, group: &str) -> String {
             }
         })
         .collect();
-    let safe = safe.trim_matches(['-', '.']).replace("..", "-");
-    template.replace("{group}", &safe)
+    safe.trim_matches(['-', '.']).replace("..", "-")
 }
 
 struct Pushed {
     commit: Option<String>,
-    forced: bool,
 }
 
-/// Rebuilds `branch` from the base with `bumps` in one commit; force-pushes it unless the remote
-/// branch already holds the same tree.
+/// Builds the group's commit on `base`; force-pushes it to `branch` unless the remote branch already
+/// holds the same tree directly on `base`.
 fn build_and_push(
-    workspace: &Workspace,
+    store: &Store,
+    base: Oid,
     branch: &str,
+    group: &str,
     bumps: &[Bump],
-    identity: &CommitIdentity,
-    template: &str,
-    signing: &Signing,
-) -> Result<Pushed, crate::git::GitError> {
-    workspace.start_branch(branch)?;
-    let changed = write_bumps(workspace.workdir(), bumps).map_err(|detail| {
-        crate::git::GitError::Operation {
-            operation: "write the bumps",
-            url: workspace.settings().redacted_url(),
-            detail,
-            transient: false,
-        }
-    })?;
-    let message = render_message(template, bumps);
-    let Some(commit) = workspace.commit_files(&changed, identity, &message, signing)? else {
-        return Ok(Pushed {
-            commit: None,
-            forced: false,
-        });
+    write: &Write,
+) -> Result<Pushed, ReconcileError> {
+    let groups = vec![(group.to_string(), bumps.to_vec())];
+    let Some((commit, _)) = commit_groups(store, base, &groups, write)? else {
+        return Ok(Pushed { commit: None });
     };
-    if let Some(remote) = workspace.fetch_branch(branch)?
-        && workspace.same_tree(remote, commit)?
-        && remote_parent_is_base(workspace, remote)?
+    if let Some(remote) = store.fetch(branch)?
+        && store.same_tree(remote, commit)?
+        && store.commit_info(remote)?.parents.first() == Some(&base)
     {
-        return Ok(Pushed {
-            commit: None,
-            forced: false,
-        });
+        return Ok(Pushed { commit: None });
     }
-    workspace.force_push_branch(branch, branch)?;
+    store.force_push(commit, branch)?;
     Ok(Pushed {
         commit: Some(commit.to_string()),
-        forced: true,
     })
 }
 
-/// Whether the remote head branch sits directly on the current base (else it must be rebuilt so the
-/// pull request does not show stale base changes).
-fn remote_parent_is_base(workspace: &Workspace, remote: Oid) -> Result<bool, crate::git::GitError> {
-    let info = workspace.commit_info(remote)?;
-    let base = workspace.fetch_branch(&workspace.settings().branch)?;
-    Ok(base.is_some() && info.parents.first().copied() == base)
-}
-
-/// Why `stale` is closed: its changes are on the base already, or nobody wants them any more.
-fn close_reason(workspace: &Workspace, stale: &PullRequest) -> CloseReason {
-    let on_base = (|| -> Option<bool> {
-        let head = workspace.fetch_branch(&stale.head_branch).ok()??;
-        let base = workspace
-            .fetch_branch(&workspace.settings().branch)
-            .ok()??;
-        let info = workspace.commit_info(head).ok()?;
+/// Why a stale pull request is closed: its changes are on the base already, or nobody wants them any
+/// more.
+fn close_reason(store: &Store, base: Oid, head_branch: &str) -> CloseReason {
+    let on_base = (|| -> Result<bool, GitError> {
+        let Some(head) = store.fetch(head_branch)? else {
+            return Ok(false);
+        };
+        let info = store.commit_info(head)?;
         let files: BTreeSet<String> = info
             .trailers
             .iter()
@@ -276,17 +284,17 @@ fn close_reason(workspace: &Workspace, stale: &PullRequest) -> CloseReason {
             .map(|bump| bump.file)
             .collect();
         if files.is_empty() {
-            return Some(false);
+            return Ok(false);
         }
+        let limit = manifest::discover::MAX_FILE_SIZE as u64;
         for file in files {
-            let path = Path::new(&file);
-            if workspace.file_at(head, path).ok()? != workspace.file_at(base, path).ok()? {
-                return Some(false);
+            if store.file_at(head, &file, limit)? != store.file_at(base, &file, limit)? {
+                return Ok(false);
             }
         }
-        Some(true)
+        Ok(true)
     })();
-    if on_base == Some(true) {
+    if on_base.unwrap_or(false) {
         CloseReason::AlreadyOnBase
     } else {
         CloseReason::NoLongerNeeded
@@ -317,14 +325,27 @@ mod tests {
 
     #[test]
     fn head_branch_names_are_safe() {
-        assert_eq!(head_branch("tagwatch/{group}", "prod"), "tagwatch/prod");
+        assert_eq!(head_branch("tagwatch/{group}", "prod", "prod"), "tagwatch/prod");
         assert_eq!(
-            head_branch("tagwatch/{group}", "ghcr.io/acme/api"),
-            "tagwatch/ghcr.io-acme-api"
+            head_branch("tagwatch/{group}", "prod", "ghcr.io/acme/api"),
+            "tagwatch/prod-ghcr.io-acme-api"
         );
         assert_eq!(
-            head_branch("tagwatch/{group}", "127.0.0.1:5000/a..b"),
-            "tagwatch/127.0.0.1-5000-a-b"
+            head_branch("tagwatch/{group}", "prod", "127.0.0.1:5000/a..b"),
+            "tagwatch/prod-127.0.0.1-5000-a-b"
+        );
+    }
+
+    #[test]
+    fn entries_sharing_a_remote_get_their_own_head_branches() {
+        let template = "tagwatch/{group}";
+        assert_ne!(
+            head_branch(template, "staging", "ghcr.io/acme/api"),
+            head_branch(template, "prod", "ghcr.io/acme/api")
+        );
+        assert_eq!(
+            head_branch("bot/{repository}/{group}", "prod", "api"),
+            "bot/prod/api"
         );
     }
 }

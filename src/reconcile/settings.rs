@@ -28,7 +28,7 @@ pub fn remote_settings(
     let auth = match &repository.auth {
         ConfigAuth::None => GitAuth::None,
         ConfigAuth::Token { env } => GitAuth::Token {
-            token: secret_env(repository, environment, env)?,
+            token: secret_env(environment, env)?,
         },
         ConfigAuth::SshKey {
             key_file,
@@ -41,11 +41,10 @@ pub fn remote_settings(
         ConfigAuth::Basic { username, password } => GitAuth::Basic {
             username: username.clone(),
             password: match password {
-                PasswordSource::Env(name) => secret_env(repository, environment, name)?,
+                PasswordSource::Env(name) => secret_env(environment, name)?,
                 PasswordSource::File(path) => {
                     let text = std::fs::read_to_string(path).map_err(|source| {
                         ReconcileError::ReadSecret {
-                            repository: repository.name.clone(),
                             path: path.clone(),
                             source,
                         }
@@ -73,16 +72,14 @@ pub fn forge_settings(
         .write_back
         .forge
         .as_ref()
-        .ok_or_else(|| ReconcileError::NoForge {
-            repository: repository.name.clone(),
-        })?;
+        .ok_or(ReconcileError::NoForge)?;
     let kind = match forge.kind {
         config::ForgeKind::GitHub => ForgeKind::GitHub,
         config::ForgeKind::GitLab => ForgeKind::GitLab,
         config::ForgeKind::Gitea => ForgeKind::Gitea,
         config::ForgeKind::Forgejo => ForgeKind::Forgejo,
     };
-    let token = secret_env(repository, environment, &forge.token_env)?;
+    let token = secret_env(environment, &forge.token_env)?;
     let mut settings = ForgeSettings::new(kind, forge.api.clone(), forge.repository.clone(), token);
     settings.labels = forge.labels.clone();
     settings.reviewers = forge.reviewers.clone();
@@ -90,14 +87,12 @@ pub fn forge_settings(
 }
 
 fn secret_env(
-    repository: &RepositoryConfig,
     environment: &Environment,
     name: &str,
 ) -> Result<Secret, ReconcileError> {
     environment
         .secret(name)
         .ok_or_else(|| ReconcileError::MissingSecret {
-            repository: repository.name.clone(),
             variable: name.to_string(),
         })
 }

@@ -6,6 +6,7 @@
 //! concurrent pusher, kill recovery, failing repositories), `holds` (rollbacks, windows),
 //! `pull_request` (open, update, close on every forge).
 
+mod controller;
 mod holds;
 mod plan;
 mod pull_request;
@@ -16,7 +17,7 @@ use std::process::{Command, Output};
 
 use tagwatch::config::Config;
 use tagwatch::environment::Environment;
-use tagwatch::reconcile::Reconciler;
+use tagwatch::reconcile::Context;
 use tagwatch::registry::RegistryClient;
 
 use crate::support::git_http::{git_bare, human_commit, seed_bare_repo_in};
@@ -167,10 +168,10 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// The library's reconciler for `config` (tests that need a hook between plan and push).
-pub fn reconciler(config: &Path, env: &[(&str, &str)]) -> Reconciler<RegistryClient> {
+/// The library's controller context for `config` (tests that need a hook between plan and push).
+pub fn reconciler(config: &Path, env: &[(&str, &str)]) -> Context<RegistryClient> {
     let environment = Environment::from_pairs(env.iter().copied());
     let config = Config::load(Some(config), &environment).expect("valid config");
     let client = RegistryClient::new(config.registries.clone(), &environment).unwrap();
-    Reconciler::new(config, environment, client, chrono::Utc::now())
+    Context::new(config, environment, client)
 }

@@ -124,7 +124,7 @@ async fn one_tag_listing_per_image_serves_every_repository_and_policy() {
         policy(&host, "")
     );
     let config = write_config_for(root.path(), &host, &repositories, &policies);
-    let outcomes = reconciler(&config, &[]).plan_all().await;
+    let outcomes = reconciler(&config, &[]).plan_all(chrono::Utc::now()).await;
     let bumps: Vec<_> = outcomes
         .iter()
         .flat_map(|outcome| outcome.plan.as_ref().unwrap().bumps.clone())

@@ -38,7 +38,7 @@ async fn lifecycle(flavor: Flavor, kind: &str, reviewer: &str) {
     let branch_file = || git_bare(&bare, &["show", &format!("{HEAD}:apps/a.yaml")]);
 
     // Cycle 1: the pull request is opened from a head branch with the bump.
-    let outcomes = reconciler(&config, &env).run_all().await;
+    let outcomes = reconciler(&config, &env).run_all(chrono::Utc::now()).await;
     let applied = outcomes[0].applied.as_ref().unwrap().as_ref().unwrap();
     assert_eq!(applied.pull_requests.len(), 1, "{outcomes:?}");
     let pulls = fake.pulls();
@@ -52,7 +52,7 @@ async fn lifecycle(flavor: Flavor, kind: &str, reviewer: &str) {
         (HEAD, "main")
     );
     assert!(
-        pulls[0].body.contains("<!-- tagwatch:group=local -->"),
+        pulls[0].body.contains("<!-- tagwatch:group=local%0Alocal -->"),
         "{}",
         pulls[0].body
     );
@@ -69,7 +69,7 @@ async fn lifecycle(flavor: Flavor, kind: &str, reviewer: &str) {
     // and its branch rebuilt from the base.
     push_tags(&registry, &["1.3.0"]).await;
     std::fs::remove_dir_all(root.path().join("state")).unwrap();
-    reconciler(&config, &env).run_all().await;
+    reconciler(&config, &env).run_all(chrono::Utc::now()).await;
     let pulls = fake.pulls();
     assert_eq!(pulls.len(), 1, "a second pull request for the same group");
     assert_eq!(
@@ -84,7 +84,7 @@ async fn lifecycle(flavor: Flavor, kind: &str, reviewer: &str) {
     let pushed = git_bare(&bare, &["rev-parse", HEAD]);
 
     // Cycle 3, nothing new: no force-push, no update.
-    let outcomes = reconciler(&config, &env).run_all().await;
+    let outcomes = reconciler(&config, &env).run_all(chrono::Utc::now()).await;
     let applied = outcomes[0].applied.as_ref().unwrap().as_ref().unwrap();
     assert_eq!(applied.pushes, 0);
     assert_eq!(git_bare(&bare, &["rev-parse", HEAD]), pushed);
@@ -97,7 +97,7 @@ async fn lifecycle(flavor: Flavor, kind: &str, reviewer: &str) {
         &deployment(&host, "1.3.0", ""),
         "bump by hand",
     );
-    let outcomes = reconciler(&config, &env).run_all().await;
+    let outcomes = reconciler(&config, &env).run_all(chrono::Utc::now()).await;
     let applied = outcomes[0].applied.as_ref().unwrap().as_ref().unwrap();
     assert_eq!(applied.closed.len(), 1, "{outcomes:?}");
     let pull = fake.pull(pulls[0].number);
@@ -151,7 +151,7 @@ async fn pull_request_no_longer_wanted_is_closed_with_the_reason() {
         &policy(&host, ""),
     );
     let env = [("FORGE_TOKEN", TOKEN)];
-    reconciler(&config, &env).run_all().await;
+    reconciler(&config, &env).run_all(chrono::Utc::now()).await;
     let number = fake.pulls()[0].number;
     human_commit(
         &bare,
@@ -160,7 +160,7 @@ async fn pull_request_no_longer_wanted_is_closed_with_the_reason() {
         &deployment(&host, "1.0.0", " # tagwatch: hold"),
         "freeze app",
     );
-    let outcomes = reconciler(&config, &env).run_all().await;
+    let outcomes = reconciler(&config, &env).run_all(chrono::Utc::now()).await;
     let applied = outcomes[0].applied.as_ref().unwrap().as_ref().unwrap();
     assert_eq!(applied.closed.len(), 1, "{outcomes:?}");
     let pull = fake.pull(number);
@@ -194,14 +194,14 @@ async fn outside_the_window_an_open_pull_request_is_left_alone() {
         &policy(&host, ""),
     );
     let env = [("FORGE_TOKEN", TOKEN)];
-    reconciler(&config, &env).run_all().await;
+    reconciler(&config, &env).run_all(chrono::Utc::now()).await;
     let opened = fake.pulls()[0].clone();
     let branch = git_bare(&bare, &["rev-parse", HEAD]);
 
     push_tags(&registry, &["1.3.0"]).await;
     let closed = "  windows: [{ schedule: \"0 0 0 1 1 *\", duration: 1s, timezone: UTC }]\n";
     std::fs::write(root.path().join("policies/app.yaml"), policy(&host, closed)).unwrap();
-    let outcomes = reconciler(&config, &env).run_all().await;
+    let outcomes = reconciler(&config, &env).run_all(chrono::Utc::now()).await;
     let applied = outcomes[0].applied.as_ref().unwrap().as_ref().unwrap();
     assert!(applied.closed.is_empty(), "{outcomes:?}");
     let pull = fake.pull(opened.number);
@@ -227,12 +227,13 @@ async fn a_forge_error_on_one_group_does_not_stop_the_others() {
     // The first request (looking up the first group's pull request) is refused.
     fake.fail_next(422, 1);
     let outcomes = reconciler(&config, &[("FORGE_TOKEN", TOKEN)])
-        .run_all()
+        .run_all(chrono::Utc::now())
         .await;
     let applied = outcomes[0].applied.as_ref().unwrap().as_ref().unwrap();
     assert_eq!(applied.problems.len(), 1, "{applied:?}");
-    assert!(
-        applied.problems[0].starts_with(&format!("group {host}/{IMAGE}: ")),
+    assert_eq!(
+        applied.problems[0].scope,
+        tagwatch::reconcile::Scope::Group(format!("{host}/{IMAGE}")),
         "{:?}",
         applied.problems
     );

@@ -140,7 +140,7 @@ async fn rejected_push_is_replanned_on_the_new_head_and_keeps_the_human_commit()
         })
     };
     let reconciler = reconciler(&config, &[]).with_before_push(hook);
-    let outcomes = reconciler.run_all().await;
+    let outcomes = reconciler.run_all(chrono::Utc::now()).await;
     let applied = outcomes[0].applied.as_ref().unwrap().as_ref().unwrap();
     assert_eq!((applied.rejected, applied.pushes), (1, 1));
     assert_eq!(applied.commits.len(), 1);
@@ -537,13 +537,14 @@ async fn endless_contention_gives_up_after_bounded_attempts_without_forcing() {
     let before = count(&bare);
     let outcomes = reconciler(&config, &[])
         .with_before_push(hook)
-        .run_all()
+        .run_all(chrono::Utc::now())
         .await;
     let error = outcomes[0].applied.as_ref().unwrap().as_ref().unwrap_err();
+    assert_eq!(error.repository, "local");
     assert_eq!(
-        error.to_string(),
+        error.error.to_string(),
         format!(
-            "repository local: the push was rejected {} times (others keep pushing first)",
+            "the push was rejected {} times (others keep pushing first)",
             tagwatch::reconcile::MAX_PUSH_ATTEMPTS
         )
     );

@@ -93,6 +93,8 @@ struct FakeState {
     log: Vec<Logged>,
     rate_limit: Option<(RateLimit, usize)>,
     server_errors: Option<(u16, usize)>,
+    /// Requests answered normally before `server_errors` starts failing.
+    server_errors_skip: usize,
     not_before: Option<SystemTime>,
 }
 
@@ -205,6 +207,14 @@ impl FakeForge {
     /// the operation, or the answer is a violation).
     pub fn fail_next(&self, status: u16, count: usize) {
         self.inner.state.lock().unwrap().server_errors = Some((status, count));
+    }
+
+    /// Answers the next `skip` requests normally, then fails `count` with `status` (to fail one call in
+    /// the middle of a known sequence).
+    pub fn fail_after(&self, skip: usize, status: u16, count: usize) {
+        let mut state = self.inner.state.lock().unwrap();
+        state.server_errors_skip = skip;
+        state.server_errors = Some((status, count));
     }
 
     /// Opens a pull request as a human would (not through the API under test).

@@ -223,6 +223,11 @@ fn rate_limited(inner: &Inner, violations: &mut Vec<String>) -> Option<Reply> {
 
 fn server_error(inner: &Inner) -> Option<u16> {
     let mut state = inner.state.lock().unwrap();
+    state.server_errors.as_ref()?;
+    if state.server_errors_skip > 0 {
+        state.server_errors_skip -= 1;
+        return None;
+    }
     let (status, remaining) = state.server_errors.as_mut()?;
     if *remaining == 0 {
         return None;

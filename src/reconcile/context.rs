@@ -1,0 +1,534 @@
+//! The long-lived [`Context`]: what outlives one reconcile — the config, the tag source and its tag
+//! cache, the choices of policies, the cached clones (one per remote and branch, each behind a lane lock
+//! so a branch never has two write-backs at once), the forge clients (built once, so their rate-limit
+//! memory survives), and the index image → repositories from the last scan of each repository.
+//!
+//! Must not: sleep between reconciles or decide when the next one happens (the scheduler does, from
+//! [`Next`]), or hold a global: everything lives in the value the caller owns.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash as _, Hasher as _};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::OnceCell;
+use tracing::Instrument as _;
+
+use crate::config::{Config, RepositoryConfig, WriteBackMode};
+use crate::environment::Environment;
+use crate::forge::AnyForge;
+use crate::git::Store;
+use crate::policy::{self, Policy, Resolution};
+use crate::reference::ImageReference;
+use crate::source::TagSource;
+
+use super::{
+    CACHE_DIRECTORY, MAX_CONCURRENT_REPOSITORIES, Next, Outcome, Problem, ReconcileError,
+    RepositoryPlan, Scope, Trigger, forge_settings, pull_request, push, remote_settings,
+};
+
+/// The longest one image may take to list its tags and choose (all retries included). A silent
+/// registry then costs its own images this long, once per cycle, and nothing else: the other images
+/// and repositories go on. Long enough for a slow registry's first token and a large listing.
+pub const RESOLVE_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Policies resolved at once per repository: enough to overlap registry round trips, few enough to
+/// stay polite; per-registry limits (`maxConcurrency`) apply underneath.
+pub const MAX_CONCURRENT_RESOLUTIONS: usize = 8;
+
+/// Whether a reconcile writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Plan only (`plan`): nothing is committed, pushed or opened.
+    Plan,
+    /// Plan and write back (`run --once`, the daemon).
+    Apply,
+}
+
+/// A hook called right before each push (tests use it to push first, as a concurrent human would).
+pub type BeforePush = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// One cached clone, shared by the repository entries with the same remote and target branch. The
+/// outer lock is the lane: held for a whole reconcile, it serializes write-backs on one branch.
+pub(super) type Lane = Arc<tokio::sync::Mutex<Option<SharedStore>>>;
+pub(super) type SharedStore = Arc<Mutex<Store>>;
+
+/// A tag listing kept between reconciles.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub tags: Arc<Vec<String>>,
+    /// Hash of the tags in order: an unchanged list means no new work.
+    pub checksum: u64,
+}
+
+type ListingSlot = Arc<tokio::sync::Mutex<Option<(tokio::time::Instant, ListingResult)>>>;
+type ListingResult = Result<Listing, Arc<ReconcileError>>;
+type ResolutionCell = Arc<OnceCell<Result<Resolution, Arc<ReconcileError>>>>;
+
+/// The long-lived state of the controller. Cheap to share behind an `Arc`.
+pub struct Context<S> {
+    config: Arc<Config>,
+    environment: Environment,
+    source: S,
+    cache_root: PathBuf,
+    /// How old a cached listing may be when a repository is reconciled; `None`: a listing serves for the
+    /// life of the context (`plan`, `run --once`).
+    listing_max_age: Option<Duration>,
+    resolve_deadline: Duration,
+    listings: Mutex<HashMap<String, ListingSlot>>,
+    /// Policy name → (listing checksum, `now` when the choice depends on time, the choice).
+    resolutions: Mutex<HashMap<String, (u64, Option<DateTime<Utc>>, ResolutionCell)>>,
+    lanes: Mutex<HashMap<String, Lane>>,
+    forges: Mutex<HashMap<String, Arc<AnyForge>>>,
+    index: Mutex<HashMap<String, BTreeSet<String>>>,
+    before_push: Option<BeforePush>,
+}
+
+impl<S: TagSource + Send + Sync + 'static> Context<S> {
+    /// The cached clones live in `STATE_DIR/git` (SPEC §3 `daemon.stateDir`), reused between runs.
+    pub fn new(config: Config, environment: Environment, source: S) -> Self {
+        let cache_root = config.daemon.state_dir.join(CACHE_DIRECTORY);
+        Context {
+            config: Arc::new(config),
+            environment,
+            source,
+            cache_root,
+            listing_max_age: None,
+            resolve_deadline: RESOLVE_DEADLINE,
+            listings: Mutex::new(HashMap::new()),
+            resolutions: Mutex::new(HashMap::new()),
+            lanes: Mutex::new(HashMap::new()),
+            forges: Mutex::new(HashMap::new()),
+            index: Mutex::new(HashMap::new()),
+            before_push: None,
+        }
+    }
+
+    pub fn with_before_push(mut self, hook: BeforePush) -> Self {
+        self.before_push = Some(hook);
+        self
+    }
+
+    /// Cached listings older than `max_age` are read again when a repository is reconciled (the
+    /// daemon; `plan` and `run --once` read each image once).
+    pub fn with_listing_max_age(mut self, max_age: Duration) -> Self {
+        self.listing_max_age = Some(max_age);
+        self
+    }
+
+    /// Bounds one image's listing and choice (default [`RESOLVE_DEADLINE`]).
+    pub fn with_resolve_deadline(mut self, deadline: Duration) -> Self {
+        self.resolve_deadline = deadline;
+        self
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(super) fn config_arc(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    pub(super) fn before_push(&self) -> Option<&BeforePush> {
+        self.before_push.as_ref()
+    }
+
+    /// `plan`: every repository, nothing changed. One repository's failure never stops the others.
+    pub async fn plan_all(&self, now: DateTime<Utc>) -> Vec<Outcome> {
+        self.each_repository(now, Mode::Plan).await
+    }
+
+    /// `run --once`: plan and write back every repository.
+    pub async fn run_all(&self, now: DateTime<Utc>) -> Vec<Outcome> {
+        self.each_repository(now, Mode::Apply).await
+    }
+
+    /// Every repository, [`MAX_CONCURRENT_REPOSITORIES`] at a time (entries sharing a remote and branch
+    /// wait for each other on their lane), results in config order.
+    async fn each_repository(&self, now: DateTime<Utc>, mode: Mode) -> Vec<Outcome> {
+        let names: Vec<String> = self
+            .config
+            .repositories
+            .iter()
+            .map(|repository| repository.name.clone())
+            .collect();
+        let work = names.iter().enumerate().map(|(index, name)| async move {
+            let outcome = self
+                .reconcile_repository(name, Trigger::Once, now, mode)
+                .await;
+            (index, outcome)
+        });
+        let mut outcomes: Vec<(usize, Outcome)> =
+            futures_util::StreamExt::collect::<Vec<_>>(futures_util::StreamExt::buffer_unordered(
+                futures_util::stream::iter(work),
+                MAX_CONCURRENT_REPOSITORIES,
+            ))
+            .await;
+        outcomes.sort_by_key(|(index, _)| *index);
+        outcomes.into_iter().map(|(_, outcome)| outcome).collect()
+    }
+
+    /// Reconciles one repository: gather, decide, and (in [`Mode::Apply`]) write back. Never panics on
+    /// bad input; every failure is in the [`Outcome`].
+    pub async fn reconcile_repository(
+        &self,
+        name: &str,
+        trigger: Trigger,
+        now: DateTime<Utc>,
+        mode: Mode,
+    ) -> Outcome {
+        let span = tracing::info_span!("repository", repository = %name, trigger = %trigger);
+        async move {
+            let Some(repository) = self
+                .config
+                .repositories
+                .iter()
+                .find(|repository| repository.name == name)
+            else {
+                return failed(Problem::new(
+                    name,
+                    Scope::Repository,
+                    ReconcileError::UnknownRepository(name.to_string()),
+                ));
+            };
+            self.reconcile(repository, now, mode).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn reconcile(
+        &self,
+        repository: &RepositoryConfig,
+        now: DateTime<Utc>,
+        mode: Mode,
+    ) -> Outcome {
+        let name = repository.name.as_str();
+        let repository_problem = |error| Problem::new(name, Scope::Repository, error);
+        let settings = match remote_settings(repository, &self.environment) {
+            Ok(settings) => settings,
+            Err(error) => return failed(repository_problem(error)),
+        };
+        let lane = self.lane(&settings);
+        let mut guard = lane.lock().await;
+        let store = match guard.as_ref() {
+            Some(store) => store.clone(),
+            None => {
+                let cache_root = self.cache_root.clone();
+                let opened = blocking(move || Store::open(&cache_root, &settings)).await;
+                match opened {
+                    Ok(Ok(store)) => {
+                        let store = Arc::new(Mutex::new(store));
+                        *guard = Some(store.clone());
+                        store
+                    }
+                    Ok(Err(error)) => return failed(repository_problem(error.into())),
+                    Err(error) => return failed(repository_problem(error)),
+                }
+            }
+        };
+        let plan = match self.plan_on(repository, &store, now).await {
+            Ok(plan) => plan,
+            Err(problem) => return failed(problem),
+        };
+        self.remember_images(name, &plan);
+        if mode == Mode::Plan {
+            let next = Next::Requeue {
+                due: plan.next_due(),
+            };
+            return Outcome {
+                repository: name.to_string(),
+                plan: Ok(plan),
+                applied: None,
+                next,
+            };
+        }
+        let (plan, applied) = match repository.write_back.mode {
+            WriteBackMode::Push => push::push_mode(self, repository, &store, plan, now).await,
+            WriteBackMode::PullRequest => {
+                let applied = pull_request::pull_request_mode(self, repository, &store, &plan).await;
+                (plan, applied)
+            }
+        };
+        drop(guard);
+        let next = match &applied {
+            Err(problem) => Next::Retry(problem.class()),
+            Ok(_) => Next::Requeue {
+                due: plan.next_due(),
+            },
+        };
+        Outcome {
+            repository: name.to_string(),
+            plan: Ok(plan),
+            applied: Some(applied),
+            next,
+        }
+    }
+
+    /// The repositories whose last scan found a target naming `image` (normalized).
+    pub fn repositories_using(&self, image: &str) -> Vec<String> {
+        self.index
+            .lock()
+            .expect("index lock")
+            .get(image)
+            .map(|names| names.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn remember_images(&self, repository: &str, plan: &RepositoryPlan) {
+        let mut index = self.index.lock().expect("index lock");
+        for (image, names) in index.iter_mut() {
+            if !plan.images.contains(image) {
+                names.remove(repository);
+            }
+        }
+        for image in &plan.images {
+            index
+                .entry(image.clone())
+                .or_default()
+                .insert(repository.to_string());
+        }
+        index.retain(|_, names| !names.is_empty());
+    }
+
+    fn lane(&self, settings: &crate::git::RemoteSettings) -> Lane {
+        let key = format!("{}\n{}", settings.redacted_url(), settings.branch);
+        self.lanes
+            .lock()
+            .expect("lanes lock")
+            .entry(key)
+            .or_default()
+            .clone()
+    }
+
+    /// The forge client of a pull-request repository, built once.
+    pub(super) fn forge(&self, repository: &RepositoryConfig) -> Result<Arc<AnyForge>, ReconcileError> {
+        if let Some(forge) = self.forges.lock().expect("forges lock").get(&repository.name) {
+            return Ok(forge.clone());
+        }
+        let settings = forge_settings(repository, &self.environment)?;
+        let forge = Arc::new(AnyForge::connect(&settings)?);
+        self.forges
+            .lock()
+            .expect("forges lock")
+            .insert(repository.name.clone(), forge.clone());
+        Ok(forge)
+    }
+
+    /// Lists `image` again now (the daemon's poll, a webhook) and tells whether the list changed since
+    /// the last listing this context saw.
+    pub async fn refresh_image(&self, image: &ImageReference) -> Result<bool, Arc<ReconcileError>> {
+        let before = self.cached_checksum(image).await;
+        let listing = self.listing(image, Some(Duration::ZERO)).await?;
+        Ok(before != Some(listing.checksum))
+    }
+
+    async fn cached_checksum(&self, image: &ImageReference) -> Option<u64> {
+        let slot = self.listing_slot(&image.name());
+        let guard = slot.lock().await;
+        match guard.as_ref() {
+            Some((_, Ok(listing))) => Some(listing.checksum),
+            _ => None,
+        }
+    }
+
+    fn listing_slot(&self, image: &str) -> ListingSlot {
+        self.listings
+            .lock()
+            .expect("listings lock")
+            .entry(image.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// The image's tags: the cached listing when younger than `max_age` (`None`: any age), else a new
+    /// one. Concurrent callers for one image share one request; a failure is kept as long as a success
+    /// would be, so a broken registry is asked once per cycle, not once per repository.
+    async fn listing(
+        &self,
+        image: &ImageReference,
+        max_age: Option<Duration>,
+    ) -> Result<Listing, Arc<ReconcileError>> {
+        let name = image.name();
+        let slot = self.listing_slot(&name);
+        let mut guard = slot.lock().await;
+        if let Some((at, result)) = guard.as_ref()
+            && max_age.is_none_or(|max_age| at.elapsed() <= max_age)
+        {
+            return result.clone();
+        }
+        let fetched = tokio::time::Instant::now();
+        let result = match tokio::time::timeout(self.resolve_deadline, self.source.list_tags(image))
+            .await
+        {
+            Err(_) => Err(Arc::new(ReconcileError::Deadline {
+                image: name.clone(),
+                after: self.resolve_deadline,
+            })),
+            Ok(Err(error)) => Err(Arc::new(ReconcileError::Resolve(
+                policy::ResolveError::ListTags {
+                    image: name.clone(),
+                    source: Box::new(error),
+                },
+            ))),
+            Ok(Ok(tags)) => Ok(Listing {
+                checksum: checksum(&tags),
+                tags: Arc::new(tags),
+            }),
+        };
+        *guard = Some((fetched, result.clone()));
+        result
+    }
+
+    /// The policy's choice on the current listing of its image, bounded by the resolve deadline.
+    pub(super) async fn resolution(
+        &self,
+        policy: &Policy,
+        now: DateTime<Utc>,
+    ) -> Result<Resolution, Arc<ReconcileError>> {
+        let deadline = tokio::time::Instant::now() + self.resolve_deadline;
+        let listing = self.listing(&policy.image, self.listing_max_age).await?;
+        // Only `minAge` depends on the clock; `digest` re-reads the digest once per `now` so a moved tag
+        // is seen.
+        let when = (!policy.min_age.is_zero() || policy.digest).then_some(now);
+        let cell = {
+            let mut resolutions = self.resolutions.lock().expect("resolutions lock");
+            let entry = resolutions.get(&policy.name);
+            match entry {
+                Some((checksum, at, cell)) if *checksum == listing.checksum && *at == when => {
+                    cell.clone()
+                }
+                _ => {
+                    let cell = ResolutionCell::default();
+                    resolutions.insert(policy.name.clone(), (listing.checksum, when, cell.clone()));
+                    cell
+                }
+            }
+        };
+        let choose = async {
+            let selection = policy::select(policy, &listing.tags);
+            policy::choose(policy, selection, &self.source, now)
+                .await
+                .map_err(|error| Arc::new(ReconcileError::Resolve(error)))
+        };
+        match tokio::time::timeout_at(deadline, cell.get_or_init(|| choose)).await {
+            Ok(result) => result.clone(),
+            Err(_) => Err(Arc::new(ReconcileError::Deadline {
+                image: policy.image.name(),
+                after: self.resolve_deadline,
+            })),
+        }
+    }
+
+    /// Resolves `policies` side by side; each result keyed by policy name.
+    pub(super) async fn resolve_all(
+        &self,
+        repository: &str,
+        policies: Vec<&Policy>,
+        now: DateTime<Utc>,
+    ) -> BTreeMap<String, Result<Resolution, Problem>> {
+        let work = policies.into_iter().map(|policy| {
+            let span = tracing::info_span!("policy", policy = %policy.name, image = %policy.image.name());
+            async move {
+                let result = self.resolution(policy, now).await;
+                if let Err(error) = &result {
+                    tracing::warn!(class = %error.class(), error = %crate::reconcile::chain(error.as_ref()), "policy not resolved");
+                }
+                (
+                    policy.name.clone(),
+                    result.map_err(|error| Problem {
+                        repository: repository.to_string(),
+                        scope: Scope::Policy(policy.name.clone()),
+                        error,
+                    }),
+                )
+            }
+            .instrument(span)
+        });
+        futures_util::StreamExt::collect::<BTreeMap<_, _>>(
+            futures_util::StreamExt::buffer_unordered(
+                futures_util::stream::iter(work),
+                MAX_CONCURRENT_RESOLUTIONS,
+            ),
+        )
+        .await
+    }
+
+    /// `config` creation times for `order: newest` comparisons (each bounded by the resolve deadline).
+    pub(super) async fn created_times(
+        &self,
+        repository: &str,
+        needed: Vec<(String, String)>,
+    ) -> super::decide::CreatedTimes {
+        let work = needed.into_iter().map(|(image, tag)| async move {
+            let result = match ImageReference::parse(&image) {
+                Err(error) => Err(ReconcileError::Created {
+                    image: image.clone(),
+                    tag: tag.clone(),
+                    source: Box::new(error),
+                }),
+                Ok(reference) => {
+                    match tokio::time::timeout(
+                        self.resolve_deadline,
+                        self.source.created(&reference, &tag),
+                    )
+                    .await
+                    {
+                        Err(_) => Err(ReconcileError::Deadline {
+                            image: image.clone(),
+                            after: self.resolve_deadline,
+                        }),
+                        Ok(result) => result.map_err(|error| ReconcileError::Created {
+                            image: image.clone(),
+                            tag: tag.clone(),
+                            source: Box::new(error),
+                        }),
+                    }
+                }
+            };
+            let result = result.map_err(|error| {
+                Problem::new(repository, Scope::Policy(image.clone()), error)
+            });
+            ((image, tag), result)
+        });
+        futures_util::StreamExt::collect::<HashMap<_, _>>(
+            futures_util::StreamExt::buffer_unordered(
+                futures_util::stream::iter(work),
+                MAX_CONCURRENT_RESOLUTIONS,
+            ),
+        )
+        .await
+    }
+}
+
+/// An outcome that failed before anything was planned.
+fn failed(problem: Problem) -> Outcome {
+    Outcome {
+        repository: problem.repository.clone(),
+        next: Next::Retry(problem.class()),
+        plan: Err(problem),
+        applied: None,
+    }
+}
+
+fn checksum(tags: &[String]) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    tags.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Runs blocking git / file / CPU work off the async threads.
+pub(super) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ReconcileError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| ReconcileError::Join(error.to_string()))
+}
