@@ -5,4 +5,6 @@
 //! Must not: reach into the reconcile flow (it calls `reconcile::Context` and acts on the returned
 //! `Next`), trust a webhook payload (an event only names an image to re-check), or block its own loop.
 
+pub mod metrics;
 pub mod scheduler;
+pub mod state;

@@ -15,8 +15,8 @@ mod known_hosts;
 mod lock;
 mod settings;
 mod sign;
-mod transport;
 mod store_stub;
+mod transport;
 pub use store_stub::*;
 
 use std::path::{Component, Path, PathBuf};

@@ -253,7 +253,8 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
         let (plan, applied) = match repository.write_back.mode {
             WriteBackMode::Push => push::push_mode(self, repository, &store, plan, now).await,
             WriteBackMode::PullRequest => {
-                let applied = pull_request::pull_request_mode(self, repository, &store, &plan).await;
+                let applied =
+                    pull_request::pull_request_mode(self, repository, &store, &plan).await;
                 (plan, applied)
             }
         };
@@ -309,8 +310,16 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
     }
 
     /// The forge client of a pull-request repository, built once.
-    pub(super) fn forge(&self, repository: &RepositoryConfig) -> Result<Arc<AnyForge>, ReconcileError> {
-        if let Some(forge) = self.forges.lock().expect("forges lock").get(&repository.name) {
+    pub(super) fn forge(
+        &self,
+        repository: &RepositoryConfig,
+    ) -> Result<Arc<AnyForge>, ReconcileError> {
+        if let Some(forge) = self
+            .forges
+            .lock()
+            .expect("forges lock")
+            .get(&repository.name)
+        {
             return Ok(forge.clone());
         }
         let settings = forge_settings(repository, &self.environment)?;
@@ -365,24 +374,23 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
             return result.clone();
         }
         let fetched = tokio::time::Instant::now();
-        let result = match tokio::time::timeout(self.resolve_deadline, self.source.list_tags(image))
-            .await
-        {
-            Err(_) => Err(Arc::new(ReconcileError::Deadline {
-                image: name.clone(),
-                after: self.resolve_deadline,
-            })),
-            Ok(Err(error)) => Err(Arc::new(ReconcileError::Resolve(
-                policy::ResolveError::ListTags {
+        let result =
+            match tokio::time::timeout(self.resolve_deadline, self.source.list_tags(image)).await {
+                Err(_) => Err(Arc::new(ReconcileError::Deadline {
                     image: name.clone(),
-                    source: Box::new(error),
-                },
-            ))),
-            Ok(Ok(tags)) => Ok(Listing {
-                checksum: checksum(&tags),
-                tags: Arc::new(tags),
-            }),
-        };
+                    after: self.resolve_deadline,
+                })),
+                Ok(Err(error)) => Err(Arc::new(ReconcileError::Resolve(
+                    policy::ResolveError::ListTags {
+                        image: name.clone(),
+                        source: Box::new(error),
+                    },
+                ))),
+                Ok(Ok(tags)) => Ok(Listing {
+                    checksum: checksum(&tags),
+                    tags: Arc::new(tags),
+                }),
+            };
         *guard = Some((fetched, result.clone()));
         result
     }
@@ -493,9 +501,8 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
                     }
                 }
             };
-            let result = result.map_err(|error| {
-                Problem::new(repository, Scope::Policy(image.clone()), error)
-            });
+            let result = result
+                .map_err(|error| Problem::new(repository, Scope::Policy(image.clone()), error));
             ((image, tag), result)
         });
         futures_util::StreamExt::collect::<HashMap<_, _>>(

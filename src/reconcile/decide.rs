@@ -100,7 +100,11 @@ fn applies(policy: &Policy, repository: &str) -> bool {
 
 /// Policies (that apply to `repository`) whose image is the target's deployed image, or for a
 /// kustomize entry the image its `name` matches.
-fn owners_by_image<'p>(target: &Target, policies: &'p [Policy], repository: &str) -> Vec<&'p Policy> {
+fn owners_by_image<'p>(
+    target: &Target,
+    policies: &'p [Policy],
+    repository: &str,
+) -> Vec<&'p Policy> {
     let deployed = target.reference.name();
     let kustomize_name = (target.kind == TargetKind::Kustomize)
         .then(|| target.field(Role::Name))
@@ -288,7 +292,9 @@ pub fn decide(facts: &Facts<'_>) -> RepositoryPlan {
             };
             match decide_target(facts, file, target, policy, resolution) {
                 Verdict::Nothing => {}
-                Verdict::Newer => plan.notes.push(note(Some(&policy.name), None, Status::Newer)),
+                Verdict::Newer => plan
+                    .notes
+                    .push(note(Some(&policy.name), None, Status::Newer)),
                 Verdict::Problem(problem) => {
                     plan.troubled.insert(group);
                     plan.problems.push(problem);
@@ -539,9 +545,7 @@ pub fn compare(
                 };
                 Version::parse(tag.strip_prefix('v').unwrap_or(tag)).ok()
             };
-            Ok(parse(a)
-                .zip(parse(b))
-                .map(|(a, b)| a.compare_build(&b)))
+            Ok(parse(a).zip(parse(b)).map(|(a, b)| a.compare_build(&b)))
         }
         Order::Newest => {
             if a == b {

@@ -38,25 +38,28 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
             |error: ReconcileError| Problem::new(name, Scope::Repository, error);
         let paths = repository.paths.clone();
         let shared = store.clone();
-        let gathered = blocking(move || -> Result<(Oid, Scan, Result<Written, GitError>), GitError> {
-            let store = lock(&shared);
-            let branch = store.settings().branch.clone();
-            let head = store.fetch(&branch)?.ok_or_else(|| GitError::MissingBranch {
-                url: store.settings().redacted_url(),
-                branch: branch.clone(),
-            })?;
-            let scan = scan(&store, head, &paths)?;
-            let history = store
-                .recent_commits(head, HISTORY_LIMIT)
-                .map(|(commits, _)| Written::from_commits(&commits));
-            Ok((head, scan, history))
-        })
+        let gathered = blocking(
+            move || -> Result<(Oid, Scan, Result<Written, GitError>), GitError> {
+                let store = lock(&shared);
+                let branch = store.settings().branch.clone();
+                let head = store
+                    .fetch(&branch)?
+                    .ok_or_else(|| GitError::MissingBranch {
+                        url: store.settings().redacted_url(),
+                        branch: branch.clone(),
+                    })?;
+                let scan = scan(&store, head, &paths)?;
+                let history = store
+                    .recent_commits(head, HISTORY_LIMIT)
+                    .map(|(commits, _)| Written::from_commits(&commits));
+                Ok((head, scan, history))
+            },
+        )
         .await
         .map_err(repository_problem)?;
         let (head, scan, history) = gathered.map_err(|error| repository_problem(error.into()))?;
-        let history = history.map_err(|error| {
-            Problem::new(name, Scope::Repository, ReconcileError::History(error))
-        });
+        let history = history
+            .map_err(|error| Problem::new(name, Scope::Repository, ReconcileError::History(error)));
         let config = Arc::clone(&self.config_arc());
         let needed = decide::needed_policies(&scan.files, &config.policies, name);
         let resolutions = self.resolve_all(name, needed, now).await;
@@ -99,7 +102,9 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
 /// The store behind its lock (a panicked holder leaves nothing half-done in a store: every write is a
 /// new object).
 pub(super) fn lock(store: &SharedStore) -> std::sync::MutexGuard<'_, Store> {
-    store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    store
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Reads and discovers every YAML file under `paths` (the whole tree when none) in `commit`.

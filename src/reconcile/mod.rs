@@ -296,11 +296,15 @@ pub enum ReconcileError {
     },
     #[error("line {line}: the marker names policy `{name}`, which the config does not define")]
     UnknownMarker { line: usize, name: String },
-    #[error("line {line}: the marker names policy `{name}`, which does not apply to this repository (its `repositories` leave it out)")]
+    #[error(
+        "line {line}: the marker names policy `{name}`, which does not apply to this repository (its `repositories` leave it out)"
+    )]
     MarkerElsewhere { line: usize, name: String },
     #[error("left unchanged: {reason}")]
     Rewrite { reason: String },
-    #[error("reading history for rollback detection failed; this repository's bumps wait for the next cycle")]
+    #[error(
+        "reading history for rollback detection failed; this repository's bumps wait for the next cycle"
+    )]
     History(#[source] crate::git::GitError),
     #[error("the push was rejected {attempts} times (others keep pushing first)")]
     PushContention { attempts: usize },

@@ -63,7 +63,8 @@ pub(super) async fn pull_request_mode<S: TagSource + Send + Sync + 'static>(
         }
         active.insert(group.clone());
         let head = head_branch(&repository.write_back.branch, name, &group);
-        let group_problem = |error: ReconcileError| Problem::new(name, Scope::Group(group.clone()), error);
+        let group_problem =
+            |error: ReconcileError| Problem::new(name, Scope::Group(group.clone()), error);
         // The head branch must be this group's own: a pull request on it with another owner is left alone.
         let existing = match forge.find_pull_request(&head, &base_branch).await {
             Ok(Some(existing)) if existing.owner() != Some((name.to_string(), group.clone())) => {
@@ -103,7 +104,17 @@ pub(super) async fn pull_request_mode<S: TagSource + Send + Sync + 'static>(
             applied.commits.push(commit);
             applied.pushes += 1;
         }
-        match publish(&forge, repository, existing, &base_branch, &head, &group, &bumps).await {
+        match publish(
+            &forge,
+            repository,
+            existing,
+            &base_branch,
+            &head,
+            &group,
+            &bumps,
+        )
+        .await
+        {
             Ok((url, opened)) => {
                 if opened {
                     applied.opened.push(url.clone());
@@ -325,7 +336,10 @@ mod tests {
 
     #[test]
     fn head_branch_names_are_safe() {
-        assert_eq!(head_branch("tagwatch/{group}", "prod", "prod"), "tagwatch/prod");
+        assert_eq!(
+            head_branch("tagwatch/{group}", "prod", "prod"),
+            "tagwatch/prod"
+        );
         assert_eq!(
             head_branch("tagwatch/{group}", "prod", "ghcr.io/acme/api"),
             "tagwatch/prod-ghcr.io-acme-api"

@@ -68,7 +68,10 @@ pub(super) async fn push_mode<S: TagSource + Send + Sync + 'static>(
             return (plan, Ok(applied));
         }
         let Ok(head) = Oid::from_str(&plan.head) else {
-            return (plan, Err(problem(ReconcileError::Join("no planned head".into()))));
+            return (
+                plan,
+                Err(problem(ReconcileError::Join("no planned head".into()))),
+            );
         };
         let groups = by_group(&plan.bumps);
         let write = Write::of(repository);
@@ -180,7 +183,8 @@ pub(super) fn commit_groups(
             };
             let path = Path::new(&file);
             let discovery = manifest::discover(path, &bytes);
-            let planned: Vec<Planned<'_>> = file_bumps.iter().map(|bump| Planned::from(*bump)).collect();
+            let planned: Vec<Planned<'_>> =
+                file_bumps.iter().map(|bump| Planned::from(*bump)).collect();
             let rewritten = rewrite(path, &bytes, &discovery, &planned).map_err(|reason| {
                 ReconcileError::Rewrite {
                     reason: format!("{file}: {reason}"),

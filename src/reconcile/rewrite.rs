@@ -61,8 +61,8 @@ pub fn rewrite(
                 target.line, target.written, bump.from
             ));
         }
-        let target_edits = manifest::edits_for(target, bump.edit, discovery.quote_style)
-            .map_err(|error| {
+        let target_edits =
+            manifest::edits_for(target, bump.edit, discovery.quote_style).map_err(|error| {
                 format!(
                     "line {}: cannot bump `{}`: {error}",
                     target.line, target.written
@@ -93,7 +93,9 @@ pub fn rewrite(
                     bump.to.unwrap_or_default()
                 ));
             }
-            Some(bump) if now.reference.name() != before.reference.name() && bump.edit.name.is_none() => {
+            Some(bump)
+                if now.reference.name() != before.reference.name() && bump.edit.name.is_none() =>
+            {
                 return Err(format!(
                     "line {}: the bumped target would name another image (`{}`)",
                     before.line, now.written
@@ -167,7 +169,8 @@ mod tests {
             edit: &edit,
             to: None,
         };
-        let error = rewrite(Path::new("pod.yaml"), FILE.as_bytes(), &found, &[planned]).unwrap_err();
+        let error =
+            rewrite(Path::new("pod.yaml"), FILE.as_bytes(), &found, &[planned]).unwrap_err();
         assert!(error.contains("changed since it was planned"), "{error}");
     }
 
@@ -196,7 +199,8 @@ mod tests {
             edit: &edit,
             to: Some("r.io/acme/a:1.2.0"),
         };
-        let error = rewrite(Path::new("pod.yaml"), FILE.as_bytes(), &found, &[planned]).unwrap_err();
+        let error =
+            rewrite(Path::new("pod.yaml"), FILE.as_bytes(), &found, &[planned]).unwrap_err();
         assert!(error.contains("not the planned"), "{error}");
     }
 }

@@ -86,10 +86,7 @@ pub fn forge_settings(
     Ok(settings)
 }
 
-fn secret_env(
-    environment: &Environment,
-    name: &str,
-) -> Result<Secret, ReconcileError> {
+fn secret_env(environment: &Environment, name: &str) -> Result<Secret, ReconcileError> {
     environment
         .secret(name)
         .ok_or_else(|| ReconcileError::MissingSecret {

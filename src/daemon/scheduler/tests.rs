@@ -8,7 +8,10 @@ use tokio::time::Instant;
 use super::*;
 
 /// The key `next` hands out within `within` of virtual time, if any.
-async fn next_within(scheduler: &mut Scheduler<&'static str>, within: Duration) -> Option<&'static str> {
+async fn next_within(
+    scheduler: &mut Scheduler<&'static str>,
+    within: Duration,
+) -> Option<&'static str> {
     tokio::time::timeout(within, scheduler.next()).await.ok()
 }
 
@@ -21,26 +24,38 @@ async fn duplicate_triggers_coalesce_to_the_earliest() {
     scheduler.schedule("repo", now + Duration::from_secs(30));
     assert_eq!(scheduler.len(), 1);
     assert_eq!(scheduler.due(&"repo"), Some(now + Duration::from_secs(5)));
-    assert_eq!(next_within(&mut scheduler, Duration::from_secs(4)).await, None);
+    assert_eq!(
+        next_within(&mut scheduler, Duration::from_secs(4)).await,
+        None
+    );
     assert_eq!(
         next_within(&mut scheduler, Duration::from_secs(2)).await,
         Some("repo")
     );
     // Handed out once only.
-    assert_eq!(next_within(&mut scheduler, Duration::from_secs(600)).await, None);
+    assert_eq!(
+        next_within(&mut scheduler, Duration::from_secs(600)).await,
+        None
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_running_key_is_not_handed_out_again_but_runs_once_more_after() {
     let mut scheduler = Scheduler::new();
     scheduler.schedule("repo", Instant::now());
-    assert_eq!(next_within(&mut scheduler, Duration::ZERO).await, Some("repo"));
+    assert_eq!(
+        next_within(&mut scheduler, Duration::ZERO).await,
+        Some("repo")
+    );
     assert!(scheduler.is_running(&"repo"));
     // Three triggers while it runs.
     for _ in 0..3 {
         scheduler.schedule("repo", Instant::now());
     }
-    assert_eq!(next_within(&mut scheduler, Duration::from_secs(60)).await, None);
+    assert_eq!(
+        next_within(&mut scheduler, Duration::from_secs(60)).await,
+        None
+    );
     scheduler.done(&"repo", Some(Instant::now() + Duration::from_secs(300)));
     assert_eq!(
         next_within(&mut scheduler, Duration::from_millis(1)).await,
@@ -48,7 +63,10 @@ async fn a_running_key_is_not_handed_out_again_but_runs_once_more_after() {
         "the trigger that came while it ran is served right after"
     );
     scheduler.done(&"repo", Some(Instant::now() + Duration::from_secs(300)));
-    assert_eq!(next_within(&mut scheduler, Duration::from_secs(299)).await, None);
+    assert_eq!(
+        next_within(&mut scheduler, Duration::from_secs(299)).await,
+        None
+    );
     assert_eq!(
         next_within(&mut scheduler, Duration::from_secs(2)).await,
         Some("repo")
@@ -66,7 +84,10 @@ async fn keys_come_in_due_order_and_cancel_removes() {
     let first = next_within(&mut scheduler, Duration::from_secs(10)).await;
     let second = next_within(&mut scheduler, Duration::from_secs(10)).await;
     assert_eq!((first, second), (Some("a"), Some("b")));
-    assert_eq!(next_within(&mut scheduler, Duration::from_secs(60)).await, None);
+    assert_eq!(
+        next_within(&mut scheduler, Duration::from_secs(60)).await,
+        None
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -83,9 +104,15 @@ async fn a_permanent_failure_waits_for_a_trigger() {
     );
     assert_eq!(next, None);
     scheduler.done(&"repo", next);
-    assert_eq!(next_within(&mut scheduler, Duration::from_secs(86_400)).await, None);
+    assert_eq!(
+        next_within(&mut scheduler, Duration::from_secs(86_400)).await,
+        None
+    );
     scheduler.schedule("repo", Instant::now());
-    assert_eq!(next_within(&mut scheduler, Duration::ZERO).await, Some("repo"));
+    assert_eq!(
+        next_within(&mut scheduler, Duration::ZERO).await,
+        Some("repo")
+    );
 }
 
 #[test]

@@ -60,7 +60,12 @@ fn semver_policy(name: &str, image: &str, range: &str) -> Policy {
 }
 
 fn newest_policy(name: &str) -> Policy {
-    Policy::new(name, ImageReference::parse(IMAGE).unwrap(), Order::Newest, origin())
+    Policy::new(
+        name,
+        ImageReference::parse(IMAGE).unwrap(),
+        Order::Newest,
+        origin(),
+    )
 }
 
 fn file(path: &str, text: &str) -> ScannedFile {
@@ -186,7 +191,10 @@ fn a_newer_choice_is_a_bump_with_the_exact_new_text() {
         (bump.from.as_str(), bump.to.as_str()),
         ("r.io/acme/app:1.0.0", "r.io/acme/app:1.2.0")
     );
-    assert_eq!((bump.from_version.as_str(), bump.to_version.as_str()), ("1.0.0", "1.2.0"));
+    assert_eq!(
+        (bump.from_version.as_str(), bump.to_version.as_str()),
+        ("1.0.0", "1.2.0")
+    );
     assert_eq!(bump.group, "prod");
     assert!(plan.problems.is_empty() && plan.troubled.is_empty());
     assert!(plan.images.contains(IMAGE));
@@ -224,8 +232,11 @@ fn numerical_order_never_downgrades() {
         origin(),
     );
     policy.filter = None;
-    let case = Case::new(vec![policy], vec![file("a.yaml", &pod(&["r.io/acme/app:20"]))])
-        .resolve("app", chose("3"));
+    let case = Case::new(
+        vec![policy],
+        vec![file("a.yaml", &pod(&["r.io/acme/app:20"]))],
+    )
+    .resolve("app", chose("3"));
     assert_eq!(case.decide().notes[0].status, Status::Newer);
 }
 
@@ -289,8 +300,10 @@ fn newest_order_fails_closed_when_the_current_build_time_cannot_be_read() {
             rejected: Vec::new(),
         }),
     );
-    case.created
-        .insert((IMAGE.into(), "main-zzz".into()), failed("app").map(|_| None));
+    case.created.insert(
+        (IMAGE.into(), "main-zzz".into()),
+        failed("app").map(|_| None),
+    );
     let plan = case.decide();
     assert!(plan.bumps.is_empty());
     assert_eq!(plan.problems.len(), 1);
@@ -318,8 +331,11 @@ fn newest_order_bumps_when_the_current_tag_has_no_build_time() {
 #[test]
 fn a_hold_marker_freezes_the_field() {
     let text = pod(&["r.io/acme/app:1.0.0 # tagwatch: hold"]);
-    let case = Case::new(vec![semver_policy("app", IMAGE, "^1")], vec![file("a.yaml", &text)])
-        .resolve("app", chose("1.2.0"));
+    let case = Case::new(
+        vec![semver_policy("app", IMAGE, "^1")],
+        vec![file("a.yaml", &text)],
+    )
+    .resolve("app", chose("1.2.0"));
     let plan = case.decide();
     assert!(plan.bumps.is_empty());
     assert_eq!(plan.notes[0].status, Status::Held);
@@ -343,7 +359,10 @@ fn several_policies_for_one_image_are_ambiguous_and_listed() {
             policies: vec!["app".into(), "app-next".into()]
         }
     );
-    assert_eq!((plan.notes[0].file.as_str(), plan.notes[0].line), ("a.yaml", 6));
+    assert_eq!(
+        (plan.notes[0].file.as_str(), plan.notes[0].line),
+        ("a.yaml", 6)
+    );
 }
 
 #[test]
@@ -365,7 +384,10 @@ fn a_marker_chooses_among_several_policies() {
 #[test]
 fn a_marker_naming_an_unknown_policy_troubles_its_group() {
     let text = pod(&["r.io/acme/app:1.0.0 # tagwatch: nope"]);
-    let case = Case::new(vec![semver_policy("app", IMAGE, "^1")], vec![file("a.yaml", &text)]);
+    let case = Case::new(
+        vec![semver_policy("app", IMAGE, "^1")],
+        vec![file("a.yaml", &text)],
+    );
     let plan = case.decide();
     assert!(plan.bumps.is_empty());
     assert_eq!(plan.problems.len(), 1);
@@ -384,7 +406,10 @@ fn a_policy_that_did_not_resolve_troubles_its_group_and_is_reported_once() {
             semver_policy("web", "r.io/acme/web", "^2"),
         ],
         vec![
-            file("a.yaml", &pod(&["r.io/acme/app:1.0.0", "r.io/acme/app:1.0.0"])),
+            file(
+                "a.yaml",
+                &pod(&["r.io/acme/app:1.0.0", "r.io/acme/app:1.0.0"]),
+            ),
             file("w.yaml", &pod(&["r.io/acme/web:2.0.0"])),
         ],
     )
@@ -500,8 +525,11 @@ fn outside_every_window_a_bump_waits_until_the_next_opening() {
         duration: Duration::from_secs(3600),
         timezone: chrono_tz::UTC,
     }];
-    let case = Case::new(vec![policy], vec![file("a.yaml", &pod(&["r.io/acme/app:1.0.0"]))])
-        .resolve("app", chose("1.2.0"));
+    let case = Case::new(
+        vec![policy],
+        vec![file("a.yaml", &pod(&["r.io/acme/app:1.0.0"]))],
+    )
+    .resolve("app", chose("1.2.0"));
     // 2026-11-26 is a Thursday; 12:00 is after the 09:00–10:00 window.
     let plan = case.decide();
     assert!(plan.bumps.is_empty());
@@ -511,20 +539,31 @@ fn outside_every_window_a_bump_waits_until_the_next_opening() {
             until: Some(Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0).unwrap())
         }
     );
-    assert_eq!(plan.next_due(), Some(Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0).unwrap()));
+    assert_eq!(
+        plan.next_due(),
+        Some(Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0).unwrap())
+    );
 }
 
 #[test]
 fn a_file_that_cannot_be_rewritten_is_left_unchanged_and_troubles_its_group() {
     // A double-quoted scalar with an escape is not written verbatim: not rewritable.
     let text = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - name: a\n      image: \"r.io/acme/app:1.0\\u002e0\"\n";
-    let case = Case::new(vec![semver_policy("app", IMAGE, "^1")], vec![file("a.yaml", text)])
-        .resolve("app", chose("1.2.0"));
+    let case = Case::new(
+        vec![semver_policy("app", IMAGE, "^1")],
+        vec![file("a.yaml", text)],
+    )
+    .resolve("app", chose("1.2.0"));
     let plan = case.decide();
     assert!(plan.bumps.is_empty(), "{:?}", plan.bumps);
     assert_eq!(plan.problems.len(), 1);
     assert_eq!(plan.problems[0].scope, Scope::File("a.yaml".into()));
-    assert!(plan.problems[0].error.to_string().starts_with("left unchanged: "));
+    assert!(
+        plan.problems[0]
+            .error
+            .to_string()
+            .starts_with("left unchanged: ")
+    );
     assert!(plan.troubled.contains("prod"));
 }
 
@@ -536,7 +575,10 @@ fn a_moved_digest_of_the_same_tag_is_a_bump() {
     policy.digest = true;
     let case = Case::new(
         vec![policy],
-        vec![file("a.yaml", &pod(&[&format!("r.io/acme/app:1.2.0@{digest_a}")]))],
+        vec![file(
+            "a.yaml",
+            &pod(&[&format!("r.io/acme/app:1.2.0@{digest_a}")]),
+        )],
     )
     .resolve(
         "app",
@@ -557,7 +599,10 @@ fn needed_policies_and_created_times_follow_ownership() {
     let written = Written::from_commits([&commit(
         "bump\n\nTagwatch-Bump: a.yaml r.io/acme/app main-old -> main-zzz\n",
     )]);
-    let files = vec![file("a.yaml", &pod(&["r.io/acme/app:main-old", "r.io/acme/other:1"]))];
+    let files = vec![file(
+        "a.yaml",
+        &pod(&["r.io/acme/app:main-old", "r.io/acme/other:1"]),
+    )];
     let policies = vec![newest_policy("app")];
     let needed = needed_policies(&files, &policies, "prod");
     assert_eq!(needed.len(), 1);

@@ -52,7 +52,10 @@ async fn a_registry_outage_leaves_the_open_pull_request_alone() {
     assert!(applied.closed.is_empty(), "{applied:?}");
     let pull = fake.pull(opened[0].number);
     assert_eq!(pull.state, PullState::Open);
-    assert_eq!((pull.title, pull.body), (opened[0].title.clone(), opened[0].body.clone()));
+    assert_eq!(
+        (pull.title, pull.body),
+        (opened[0].title.clone(), opened[0].body.clone())
+    );
     assert!(pull.comments.is_empty());
     assert_eq!(git_bare(&bare, &["rev-parse", "tagwatch/local"]), branch);
     fake.assert_clean();
@@ -64,7 +67,9 @@ async fn a_registry_outage_leaves_the_open_pull_request_alone() {
 async fn newest_order_bumps_a_newer_build_whose_tag_sorts_lower() {
     let registry = Registry::plain().await;
     let seeder = registry.seeder(IMAGE);
-    seeder.push_image(IMAGE, "build-zzz", "2024-01-01T00:00:00Z").await;
+    seeder
+        .push_image(IMAGE, "build-zzz", "2024-01-01T00:00:00Z")
+        .await;
     let host = registry.host.clone();
     let root = tempfile::tempdir().unwrap();
     let bare = bare_repo(
@@ -81,15 +86,26 @@ async fn newest_order_bumps_a_newer_build_whose_tag_sorts_lower() {
         &push_repository("local", &file_url(&bare), ""),
         &policies,
     );
-    seeder.push_image(IMAGE, "build-aaa", "2024-02-01T00:00:00Z").await;
+    seeder
+        .push_image(IMAGE, "build-aaa", "2024-02-01T00:00:00Z")
+        .await;
     let output = tagwatch(&config, &["run", "--once"], &[]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    assert_eq!(show(&bare, "apps/a.yaml"), deployment(&host, "build-aaa", ""));
+    assert_eq!(
+        show(&bare, "apps/a.yaml"),
+        deployment(&host, "build-aaa", "")
+    );
     // And an older build is never written over a newer one.
-    seeder.push_image(IMAGE, "build-bbb", "2023-06-01T00:00:00Z").await;
+    seeder
+        .push_image(IMAGE, "build-bbb", "2023-06-01T00:00:00Z")
+        .await;
     let output = tagwatch(&config, &["plan", "--output", "json"], &[]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    assert!(!text(&output.stdout).contains("build-bbb"), "{}", text(&output.stdout));
+    assert!(
+        !text(&output.stdout).contains("build-bbb"),
+        "{}",
+        text(&output.stdout)
+    );
 }
 
 /// Two entries on one remote in pull-request mode (different paths, `group: image`): each keeps its own
@@ -133,7 +149,10 @@ async fn entries_sharing_a_remote_keep_their_own_pull_requests() {
     let image = format!("{host}/{IMAGE}").replace([':', '/'], "-");
     assert_eq!(
         heads,
-        [format!("tagwatch/prod-{image}"), format!("tagwatch/staging-{image}")]
+        [
+            format!("tagwatch/prod-{image}"),
+            format!("tagwatch/staging-{image}")
+        ]
     );
     let prod_branch = git_bare(
         &bare,
@@ -144,7 +163,11 @@ async fn entries_sharing_a_remote_keep_their_own_pull_requests() {
         &bare,
         &["show", &format!("tagwatch/prod-{image}:staging/a.yaml")],
     );
-    assert_eq!(prod_staging, deployment(&host, "1.0.0", ""), "prod's branch touched staging");
+    assert_eq!(
+        prod_staging,
+        deployment(&host, "1.0.0", ""),
+        "prod's branch touched staging"
+    );
     fake.assert_clean();
 }
 
@@ -263,7 +286,8 @@ fn plan_and_run_without_a_config_file_exit_2_and_say_so() {
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(
-            stderr.contains("needs a config file with repositories: there is no tagwatch.yaml here"),
+            stderr
+                .contains("needs a config file with repositories: there is no tagwatch.yaml here"),
             "{stderr}"
         );
     }
@@ -297,7 +321,10 @@ async fn plan_lists_targets_several_policies_claim() {
     let line: serde_json::Value = serde_json::from_str(text(&output.stdout).trim()).unwrap();
     assert_eq!(line["status"], "ambiguous");
     assert_eq!(line["policies"], serde_json::json!(["app", "app-too"]));
-    assert_eq!((line["file"].as_str(), line["line"].as_u64()), (Some("apps/a.yaml"), Some(10)));
+    assert_eq!(
+        (line["file"].as_str(), line["line"].as_u64()),
+        (Some("apps/a.yaml"), Some(10))
+    );
     assert!(
         text(&output.stderr).contains("several policies track this image"),
         "{}",

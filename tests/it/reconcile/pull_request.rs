@@ -52,7 +52,9 @@ async fn lifecycle(flavor: Flavor, kind: &str, reviewer: &str) {
         (HEAD, "main")
     );
     assert!(
-        pulls[0].body.contains("<!-- tagwatch:group=local%0Alocal -->"),
+        pulls[0]
+            .body
+            .contains("<!-- tagwatch:group=local%0Alocal -->"),
         "{}",
         pulls[0].body
     );
