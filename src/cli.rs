@@ -73,6 +73,13 @@ pub enum Command {
         #[arg(long, required = true)]
         once: bool,
     },
+    /// Run forever: schedules, webhooks, metrics, health; stops cleanly on SIGTERM/SIGINT.
+    Daemon,
+    /// What a running daemon knows (or, without one, the state it kept).
+    Status {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
     /// Rewrite every reference to IMAGE under PATHs to REF, byte-exactly.
     Set {
         /// IMAGE=REF, e.g. nginx=1.27.1 or ghcr.io/acme/api=ghcr.io/acme/api:2.0@sha256:…

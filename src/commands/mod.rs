@@ -5,11 +5,13 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
+pub mod daemon;
 pub mod plan;
 mod report;
 pub mod resolve;
 pub mod run;
 pub mod schema;
+pub mod status;
 mod set;
 pub mod validate;
 
@@ -30,6 +32,8 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Schema { dir } => schema::run(dir),
         Command::Plan { output, at } => plan::run(cli, *output, *at),
         Command::Run { once: _ } => run::run(cli),
+        Command::Daemon => daemon::run(cli),
+        Command::Status { output } => status::run(cli, *output),
         Command::Set {
             assignment,
             paths,

@@ -34,7 +34,7 @@ pub fn run(cli: &Cli, output: OutputFormat, at: Option<DateTime<Utc>>) -> anyhow
                 OutputFormat::Text => writeln!(stdout, "{}", bump_text(bump))?,
             }
         }
-        for note in &plan.notes {
+        for note in plan.notes.iter().filter(|note| note.status != Status::Current) {
             match output {
                 OutputFormat::Json => writeln!(stdout, "{}", serde_json::to_string(note)?)?,
                 OutputFormat::Text => writeln!(stdout, "{}", note_text(note))?,
@@ -111,6 +111,7 @@ fn note_text(note: &Note) -> String {
     let at = format!("{} {}:{} {}", note.repo, note.file, note.line, note.from);
     let policy = note.policy.as_deref().unwrap_or("-");
     match &note.status {
+        Status::Current => format!("{at} is current [{policy}]"),
         Status::Held => format!("{at} held by `# tagwatch: hold`"),
         Status::Newer => {
             format!("{at} left alone: newer than what policy {policy} chooses (never downgrade)")

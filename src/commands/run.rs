@@ -35,8 +35,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         if applied.rejected > 0 {
             summary.push_str(&format!(", {} rejected push(es) retried", applied.rejected));
         }
-        for url in &applied.pull_requests {
-            summary.push_str(&format!(", pull request {url}"));
+        for pull_request in &applied.pull_requests {
+            summary.push_str(&format!(", pull request {}", pull_request.url));
         }
         for url in &applied.closed {
             summary.push_str(&format!(", closed {url}"));

@@ -2,9 +2,767 @@
 //! serves webhooks, metrics, health and status on one HTTP server, keeps a state directory, reloads on
 //! SIGHUP and drains on SIGTERM/SIGINT.
 //!
+//! The loop owns the [`Scheduler`]: it hands due keys to tasks (at most [`MAX_IMAGE_WORK`] image polls
+//! and [`MAX_REPOSITORY_WORK`] repository reconciles at once) and learns their results from the task
+//! set, never from a channel a task awaits. Webhooks and signals reach it through an unbounded channel
+//! (sending never waits). An image whose tag list changed re-plans only the repositories whose last scan
+//! used it; every repository is also re-read at `daemon.repositoryInterval`.
+//!
 //! Must not: reach into the reconcile flow (it calls `reconcile::Context` and acts on the returned
 //! `Next`), trust a webhook payload (an event only names an image to re-check), or block its own loop.
 
 pub mod metrics;
 pub mod scheduler;
+mod server;
 pub mod state;
+pub mod status;
+pub mod webhook;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::environment::Environment;
+use crate::reconcile::{self, Context, Mode, Next, Outcome, Status, Trigger};
+use crate::reference::ImageReference;
+use crate::registry::RegistryClient;
+
+use metrics::{BumpLabels, ErrorLabels, ImageLabels, Metrics, RepositoryKind, RepositoryLabels, RepositoryOutcome};
+use scheduler::{Ran, Scheduler, Timing};
+use state::{State, StoredListing};
+use status::{ErrorStatus, PolicyStatus, Report, RepositoryPart};
+
+/// Image polls at once: each is one small request per registry page, mostly waiting.
+pub const MAX_IMAGE_WORK: usize = 16;
+/// Repository reconciles at once (entries sharing a branch also wait for each other on its lane).
+pub const MAX_REPOSITORY_WORK: usize = 4;
+
+/// A unit of scheduled work.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Key {
+    Image(String),
+    Repository(String),
+}
+
+impl Key {
+    fn name(&self) -> String {
+        match self {
+            Key::Image(image) => format!("image {image}"),
+            Key::Repository(repository) => format!("repository {repository}"),
+        }
+    }
+}
+
+/// What reaches the loop from outside.
+#[derive(Debug)]
+pub enum Message {
+    /// A webhook named `image` (normalized): re-check it now. `received` is when the event arrived.
+    Event { image: String, received: Instant },
+    /// A new, valid config (SIGHUP).
+    Reload(Box<Config>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error("setting up the registry client")]
+    Registry(#[source] crate::registry::RegistryError),
+    #[error("listening on {address}")]
+    Listen {
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the HTTP server and the loop share.
+pub(crate) struct Shared {
+    pub metrics: Metrics,
+    pub registry: prometheus_client::registry::Registry,
+    pub report: Mutex<Report>,
+    pub ready: AtomicBool,
+    pub webhooks: Mutex<server::WebhookSecrets>,
+    pub messages: mpsc::UnboundedSender<Message>,
+}
+
+/// Runs the daemon until `stop` is cancelled (the first SIGTERM/SIGINT), then drains in-flight work for
+/// at most `daemon.shutdownGrace`. `reloads` delivers configs that SIGHUP loaded and validated.
+pub async fn run(
+    config: Config,
+    environment: Environment,
+    stop: CancellationToken,
+    mut reloads: mpsc::UnboundedReceiver<Config>,
+) -> Result<(), DaemonError> {
+    let state_dir = config.daemon.state_dir.clone();
+    let state = {
+        let directory = state_dir.clone();
+        tokio::task::spawn_blocking(move || State::open(&directory))
+            .await
+            .expect("opening the state store does not panic")?
+    };
+    let state = Arc::new(state);
+    let client = RegistryClient::new(config.registries.clone(), &environment)
+        .map_err(DaemonError::Registry)?;
+    let listen = config.daemon.listen;
+    let grace = config.daemon.shutdown_grace;
+    let (messages, inbox) = mpsc::unbounded_channel();
+    let metrics = Metrics::default();
+    let shared = Arc::new(Shared {
+        registry: metrics.registry(),
+        metrics,
+        report: Mutex::new(Report {
+            leader: true,
+            ..Report::default()
+        }),
+        ready: AtomicBool::new(false),
+        webhooks: Mutex::new(server::WebhookSecrets::from_config(&config, &environment)),
+        messages,
+    });
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            address: listen,
+            source,
+        })?;
+    tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving webhooks, metrics, health and status");
+    let server_stop = CancellationToken::new();
+    let server = tokio::spawn(server::serve(listener, shared.clone(), server_stop.clone()));
+    // Reloads (already validated by the signal handler) join the loop's inbox.
+    let forward = {
+        let messages = shared.messages.clone();
+        tokio::spawn(async move {
+            while let Some(config) = reloads.recv().await {
+                if messages.send(Message::Reload(Box::new(config))).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let context = Context::new(config.clone(), environment.clone(), client)
+        .with_listing_max_age(listing_max_age(&config))
+        .with_stopping(stop.clone());
+    let mut daemon = Daemon::new(Arc::new(context), config, environment, shared.clone(), state);
+    daemon.restore().await;
+    daemon.start();
+    daemon.run(inbox, stop.clone(), grace).await;
+    forward.abort();
+    server_stop.cancel();
+    let _ = server.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Repository reconciles use cached listings this young: image polls keep them fresh, so a reconcile
+/// re-lists only an image whose poll has not run (or kept failing) for two of its intervals.
+fn listing_max_age(config: &Config) -> Duration {
+    let longest = config
+        .policies
+        .iter()
+        .filter_map(|policy| policy.interval)
+        .chain([config.daemon.interval])
+        .max()
+        .unwrap_or(config.daemon.interval);
+    longest * 2
+}
+
+struct Daemon {
+    context: Arc<Context<RegistryClient>>,
+    config: Config,
+    environment: Environment,
+    shared: Arc<Shared>,
+    state: Arc<State>,
+    scheduler: Scheduler<Key>,
+    timing: Timing,
+    /// Tracked images: normalized name → (reference, poll interval).
+    images: BTreeMap<String, (ImageReference, Duration)>,
+    repositories: Vec<String>,
+    /// Why each scheduled repository runs next.
+    triggers: HashMap<String, Trigger>,
+    completed: HashSet<String>,
+    parts: BTreeMap<String, RepositoryPart>,
+    checked: BTreeMap<String, String>,
+    errors: BTreeMap<String, ErrorStatus>,
+    /// Webhook arrivals per image not yet carried by a push (for the push-to-commit histogram).
+    events: HashMap<String, Instant>,
+    images_running: usize,
+    repositories_running: usize,
+}
+
+enum Done {
+    Image {
+        image: String,
+        result: Result<(bool, reconcile::Listing), Arc<reconcile::ReconcileError>>,
+    },
+    Repository {
+        outcome: Box<Outcome>,
+        took: Duration,
+    },
+}
+
+impl Daemon {
+    fn new(
+        context: Arc<Context<RegistryClient>>,
+        config: Config,
+        environment: Environment,
+        shared: Arc<Shared>,
+        state: Arc<State>,
+    ) -> Self {
+        let mut daemon = Daemon {
+            context,
+            config,
+            environment,
+            shared,
+            state,
+            scheduler: Scheduler::new(),
+            timing: Timing::default(),
+            images: BTreeMap::new(),
+            repositories: Vec::new(),
+            triggers: HashMap::new(),
+            completed: HashSet::new(),
+            parts: BTreeMap::new(),
+            checked: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            events: HashMap::new(),
+            images_running: 0,
+            repositories_running: 0,
+        };
+        daemon.learn_config();
+        daemon
+    }
+
+    /// Tracked images and repositories from the config.
+    fn learn_config(&mut self) {
+        self.images = self
+            .config
+            .policies
+            .iter()
+            .map(|policy| {
+                let interval = policy.interval.unwrap_or(self.config.daemon.interval);
+                let name = policy.image.name();
+                (name, (policy.image.clone(), interval))
+            })
+            .fold(BTreeMap::new(), |mut images, (name, (image, interval))| {
+                let entry = images.entry(name).or_insert((image, interval));
+                // One listing serves every policy of the image: poll at the shortest interval.
+                entry.1 = entry.1.min(interval);
+                images
+            });
+        self.repositories = self
+            .config
+            .repositories
+            .iter()
+            .map(|repository| repository.name.clone())
+            .collect();
+    }
+
+    /// Seeds the context's tag cache from the state directory.
+    async fn restore(&mut self) {
+        let state = self.state.clone();
+        let listings = tokio::task::spawn_blocking(move || state.listings())
+            .await
+            .ok()
+            .and_then(|result| {
+                result
+                    .inspect_err(|error| tracing::warn!(error = %reconcile::chain(error), "could not read the state store; starting cold"))
+                    .ok()
+            })
+            .unwrap_or_default();
+        let now = Utc::now().timestamp();
+        for (image, listing) in listings {
+            if !self.images.contains_key(&image) {
+                continue;
+            }
+            let age = Duration::from_secs(u64::try_from(now - listing.fetched_at).unwrap_or(0));
+            self.context.seed_listing(&image, listing.tags, age).await;
+        }
+        if let Ok(Some(report)) = self.state.report()
+            && let Ok(report) = serde_json::from_value::<Report>(report)
+        {
+            // The last known picture until the first cycle replaces it (not ready until then).
+            *self.shared.report.lock().expect("report lock") = Report {
+                ready: false,
+                ..report
+            };
+        }
+    }
+
+    /// First run of every key: repositories now, image polls spread over their interval.
+    fn start(&mut self) {
+        let now = Instant::now();
+        for repository in self.repositories.clone() {
+            self.triggers.insert(repository.clone(), Trigger::Interval);
+            self.scheduler.schedule(Key::Repository(repository), now);
+        }
+        for (image, (_, interval)) in &self.images {
+            let at = now + scheduler::first_poll(*interval, fastrand::f64());
+            self.scheduler.schedule(Key::Image(image.clone()), at);
+        }
+        self.publish_report();
+    }
+
+    async fn run(
+        &mut self,
+        mut inbox: mpsc::UnboundedReceiver<Message>,
+        stop: CancellationToken,
+        grace: Duration,
+    ) {
+        let mut work: JoinSet<Done> = JoinSet::new();
+        loop {
+            let can_run = self.images_running < MAX_IMAGE_WORK
+                && self.repositories_running < MAX_REPOSITORY_WORK;
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                Some(message) = inbox.recv() => self.receive(message),
+                Some(done) = work.join_next(), if !work.is_empty() => match done {
+                    Ok(done) => self.finish(done),
+                    Err(error) => tracing::error!(error = %error, "a work task failed"),
+                },
+                key = self.scheduler.next(), if can_run => self.spawn(key, &mut work),
+            }
+        }
+        tracing::info!(in_flight = work.len(), grace = ?grace, "stopping: no new work; in-flight work finishes");
+        let drained = tokio::time::timeout(grace, async {
+            while let Some(done) = work.join_next().await {
+                if let Ok(done) = done {
+                    self.finish(done);
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                in_flight = work.len(),
+                "the shutdown grace ran out; in-flight work is abandoned (a push either happened or never started)"
+            );
+            work.abort_all();
+        }
+        self.save_report().await;
+    }
+
+    fn receive(&mut self, message: Message) {
+        match message {
+            Message::Event { image, received } => {
+                if self.images.contains_key(&image) {
+                    tracing::info!(image = %image, "webhook: re-checking the image now");
+                    self.events.entry(image.clone()).or_insert(received);
+                    self.scheduler.schedule(Key::Image(image), Instant::now());
+                } else {
+                    tracing::debug!(image = %image, "webhook for an image no policy tracks; ignored");
+                }
+            }
+            Message::Reload(config) => self.reload(*config),
+        }
+    }
+
+    fn reload(&mut self, config: Config) {
+        let client = match RegistryClient::new(config.registries.clone(), &self.environment) {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::error!(error = %reconcile::chain(&error), "reload: the registry settings are unusable; the old config stays");
+                return;
+            }
+        };
+        let context = self
+            .context
+            .reconfigured(config.clone(), client)
+            .with_listing_max_age(listing_max_age(&config));
+        self.context = Arc::new(context);
+        let old_images: BTreeSet<String> = self.images.keys().cloned().collect();
+        let old_repositories: BTreeSet<String> = self.repositories.iter().cloned().collect();
+        *self.shared.webhooks.lock().expect("webhooks lock") =
+            server::WebhookSecrets::from_config(&config, &self.environment);
+        self.config = config;
+        self.learn_config();
+        self.timing.reset();
+        let now = Instant::now();
+        for image in old_images.iter().filter(|image| !self.images.contains_key(*image)) {
+            self.scheduler.cancel(&Key::Image(image.clone()));
+        }
+        for repository in old_repositories
+            .iter()
+            .filter(|repository| !self.repositories.contains(repository))
+        {
+            self.scheduler.cancel(&Key::Repository(repository.clone()));
+            self.parts.remove(repository);
+            self.completed.remove(repository);
+        }
+        for (image, (_, interval)) in &self.images {
+            if !old_images.contains(image) {
+                let at = now + scheduler::first_poll(*interval, fastrand::f64());
+                self.scheduler.schedule(Key::Image(image.clone()), at);
+            }
+        }
+        // Every repository is re-planned under the new config.
+        for repository in self.repositories.clone() {
+            self.triggers.insert(repository.clone(), Trigger::Interval);
+            self.scheduler.schedule(Key::Repository(repository), now);
+        }
+        tracing::info!(
+            repositories = self.repositories.len(),
+            images = self.images.len(),
+            "config reloaded"
+        );
+        self.publish_report();
+    }
+
+    fn spawn(&mut self, key: Key, work: &mut JoinSet<Done>) {
+        let context = self.context.clone();
+        match key {
+            Key::Image(image) => {
+                let Some((reference, _)) = self.images.get(&image).cloned() else {
+                    self.scheduler.done(&Key::Image(image), None);
+                    return;
+                };
+                self.images_running += 1;
+                let span = tracing::info_span!("image", image = %image);
+                work.spawn(tracing::Instrument::instrument(
+                    async move {
+                        let result = context.refresh_image(&reference).await;
+                        Done::Image { image, result }
+                    },
+                    span,
+                ));
+            }
+            Key::Repository(name) => {
+                self.repositories_running += 1;
+                let trigger = self.triggers.remove(&name).unwrap_or(Trigger::Interval);
+                work.spawn(async move {
+                    let started = Instant::now();
+                    let outcome = context
+                        .reconcile_repository(&name, trigger, Utc::now(), Mode::Apply)
+                        .await;
+                    Done::Repository {
+                        outcome: Box::new(outcome),
+                        took: started.elapsed(),
+                    }
+                });
+            }
+        }
+    }
+
+    fn finish(&mut self, done: Done) {
+        let now = Instant::now();
+        match done {
+            Done::Image { image, result } => {
+                self.images_running -= 1;
+                let key = Key::Image(image.clone());
+                let interval = self
+                    .images
+                    .get(&image)
+                    .map(|(_, interval)| *interval)
+                    .unwrap_or(self.config.daemon.interval);
+                let scope = format!("image {image}");
+                let ran = match result {
+                    Ok((changed, listing)) => {
+                        self.errors.remove(&scope);
+                        self.count_listing(&image, if changed { "changed" } else { "unchanged" });
+                        if changed {
+                            self.save_listing(&image, &listing);
+                            for repository in self.context.repositories_using(&image) {
+                                tracing::info!(image = %image, repository = %repository, "the tag list changed; re-planning");
+                                self.triggers
+                                    .insert(repository.clone(), Trigger::Image(image.clone()));
+                                self.scheduler.schedule(Key::Repository(repository), now);
+                            }
+                        } else {
+                            // Nothing new: an event for this image is settled.
+                            self.events.remove(&image);
+                        }
+                        Ran::Success {
+                            interval,
+                            due: None,
+                        }
+                    }
+                    Err(error) => {
+                        self.count_listing(&image, "failed");
+                        let class = error.class();
+                        tracing::warn!(image = %image, class = %class, error = %reconcile::chain(error.as_ref()), "listing failed");
+                        self.record_error(scope, reconcile::chain(error.as_ref()), class.name());
+                        Ran::Failure(class)
+                    }
+                };
+                let next = self.timing.next(&key.name(), ran, now, fastrand::f64());
+                self.scheduler.done(&key, next);
+            }
+            Done::Repository { outcome, took } => {
+                self.repositories_running -= 1;
+                let name = outcome.repository.clone();
+                let key = Key::Repository(name.clone());
+                self.observe(&outcome, took);
+                let interval = self.config.daemon.repository_interval;
+                let ran = match outcome.next {
+                    Next::Requeue { due } => Ran::Success {
+                        interval,
+                        due: due.map(|due| {
+                            now + (due - Utc::now()).to_std().unwrap_or(Duration::ZERO)
+                        }),
+                    },
+                    Next::Retry(class) => Ran::Failure(class),
+                };
+                let next = self.timing.next(&key.name(), ran, now, fastrand::f64());
+                // A repository that failed permanently is still re-read at its interval: a human may fix
+                // the branch or the remote without touching tagwatch's config.
+                let next = next.or(Some(now + interval));
+                self.scheduler.done(&key, next);
+                if self.completed.insert(name) && !self.shared.ready.load(Ordering::Relaxed) {
+                    let ready = self
+                        .repositories
+                        .iter()
+                        .all(|repository| self.completed.contains(repository));
+                    if ready {
+                        tracing::info!("ready: every repository completed a cycle");
+                        self.shared.ready.store(true, Ordering::Relaxed);
+                        self.shared.metrics.ready.set(1);
+                    }
+                }
+                self.publish_report();
+                let report = self.shared.report.lock().expect("report lock").clone();
+                let state = self.state.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Ok(value) = serde_json::to_value(&report)
+                        && let Err(error) = state.save_report(&value)
+                    {
+                        tracing::warn!(error = %reconcile::chain(&error), "could not save the status report");
+                    }
+                });
+            }
+        }
+    }
+
+    fn count_listing(&self, image: &str, outcome: &str) {
+        self.shared
+            .metrics
+            .tag_listings
+            .get_or_create(&ImageLabels {
+                image: image.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    fn save_listing(&self, image: &str, listing: &reconcile::Listing) {
+        let stored = StoredListing {
+            tags: listing.tags.as_ref().clone(),
+            checksum: listing.checksum,
+            fetched_at: Utc::now().timestamp(),
+        };
+        let state = self.state.clone();
+        let image = image.to_string();
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = state.save_listing(&image, &stored) {
+                tracing::warn!(error = %reconcile::chain(&error), "could not save a listing");
+            }
+        });
+    }
+
+    fn record_error(&mut self, scope: String, message: String, class: &str) {
+        let since = match self.errors.get(&scope) {
+            Some(known) if known.message == message => known.since.clone(),
+            _ => status::timestamp(Utc::now()),
+        };
+        self.errors.insert(
+            scope.clone(),
+            ErrorStatus {
+                scope,
+                message,
+                since,
+                class: Some(class.to_string()),
+            },
+        );
+    }
+
+    /// Metrics, errors and status of one repository's outcome.
+    fn observe(&mut self, outcome: &Outcome, took: Duration) {
+        let metrics = &self.shared.metrics;
+        let repository = outcome.repository.clone();
+        let labels = RepositoryLabels {
+            repository: repository.clone(),
+        };
+        metrics
+            .reconcile_duration
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+        let part = status::repository_part(outcome);
+        // Errors of this repository: the ones of this outcome replace the earlier ones.
+        let prefix = format!("repository {repository}");
+        let earlier: Vec<String> = self
+            .errors
+            .keys()
+            .filter(|scope| **scope == prefix || scope.starts_with(&format!("{prefix}:")))
+            .cloned()
+            .collect();
+        let mut kept = BTreeMap::new();
+        for scope in earlier {
+            if let Some(error) = self.errors.remove(&scope) {
+                kept.insert(scope, error);
+            }
+        }
+        for (scope, message, class) in &part.problems {
+            let since = match kept.get(scope) {
+                Some(known) if known.message == *message => known.since.clone(),
+                _ => status::timestamp(Utc::now()),
+            };
+            self.errors.insert(
+                scope.clone(),
+                ErrorStatus {
+                    scope: scope.clone(),
+                    message: message.clone(),
+                    since,
+                    class: Some(class.clone()),
+                },
+            );
+            metrics
+                .reconcile_errors
+                .get_or_create(&ErrorLabels {
+                    repository: repository.clone(),
+                    class: class.clone(),
+                })
+                .inc();
+        }
+        if part.problems.is_empty() {
+            metrics
+                .last_success
+                .get_or_create(&labels)
+                .set(Utc::now().timestamp() as f64);
+        }
+        let checked = status::timestamp(Utc::now());
+        for policy in part.choices.keys() {
+            self.checked.insert(policy.clone(), checked.clone());
+        }
+        if let Ok(plan) = &outcome.plan {
+            for kind in ["held", "rollback", "waiting", "soaking"] {
+                let count = plan
+                    .notes
+                    .iter()
+                    .filter(|note| {
+                        matches!(
+                            (&note.status, kind),
+                            (Status::Held, "held")
+                                | (Status::Rollback { .. }, "rollback")
+                                | (Status::Waiting { .. }, "waiting")
+                        )
+                    })
+                    .count();
+                metrics
+                    .targets
+                    .get_or_create(&RepositoryKind {
+                        repository: repository.clone(),
+                        kind: kind.to_string(),
+                    })
+                    .set(i64::try_from(count).unwrap_or(i64::MAX));
+            }
+        }
+        if let Some(Ok(applied)) = &outcome.applied {
+            for bump in &applied.bumps {
+                metrics
+                    .bumps
+                    .get_or_create(&BumpLabels {
+                        repository: repository.clone(),
+                        policy: bump.policy.clone(),
+                    })
+                    .inc();
+            }
+            metrics
+                .commits
+                .get_or_create(&labels)
+                .inc_by(applied.commits.len() as u64);
+            let pushed = RepositoryOutcome {
+                repository: repository.clone(),
+                outcome: "pushed".into(),
+            };
+            metrics.pushes.get_or_create(&pushed).inc_by(applied.pushes as u64);
+            let rejected = RepositoryOutcome {
+                repository: repository.clone(),
+                outcome: "rejected".into(),
+            };
+            metrics
+                .pushes
+                .get_or_create(&rejected)
+                .inc_by(applied.rejected as u64);
+            for (kind, count) in [
+                ("opened", applied.opened.len()),
+                ("closed", applied.closed.len()),
+            ] {
+                metrics
+                    .pull_requests
+                    .get_or_create(&RepositoryKind {
+                        repository: repository.clone(),
+                        kind: kind.to_string(),
+                    })
+                    .inc_by(count as u64);
+            }
+            if applied.pushes > 0 {
+                for bump in &applied.bumps {
+                    if let Some(received) = self.events.remove(&bump.image) {
+                        let latency = received.elapsed();
+                        tracing::info!(image = %bump.image, latency_ms = latency.as_millis() as u64, "webhook to pushed commit");
+                        metrics.push_to_commit.observe(latency.as_secs_f64());
+                    }
+                }
+            }
+        }
+        self.parts.insert(repository, part);
+    }
+
+    /// Rebuilds the status report from the parts.
+    fn publish_report(&self) {
+        let mut policies = Vec::new();
+        for policy in &self.config.policies {
+            let tag = self
+                .parts
+                .values()
+                .find_map(|part| part.choices.get(&policy.name).cloned());
+            policies.push(PolicyStatus {
+                name: policy.name.clone(),
+                image: policy.image.name(),
+                tag,
+                checked_at: self.checked.get(&policy.name).cloned(),
+            });
+        }
+        let report = Report {
+            policies,
+            targets: self
+                .parts
+                .values()
+                .flat_map(|part| part.targets.iter().cloned())
+                .collect(),
+            pull_requests: self
+                .parts
+                .values()
+                .flat_map(|part| part.pull_requests.iter().cloned())
+                .collect(),
+            errors: self.errors.values().cloned().collect(),
+            ready: self.shared.ready.load(Ordering::Relaxed),
+            leader: true,
+        };
+        *self.shared.report.lock().expect("report lock") = report;
+    }
+
+    async fn save_report(&self) {
+        self.publish_report();
+        let report = self.shared.report.lock().expect("report lock").clone();
+        let state = self.state.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Ok(value) = serde_json::to_value(&report) {
+                let _ = state.save_report(&value);
+            }
+        })
+        .await;
+    }
+}
+
+/// Where the daemon keeps its state (for `tagwatch status` without a running daemon).
+pub fn state_directory(config: &Config) -> PathBuf {
+    config.daemon.state_dir.clone()
+}

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::config::{Config, RepositoryConfig, WriteBackMode};
@@ -52,7 +53,7 @@ pub type BeforePush = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// One cached clone, shared by the repository entries with the same remote and target branch. The
 /// outer lock is the lane: held for a whole reconcile, it serializes write-backs on one branch.
-pub(super) type Lane = Arc<tokio::sync::Mutex<Option<SharedStore>>>;
+pub(super) type Lane = Arc<tokio::sync::Mutex<Option<(u64, SharedStore)>>>;
 pub(super) type SharedStore = Arc<Mutex<Store>>;
 
 /// A tag listing kept between reconciles.
@@ -77,19 +78,37 @@ pub struct Context<S> {
     /// life of the context (`plan`, `run --once`).
     listing_max_age: Option<Duration>,
     resolve_deadline: Duration,
-    listings: Mutex<HashMap<String, ListingSlot>>,
+    /// What survives a config reload: listings, cached clones, the image index.
+    shared: Arc<Shared>,
+    /// Bumped by each reload: a cached clone opened under an older config is opened again (its remote
+    /// settings may have changed).
+    generation: u64,
     /// Policy name → (listing checksum, `now` when the choice depends on time, the choice).
     resolutions: Mutex<HashMap<String, (u64, Option<DateTime<Utc>>, ResolutionCell)>>,
-    lanes: Mutex<HashMap<String, Lane>>,
     forges: Mutex<HashMap<String, Arc<AnyForge>>>,
-    index: Mutex<HashMap<String, BTreeSet<String>>>,
     before_push: Option<BeforePush>,
+    stopping: CancellationToken,
+    /// Debug builds only: a fault point (`TAGWATCH_FAULT_POINT`) where the process stops, for crash tests.
+    fault_point: Option<String>,
 }
+
+#[derive(Default)]
+struct Shared {
+    listings: Mutex<HashMap<String, ListingSlot>>,
+    lanes: Mutex<HashMap<String, Lane>>,
+    index: Mutex<HashMap<String, BTreeSet<String>>>,
+}
+
+/// Names a fault point in debug builds (crash tests kill the process there); read once per context.
+pub const FAULT_POINT_VARIABLE: &str = "TAGWATCH_FAULT_POINT";
 
 impl<S: TagSource + Send + Sync + 'static> Context<S> {
     /// The cached clones live in `STATE_DIR/git` (SPEC §3 `daemon.stateDir`), reused between runs.
     pub fn new(config: Config, environment: Environment, source: S) -> Self {
         let cache_root = config.daemon.state_dir.join(CACHE_DIRECTORY);
+        let fault_point = cfg!(debug_assertions)
+            .then(|| environment.get(FAULT_POINT_VARIABLE).map(str::to_string))
+            .flatten();
         Context {
             config: Arc::new(config),
             environment,
@@ -97,12 +116,55 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
             cache_root,
             listing_max_age: None,
             resolve_deadline: RESOLVE_DEADLINE,
-            listings: Mutex::new(HashMap::new()),
+            shared: Arc::default(),
+            generation: 0,
             resolutions: Mutex::new(HashMap::new()),
-            lanes: Mutex::new(HashMap::new()),
             forges: Mutex::new(HashMap::new()),
-            index: Mutex::new(HashMap::new()),
             before_push: None,
+            stopping: CancellationToken::new(),
+            fault_point,
+        }
+    }
+
+    /// A context for a reloaded `config` and its tag source that keeps this one's listings, cached
+    /// clones (opened again under the new settings when next used) and image index; policy choices and
+    /// forge clients start afresh.
+    pub fn reconfigured(&self, config: Config, source: S) -> Self {
+        Context {
+            cache_root: config.daemon.state_dir.join(CACHE_DIRECTORY),
+            config: Arc::new(config),
+            environment: self.environment.clone(),
+            source,
+            listing_max_age: self.listing_max_age,
+            resolve_deadline: self.resolve_deadline,
+            shared: Arc::clone(&self.shared),
+            generation: self.generation + 1,
+            resolutions: Mutex::new(HashMap::new()),
+            forges: Mutex::new(HashMap::new()),
+            before_push: self.before_push.clone(),
+            stopping: self.stopping.clone(),
+            fault_point: self.fault_point.clone(),
+        }
+    }
+
+    /// Once `token` is cancelled, no new push or pull-request change starts (in-flight ones finish).
+    pub fn with_stopping(mut self, token: CancellationToken) -> Self {
+        self.stopping = token;
+        self
+    }
+
+    pub(super) fn stopping(&self) -> bool {
+        self.stopping.is_cancelled()
+    }
+
+    /// Debug builds: stops the process here when `TAGWATCH_FAULT_POINT` names `point` (it says so on
+    /// stderr and waits to be killed).
+    pub(super) fn fault(&self, point: &str) {
+        if cfg!(debug_assertions) && self.fault_point.as_deref() == Some(point) {
+            eprintln!("tagwatch: fault point {point} reached");
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
         }
     }
 
@@ -219,14 +281,16 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
         let lane = self.lane(&settings);
         let mut guard = lane.lock().await;
         let store = match guard.as_ref() {
-            Some(store) => store.clone(),
-            None => {
+            Some((generation, store)) if *generation == self.generation => store.clone(),
+            _ => {
+                // Dropped first: the cached clone's lock is released before it is opened again.
+                *guard = None;
                 let cache_root = self.cache_root.clone();
                 let opened = blocking(move || Store::open(&cache_root, &settings)).await;
                 match opened {
                     Ok(Ok(store)) => {
                         let store = Arc::new(Mutex::new(store));
-                        *guard = Some(store.clone());
+                        *guard = Some((self.generation, store.clone()));
                         store
                     }
                     Ok(Err(error)) => return failed(repository_problem(error.into())),
@@ -275,7 +339,8 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
 
     /// The repositories whose last scan found a target naming `image` (normalized).
     pub fn repositories_using(&self, image: &str) -> Vec<String> {
-        self.index
+        self.shared
+            .index
             .lock()
             .expect("index lock")
             .get(image)
@@ -284,7 +349,7 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
     }
 
     fn remember_images(&self, repository: &str, plan: &RepositoryPlan) {
-        let mut index = self.index.lock().expect("index lock");
+        let mut index = self.shared.index.lock().expect("index lock");
         for (image, names) in index.iter_mut() {
             if !plan.images.contains(image) {
                 names.remove(repository);
@@ -301,7 +366,8 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
 
     fn lane(&self, settings: &crate::git::RemoteSettings) -> Lane {
         let key = format!("{}\n{}", settings.redacted_url(), settings.branch);
-        self.lanes
+        self.shared
+            .lanes
             .lock()
             .expect("lanes lock")
             .entry(key)
@@ -332,11 +398,30 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
     }
 
     /// Lists `image` again now (the daemon's poll, a webhook) and tells whether the list changed since
-    /// the last listing this context saw.
-    pub async fn refresh_image(&self, image: &ImageReference) -> Result<bool, Arc<ReconcileError>> {
+    /// the last listing this context saw (a first listing counts as changed).
+    pub async fn refresh_image(
+        &self,
+        image: &ImageReference,
+    ) -> Result<(bool, Listing), Arc<ReconcileError>> {
         let before = self.cached_checksum(image).await;
         let listing = self.listing(image, Some(Duration::ZERO)).await?;
-        Ok(before != Some(listing.checksum))
+        Ok((before != Some(listing.checksum), listing))
+    }
+
+    /// Puts a listing read `age` ago (kept in the state directory) into the cache, so a restart does not
+    /// list every registry at once.
+    pub async fn seed_listing(&self, image: &str, tags: Vec<String>, age: Duration) {
+        let slot = self.listing_slot(image);
+        let mut guard = slot.lock().await;
+        let now = tokio::time::Instant::now();
+        let fetched = now.checked_sub(age).unwrap_or(now);
+        *guard = Some((
+            fetched,
+            Ok(Listing {
+                checksum: checksum(&tags),
+                tags: Arc::new(tags),
+            }),
+        ));
     }
 
     async fn cached_checksum(&self, image: &ImageReference) -> Option<u64> {
@@ -349,7 +434,8 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
     }
 
     fn listing_slot(&self, image: &str) -> ListingSlot {
-        self.listings
+        self.shared
+            .listings
             .lock()
             .expect("listings lock")
             .entry(image.to_string())

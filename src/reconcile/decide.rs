@@ -290,8 +290,12 @@ pub fn decide(facts: &Facts<'_>) -> RepositoryPlan {
                     continue;
                 }
             };
+            plan.choices.insert(
+                policy.name.clone(),
+                version(Some(&resolution.tag), resolution.digest.as_deref()),
+            );
             match decide_target(facts, file, target, policy, resolution) {
-                Verdict::Nothing => {}
+                Verdict::Nothing => plan.notes.push(note(Some(&policy.name), None, Status::Current)),
                 Verdict::Newer => plan
                     .notes
                     .push(note(Some(&policy.name), None, Status::Newer)),

@@ -38,10 +38,10 @@ use serde::Serialize;
 use crate::config::Grouping;
 use crate::error::ErrorClass;
 
-pub use context::{BeforePush, Context, Mode, RESOLVE_DEADLINE};
+pub use context::{BeforePush, Context, FAULT_POINT_VARIABLE, Listing, Mode, RESOLVE_DEADLINE};
 pub use decide::{Facts, ScannedFile, decide};
 pub use message::{TRAILER_BUMP, TRAILER_POLICY, render_message};
-pub use push::{Applied, MAX_PUSH_ATTEMPTS};
+pub use push::{Applied, MAX_PUSH_ATTEMPTS, PullRequestRef};
 pub use settings::{forge_settings, remote_settings};
 
 /// Repositories reconciled side by side by `plan` and `run --once` (each mostly waits on git and
@@ -83,6 +83,8 @@ pub struct Bump {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum Status {
+    /// Already what the policy chooses (not printed by `plan`; the daemon's status lists it).
+    Current,
     /// `# tagwatch: hold` on the field.
     Held,
     /// A human set the field back from `reverted`, a tag tagwatch wrote; held until a newer tag appears.
@@ -176,6 +178,8 @@ pub struct RepositoryPlan {
     pub troubled: BTreeSet<String>,
     /// Every image a target of this repository names (normalized), for the daemon's image index.
     pub images: BTreeSet<String>,
+    /// The version (`tag` or `tag@digest`) each policy used here chose.
+    pub choices: std::collections::BTreeMap<String, String>,
     /// Something kept the plan from seeing everything (history unreadable, a file unreadable): no pull
     /// request is closed this cycle, since "nothing to bump" may be wrong.
     pub incomplete: bool,

@@ -21,7 +21,7 @@ use crate::source::TagSource;
 use super::context::{Context, SharedStore, blocking};
 use super::gather::lock;
 use super::message::{TRAILER_BUMP, parse_bump_trailer};
-use super::push::{Applied, Write, by_group, commit_groups};
+use super::push::{Applied, PullRequestRef, Write, by_group, commit_groups};
 use super::{Bump, Problem, ReconcileError, RepositoryPlan, Scope, Status, group_of};
 
 pub(super) async fn pull_request_mode<S: TagSource + Send + Sync + 'static>(
@@ -57,6 +57,10 @@ pub(super) async fn pull_request_mode<S: TagSource + Send + Sync + 'static>(
         }
     }
     for (group, bumps) in by_group(&plan.bumps) {
+        if context.stopping() {
+            tracing::info!("stopping: no new pull-request change starts");
+            return Ok(applied);
+        }
         if plan.troubled.contains(&group) {
             tracing::info!(group = %group, "left as it is: this group had a problem this cycle");
             continue;
@@ -119,7 +123,10 @@ pub(super) async fn pull_request_mode<S: TagSource + Send + Sync + 'static>(
                 if opened {
                     applied.opened.push(url.clone());
                 }
-                applied.pull_requests.push(url);
+                applied.pull_requests.push(PullRequestRef {
+                    group: group.clone(),
+                    url,
+                });
             }
             Err(error) => {
                 applied.problems.push(group_problem(error.into()));
@@ -128,8 +135,8 @@ pub(super) async fn pull_request_mode<S: TagSource + Send + Sync + 'static>(
         }
         applied.bumps.extend(bumps);
     }
-    if plan.incomplete {
-        tracing::info!("the plan is incomplete this cycle: no pull request is closed");
+    if plan.incomplete || context.stopping() {
+        tracing::info!("the plan is incomplete this cycle (or stopping): no pull request is closed");
         return Ok(applied);
     }
     let open = match forge.list_open_pull_requests(&base_branch).await {

@@ -40,14 +40,21 @@ pub struct Applied {
     pub pushes: usize,
     /// Pushes rejected because someone pushed first.
     pub rejected: usize,
-    /// Pull requests opened or kept up to date (web addresses).
-    pub pull_requests: Vec<String>,
+    /// Pull requests opened or kept up to date.
+    pub pull_requests: Vec<PullRequestRef>,
     /// Pull requests opened this cycle (web addresses; also in `pull_requests`).
     pub opened: Vec<String>,
     /// Pull requests closed because their group has nothing left to bump.
     pub closed: Vec<String>,
     /// Groups or pull requests that failed while the rest went on; each counts as a failure.
     pub problems: Vec<Problem>,
+}
+
+/// One of tagwatch's pull requests: its group and web address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequestRef {
+    pub group: String,
+    pub url: String,
 }
 
 /// Commits and pushes `plan`; returns the plan finally written (after any re-plan) and what was done.
@@ -73,6 +80,11 @@ pub(super) async fn push_mode<S: TagSource + Send + Sync + 'static>(
                 Err(problem(ReconcileError::Join("no planned head".into()))),
             );
         };
+        if context.stopping() {
+            tracing::info!("stopping: no new push starts");
+            return (plan, Ok(applied));
+        }
+        context.fault("before-commit");
         let groups = by_group(&plan.bumps);
         let write = Write::of(repository);
         let shared = store.clone();
@@ -90,6 +102,7 @@ pub(super) async fn push_mode<S: TagSource + Send + Sync + 'static>(
         if let Some(hook) = context.before_push() {
             hook(name);
         }
+        context.fault("before-push");
         let shared = store.clone();
         let pushed = blocking(move || lock(&shared).push(tip)).await;
         match pushed {
@@ -97,6 +110,7 @@ pub(super) async fn push_mode<S: TagSource + Send + Sync + 'static>(
             Ok(Err(error)) => return (plan, Err(problem(error.into()))),
             Ok(Ok(PushOutcome::Pushed)) => {
                 tracing::info!(commit = %tip, commits = commits.len(), bumps = plan.bumps.len(), "pushed");
+                context.fault("after-push");
                 applied.pushes += 1;
                 applied.commits = commits;
                 applied.bumps = plan.bumps.clone();

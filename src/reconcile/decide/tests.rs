@@ -208,7 +208,10 @@ fn the_same_version_is_nothing_to_do() {
     )
     .resolve("app", chose("1.2.0"));
     let plan = case.decide();
-    assert!(plan.bumps.is_empty() && plan.notes.is_empty(), "{plan:?}");
+    assert!(plan.bumps.is_empty(), "{plan:?}");
+    assert_eq!(plan.notes.len(), 1);
+    assert_eq!(plan.notes[0].status, Status::Current);
+    assert_eq!(plan.choices.get("app").map(String::as_str), Some("1.2.0"));
 }
 
 #[test]
