@@ -6,3 +6,4 @@
 //! `Next`), trust a webhook payload (an event only names an image to re-check), or block its own loop.
 
 pub mod scheduler;
+pub mod webhook;
