@@ -67,6 +67,7 @@ pub struct Listing {
 type ListingSlot = Arc<tokio::sync::Mutex<Option<(tokio::time::Instant, ListingResult)>>>;
 type ListingResult = Result<Listing, Arc<ReconcileError>>;
 type ResolutionCell = Arc<OnceCell<Result<Resolution, Arc<ReconcileError>>>>;
+type KeptResolution = (u64, Option<DateTime<Utc>>, ResolutionCell);
 
 /// The long-lived state of the controller. Cheap to share behind an `Arc`.
 pub struct Context<S> {
@@ -84,7 +85,7 @@ pub struct Context<S> {
     /// settings may have changed).
     generation: u64,
     /// Policy name → (listing checksum, `now` when the choice depends on time, the choice).
-    resolutions: Mutex<HashMap<String, (u64, Option<DateTime<Utc>>, ResolutionCell)>>,
+    resolutions: Mutex<HashMap<String, KeptResolution>>,
     forges: Mutex<HashMap<String, Arc<AnyForge>>>,
     before_push: Option<BeforePush>,
     stopping: CancellationToken,

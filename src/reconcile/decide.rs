@@ -526,6 +526,9 @@ pub fn version(tag: Option<&str>, digest: Option<&str>) -> String {
     }
 }
 
+/// Looks up a tag's image creation time (for `order: newest`).
+pub type CreatedOf<'a> = dyn Fn(&str) -> Result<Option<DateTime<Utc>>, Problem> + 'a;
+
 /// How tag `a` compares with tag `b` in the policy's own order; `Ok(None)` when `a` or `b` is not
 /// comparable (not a version of the policy's kind, or no creation time), which never blocks a bump but
 /// never ends a rollback hold either. Semver compares versions whatever the range, so a target above the
@@ -535,7 +538,7 @@ pub fn compare(
     policy: &Policy,
     a: &str,
     b: &str,
-    created: &dyn Fn(&str) -> Result<Option<DateTime<Utc>>, Problem>,
+    created: &CreatedOf<'_>,
 ) -> Result<Option<Ordering>, Problem> {
     match &policy.order {
         Order::Semver(order) => {

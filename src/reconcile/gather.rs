@@ -60,7 +60,7 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
         let (head, scan, history) = gathered.map_err(|error| repository_problem(error.into()))?;
         let history = history
             .map_err(|error| Problem::new(name, Scope::Repository, ReconcileError::History(error)));
-        let config = Arc::clone(&self.config_arc());
+        let config = Arc::clone(self.config_arc());
         let needed = decide::needed_policies(&scan.files, &config.policies, name);
         let resolutions = self.resolve_all(name, needed, now).await;
         let needed_created = decide::needed_created_times(
