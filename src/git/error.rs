@@ -7,9 +7,6 @@ pub use crate::error::ErrorClass;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
-    #[error("too large")]
-    TooLarge { size: u64, limit: u64 },
-
     #[error("cannot reach {url}: {detail}")]
     Unreachable { url: String, detail: String },
 
@@ -97,7 +94,6 @@ impl GitError {
             | GitError::ProtectedBranch { url, .. }
             | GitError::Operation { url, .. } => Some(url),
             GitError::PathOutsideRepository { .. }
-            | GitError::TooLarge { .. }
             | GitError::Signing { .. }
             | GitError::CacheBusy { .. }
             | GitError::Cache { .. } => None,
