@@ -52,8 +52,8 @@ pub enum GitError {
     #[error("signing the commit with `{program}` failed: {detail}")]
     Signing { program: String, detail: String },
 
-    #[error("cache directory {} is in use by process {pid}", path.display())]
-    CacheBusy { path: PathBuf, pid: u32 },
+    #[error("cache directory {} is in use by another process (it holds the lock on the directory's `.lock` file)", path.display())]
+    CacheBusy { path: PathBuf },
 
     #[error("cache directory {}: {source}", path.display())]
     Cache {
