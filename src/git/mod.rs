@@ -49,6 +49,22 @@ const REMOTE: &str = "origin";
 /// own: rollback detection only looks back to tagwatch's last commit on a file.
 pub const DEFAULT_HISTORY_LIMIT: usize = 1000;
 
+/// How long libgit2 waits for a TCP connection to a remote (HTTP(S) and SSH alike). Without it the
+/// kernel's SYN retries decide (about two minutes on Linux). 10 s is far above any loopback or
+/// data-centre round trip and a slow forge's handshake, and short enough that an unreachable remote
+/// fails a cycle quickly and is retried with backoff.
+///
+/// libgit2 settings are process-global and `unsafe` to change: `main` sets them once, before any
+/// thread uses libgit2 (see `src/main.rs`). Library users (and tests) keep libgit2's defaults.
+pub const CONNECT_TIMEOUT_MILLISECONDS: i32 = 10_000;
+
+/// How long libgit2 waits for one read or write on an open connection (HTTP(S) sockets through
+/// `poll`; SSH through libssh2's session timeout, which libgit2 sets from the same value). Without it
+/// a server that accepts and then stalls pins a blocking thread forever. 60 s: a healthy server is
+/// never silent that long — `upload-pack` sends keep-alives every 5 s while it prepares a pack and
+/// progress while it sends one — so only a dead or stalled server reaches it.
+pub const SERVER_TIMEOUT_MILLISECONDS: i32 = 60_000;
+
 /// Result of a push that reached the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushOutcome {

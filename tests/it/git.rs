@@ -2,8 +2,8 @@
 //! token, TLS with a private CA) and SSH (a private sshd with known_hosts). Every outcome is checked
 //! with the real `git` CLI on the remote's bare repository. Shared helpers live here; the tests are in
 //! `remotes` (transports, auth, error kinds, secrets), `write_back` (commit, push, recovery, branches),
-//! `signing_history` (signatures, history access) and `store` (listing, reading and writing trees
-//! without a work tree: symlinks, modes, size cap).
+//! `signing_history` (signatures, history access), `store` (listing, reading and writing trees without
+//! a work tree: symlinks, modes, size cap) and `timeouts` (a stalled server, through the binary).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -145,4 +145,5 @@ fn ssh_settings(
 mod remotes;
 mod signing_history;
 mod store;
+mod timeouts;
 mod write_back;
