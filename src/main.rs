@@ -8,6 +8,7 @@ use tagwatch::cli::{Cli, LogFormat};
 use tagwatch::commands;
 
 fn main() -> ExitCode {
+    set_git_network_timeouts();
     let cli = Cli::parse();
     init_tracing(&cli);
     match commands::dispatch(&cli) {
@@ -17,6 +18,27 @@ fn main() -> ExitCode {
             ExitCode::from(commands::EXIT_FAILURE)
         }
     }
+}
+
+/// libgit2 waits forever on a server that accepts and then stalls unless told otherwise; the values and
+/// why are in `tagwatch::git`. The one place the crate allows `unsafe` (see `[lints]` in Cargo.toml).
+#[allow(unsafe_code)]
+fn set_git_network_timeouts() {
+    // SAFETY: these change libgit2's process-global settings, which is only sound while no other thread
+    // uses libgit2. This is the first statement of `main`: no thread has been spawned yet (the async
+    // runtime and every `spawn_blocking` come later), so nothing can read the settings concurrently.
+    let result = unsafe {
+        git2::opts::set_server_connect_timeout_in_milliseconds(
+            tagwatch::git::CONNECT_TIMEOUT_MILLISECONDS,
+        )
+        .and_then(|()| {
+            git2::opts::set_server_timeout_in_milliseconds(
+                tagwatch::git::SERVER_TIMEOUT_MILLISECONDS,
+            )
+        })
+    };
+    // Only a negative value is refused, and the values are constants.
+    result.expect("libgit2 accepts the network timeouts");
 }
 
 fn init_tracing(cli: &Cli) {

@@ -52,8 +52,27 @@ pub enum GitError {
     #[error("signing the commit with `{program}` failed: {detail}")]
     Signing { program: String, detail: String },
 
-    #[error("cache directory {} is in use by process {pid}", path.display())]
-    CacheBusy { path: PathBuf, pid: u32 },
+    #[error("cache directory {} is in use by another process (it holds the lock on the directory's `.lock` file)", path.display())]
+    CacheBusy { path: PathBuf },
+
+    /// A blob over the size cap, refused from its object header before its content was read.
+    #[error("`{object}` is {size} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        /// The path when the caller named one, else the blob id.
+        object: String,
+        size: u64,
+        limit: u64,
+    },
+
+    /// A write to a path that is not a regular file (mode 100644 / 100755): tagwatch never writes
+    /// through a symlink or into a submodule, and never replaces a directory.
+    #[error("`{path}` in {url} is {found}, not a regular file: tagwatch does not write to it")]
+    NotRegularFile {
+        url: String,
+        path: String,
+        /// `a symbolic link`, `a submodule` or `a directory`.
+        found: &'static str,
+    },
 
     #[error("cache directory {}: {source}", path.display())]
     Cache {
@@ -92,10 +111,12 @@ impl GitError {
             | GitError::MissingPath { url, .. }
             | GitError::PushRefused { url, .. }
             | GitError::ProtectedBranch { url, .. }
+            | GitError::NotRegularFile { url, .. }
             | GitError::Operation { url, .. } => Some(url),
             GitError::PathOutsideRepository { .. }
             | GitError::Signing { .. }
             | GitError::CacheBusy { .. }
+            | GitError::TooLarge { .. }
             | GitError::Cache { .. } => None,
         }
     }

@@ -119,7 +119,7 @@ pub(crate) fn file_history(
 }
 
 /// The commits listed in `.git/shallow`: the edge of a shallow clone.
-fn shallow_commits(repository: &Repository) -> Vec<Oid> {
+pub(crate) fn shallow_commits(repository: &Repository) -> Vec<Oid> {
     std::fs::read_to_string(repository.path().join("shallow"))
         .unwrap_or_default()
         .lines()

@@ -1,6 +1,9 @@
-//! One workspace per cache directory at a time, across processes: `<directory>.lock` holds the owner's
-//! PID. A lock whose process is gone (a killed run) is taken over, so recovery never waits for a human.
+//! One user of a cache directory at a time, across processes: an exclusive `flock` on `<directory>.lock`,
+//! held for the life of the [`CacheLock`] and released by the kernel when the process dies, however it
+//! dies. Nothing is judged from the file's content: a PID file would name PID 1 for every daemon that
+//! runs as a container's init, and a restarted container would find "1" alive forever.
 
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -8,58 +11,47 @@ use super::error::GitError;
 
 #[derive(Debug)]
 pub(crate) struct CacheLock {
-    path: PathBuf,
+    /// Open for as long as the lock is held: closing it (drop, exit, `kill -9`) releases the lock.
+    _file: File,
 }
 
 impl CacheLock {
+    /// Takes the lock of `directory`, or fails at once with [`GitError::CacheBusy`] (transient) while
+    /// another process — or another store in this process — holds it.
     pub(crate) fn acquire(directory: &Path) -> Result<Self, GitError> {
-        let mut name = directory.as_os_str().to_owned();
-        name.push(".lock");
-        let path = PathBuf::from(name);
-        let own = std::process::id();
-        // Two rounds: the second follows the removal of a stale lock.
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut file) => {
-                    file.write_all(own.to_string().as_bytes())
-                        .map_err(|source| cache_error(&path, source))?;
-                    return Ok(CacheLock { path });
-                }
-                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = std::fs::read_to_string(&path)
-                        .ok()
-                        .and_then(|text| text.trim().parse::<u32>().ok());
-                    match holder {
-                        Some(pid) if process_alive(pid) => {
-                            return Err(GitError::CacheBusy {
-                                path: directory.to_path_buf(),
-                                pid,
-                            });
-                        }
-                        _ => {
-                            tracing::warn!(lock = %path.display(), holder = ?holder, "taking over a stale cache lock");
-                            let _ = std::fs::remove_file(&path);
-                        }
-                    }
-                }
-                Err(source) => return Err(cache_error(&path, source)),
+        let path = lock_path(directory);
+        // Never truncated before the lock is ours, and never deleted: deleting a lock file lets a third
+        // process lock a new file of the same name while the second still waits on the old one.
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|source| cache_error(&path, source))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(GitError::CacheBusy {
+                    path: directory.to_path_buf(),
+                });
             }
+            Err(TryLockError::Error(source)) => return Err(cache_error(&path, source)),
         }
-        Err(cache_error(
-            &path,
-            std::io::Error::other("another process keeps recreating the lock"),
-        ))
+        // For a human looking at the cache; never read back.
+        let own = std::process::id().to_string();
+        file.set_len(0)
+            .and_then(|()| file.write_all(own.as_bytes()))
+            .map_err(|source| cache_error(&path, source))?;
+        Ok(CacheLock { _file: file })
     }
 }
 
-impl Drop for CacheLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
+/// `<directory>.lock`, beside the directory (so removing a broken cache never removes its lock).
+pub(crate) fn lock_path(directory: &Path) -> PathBuf {
+    let mut name = directory.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
 }
 
 fn cache_error(path: &Path, source: std::io::Error) -> GitError {
@@ -69,45 +61,77 @@ fn cache_error(path: &Path, source: std::io::Error) -> GitError {
     }
 }
 
-/// Whether `pid` names a running process (Linux `/proc`; elsewhere every holder counts as alive, so a
-/// stale lock there needs removing by hand).
-fn process_alive(pid: u32) -> bool {
-    let proc = Path::new("/proc");
-    if !proc.join("self").exists() {
-        return true;
-    }
-    let stat = std::fs::read_to_string(proc.join(pid.to_string()).join("stat"));
-    // A zombie has exited; it only waits for its parent to reap it.
-    stat.is_ok_and(|stat| {
-        stat.rsplit_once(')')
-            .is_none_or(|(_, rest)| !rest.trim_start().starts_with('Z'))
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::{Command, Stdio};
+
     use super::*;
 
     #[test]
-    fn lock_is_exclusive_released_on_drop_and_stale_ones_are_taken_over() {
+    fn lock_is_exclusive_within_a_process_and_released_on_drop() {
         let root = tempfile::tempdir().unwrap();
         let directory = root.path().join("repo");
         let first = CacheLock::acquire(&directory).unwrap();
         match CacheLock::acquire(&directory) {
-            Err(GitError::CacheBusy { pid, .. }) => assert_eq!(pid, std::process::id()),
+            Err(error @ GitError::CacheBusy { .. }) => {
+                assert_eq!(error.class(), crate::error::ErrorClass::Transient);
+            }
             other => panic!("unexpected: {other:?}"),
         }
         drop(first);
         let again = CacheLock::acquire(&directory).unwrap();
-        drop(again);
-        // A PID far above pid_max: the holder is gone.
-        std::fs::write(root.path().join("repo.lock"), "4999999").unwrap();
-        let taken = CacheLock::acquire(&directory).unwrap();
         assert_eq!(
-            std::fs::read_to_string(root.path().join("repo.lock")).unwrap(),
+            std::fs::read_to_string(lock_path(&directory)).unwrap(),
             std::process::id().to_string()
         );
+        drop(again);
+        assert!(
+            lock_path(&directory).exists(),
+            "the lock file stays; only the kernel lock comes and goes"
+        );
+    }
+
+    #[test]
+    fn a_leftover_lock_file_naming_pid_1_does_not_block() {
+        let root = tempfile::tempdir().unwrap();
+        let directory = root.path().join("repo");
+        // What a PID-file lock of a daemon running as a container's init leaves behind: PID 1 is
+        // always alive in the restarted container.
+        std::fs::write(lock_path(&directory), "1").unwrap();
+        let lock = CacheLock::acquire(&directory).unwrap();
+        drop(lock);
+    }
+
+    #[test]
+    fn a_lock_held_by_another_process_blocks_until_that_process_is_killed() {
+        let root = tempfile::tempdir().unwrap();
+        let directory = root.path().join("repo");
+        let lock = lock_path(&directory);
+        // The shell opens the lock file, `flock(1)` locks that open file (the same `flock(2)` lock
+        // `File::try_lock` takes), and the shell becomes `sleep`, still holding it.
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(r#"exec 9>>"$1" && flock -x 9 && echo locked && exec sleep 600"#)
+            .arg("sh")
+            .arg(&lock)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sh and flock (util-linux) are installed");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "locked");
+
+        let busy = CacheLock::acquire(&directory);
+        assert!(matches!(busy, Err(GitError::CacheBusy { .. })), "{busy:?}");
+
+        // `kill -9`: no destructor, no cleanup; the kernel drops the lock with the process.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let taken = CacheLock::acquire(&directory).unwrap();
         drop(taken);
-        assert!(!root.path().join("repo.lock").exists());
     }
 }

@@ -1,25 +1,29 @@
 //! The git adapter against real remotes: `file://`, smart HTTP (lighttpd + git http-backend, Basic auth,
 //! token, TLS with a private CA) and SSH (a private sshd with known_hosts). Every outcome is checked
 //! with the real `git` CLI on the remote's bare repository. Shared helpers live here; the tests are in
-//! `remotes` (transports, auth, error kinds, secrets), `write_back` (commit, push, recovery, branches)
-//! and `signing_history` (signatures, history access).
+//! `remotes` (transports, auth, error kinds, secrets), `write_back` (commit, push, recovery, branches),
+//! `signing_history` (signatures, history access), `store` (listing, reading and writing trees without
+//! a work tree: symlinks, modes, size cap) and `timeouts` (a stalled server, through the binary).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use tagwatch::git::{
-    CommitIdentity, ErrorClass, GitAuth, GitError, PushOutcome, RemoteSettings, Signing, Workspace,
+    CommitIdentity, ErrorClass, GitAuth, GitError, Oid, PushOutcome, RemoteSettings, Signing, Store,
 };
 use tagwatch::secret::Secret;
 
 use crate::support::git_http::{
-    GitHttpServer, SEED_CONTENT, SEED_FILE, git_bare, human_commit, seed_bare_repo,
+    GitHttpServer, SEED_CONTENT, SEED_FILE, git_bare, git_in, human_commit, seed_bare_repo,
 };
 use crate::support::sshd::{SshServer, keygen};
 
 const PASSWORD: &str = "s3cret-Pa55word-for-tests";
 const TOKEN: &str = "tok_7f3c9a1d2b8e4f60a5c3";
+
+/// The size cap the tests read with: far above any test file.
+const MAX_BYTES: u64 = 1 << 20;
 
 fn identity() -> CommitIdentity {
     CommitIdentity::new("tagwatch", "tagwatch@localhost")
@@ -33,21 +37,37 @@ fn local_remote(root: &Path) -> (PathBuf, String) {
     (bare, url)
 }
 
-/// A seeded `file://` remote under `root` and a workspace on its `main`.
-fn local_workspace(root: &Path) -> (PathBuf, Workspace) {
-    let (bare, url) = local_remote(root);
-    let workspace =
-        Workspace::prepare(&root.join("cache"), &RemoteSettings::new(url, "main")).unwrap();
-    (bare, workspace)
+/// Opens the store for `settings` under `cache_root` and fetches the target branch: what a cycle
+/// starts with. A branch the remote lacks is [`GitError::MissingBranch`].
+fn open_and_fetch(cache_root: &Path, settings: &RemoteSettings) -> Result<(Store, Oid), GitError> {
+    let store = Store::open(cache_root, settings)?;
+    match store.fetch(&settings.branch)? {
+        Some(head) => Ok((store, head)),
+        None => Err(GitError::MissingBranch {
+            url: settings.redacted_url(),
+            branch: settings.branch.clone(),
+        }),
+    }
 }
 
-/// Rewrites the seed file's tag in the work tree (what `manifest` will do).
-fn bump(workspace: &Workspace, to: &str) {
-    let path = workspace.workdir().join(SEED_FILE);
-    let text = std::fs::read_to_string(&path).unwrap();
+/// A seeded `file://` remote under `root`, a store on its `main` (cache in `root/cache`) and its head.
+fn local_store(root: &Path) -> (PathBuf, Store, Oid) {
+    let (bare, url) = local_remote(root);
+    let (store, head) =
+        open_and_fetch(&root.join("cache"), &RemoteSettings::new(url, "main")).unwrap();
+    (bare, store, head)
+}
+
+/// The seed file at `commit` with its tag changed to `to` (what `manifest` will do).
+fn bumped(store: &Store, commit: Oid, to: &str) -> Vec<u8> {
+    let bytes = store
+        .file_at(commit, SEED_FILE, MAX_BYTES)
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(bytes).unwrap();
     let start = text.find("repo-0001:").unwrap() + "repo-0001:".len();
     let end = start + text[start..].find(' ').unwrap();
-    std::fs::write(&path, format!("{}{to}{}", &text[..start], &text[end..])).unwrap();
+    format!("{}{to}{}", &text[..start], &text[end..]).into_bytes()
 }
 
 /// The `config` repository of `server` with Basic auth `git` / [`PASSWORD`].
@@ -68,19 +88,19 @@ fn message(to: &str) -> String {
     format!("chore(images): bump app to {to}\n\nTagwatch-Policy: seed-semver\nTagwatch-Tag: {to}\n")
 }
 
-/// Bumps the seed file to `to` and commits it (not pushed).
-fn commit_bump(workspace: &Workspace, to: &str, signing: &Signing) -> tagwatch::git::Oid {
-    bump(workspace, to);
-    workspace
-        .commit_files(&[SEED_FILE], &identity(), &message(to), signing)
+/// Commits the seed file bumped to `to` on top of `parent` (not pushed).
+fn commit_bump(store: &Store, parent: Oid, to: &str, signing: &Signing) -> Oid {
+    let changes = [(SEED_FILE.to_string(), bumped(store, parent, to))];
+    store
+        .commit(parent, &changes, &identity(), &message(to), signing)
         .unwrap()
         .expect("the bump changes the tree")
 }
 
-/// Commits and pushes one bump; returns the commit id.
-fn bump_and_push(workspace: &Workspace, to: &str) -> String {
-    let commit = commit_bump(workspace, to, &Signing::None);
-    assert_eq!(workspace.push().unwrap(), PushOutcome::Pushed);
+/// Commits one bump on top of `parent` and pushes it; returns the commit id.
+fn bump_and_push(store: &Store, parent: Oid, to: &str) -> String {
+    let commit = commit_bump(store, parent, to, &Signing::None);
+    assert_eq!(store.push(commit).unwrap(), PushOutcome::Pushed);
     commit.to_string()
 }
 
@@ -101,11 +121,11 @@ fn remote_file(bare: &Path, path: &str) -> String {
     git_bare(bare, &["show", &format!("main:{path}")])
 }
 
-/// Prepares a workspace for `settings`, pushes a bump and checks it arrived in `bare`.
+/// Opens a store for `settings`, pushes a bump and checks it arrived in `bare`.
 fn assert_round_trip(bare: &Path, settings: &RemoteSettings, to: &str) {
     let root = tempfile::tempdir().unwrap();
-    let workspace = Workspace::prepare(root.path(), settings).unwrap();
-    let commit = bump_and_push(&workspace, to);
+    let (store, head) = open_and_fetch(root.path(), settings).unwrap();
+    let commit = bump_and_push(&store, head, to);
     assert_eq!(remote_head(bare), commit);
 }
 
@@ -124,4 +144,6 @@ fn ssh_settings(
 
 mod remotes;
 mod signing_history;
+mod store;
+mod timeouts;
 mod write_back;

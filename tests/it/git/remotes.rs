@@ -24,7 +24,7 @@ fn https_with_custom_ca_works_and_without_it_is_a_certificate_error() {
     let bare = server.create_repo("config");
     let root = tempfile::tempdir().unwrap();
     let untrusted = basic_settings(&server);
-    let error = Workspace::prepare(&root.path().join("a"), &untrusted).unwrap_err();
+    let error = open_and_fetch(&root.path().join("a"), &untrusted).unwrap_err();
     assert!(
         matches!(error, GitError::Certificate { .. }),
         "unexpected: {error:?}"
@@ -32,8 +32,8 @@ fn https_with_custom_ca_works_and_without_it_is_a_certificate_error() {
     assert_eq!(error.class(), ErrorClass::Permanent);
 
     let trusted = untrusted.with_ca_file(server.ca_file());
-    let workspace = Workspace::prepare(&root.path().join("b"), &trusted).unwrap();
-    let commit = bump_and_push(&workspace, "2.0.0");
+    let (store, head) = open_and_fetch(&root.path().join("b"), &trusted).unwrap();
+    let commit = bump_and_push(&store, head, "2.0.0");
     assert_eq!(remote_head(&bare), commit);
 }
 
@@ -53,7 +53,7 @@ fn ssh_unknown_or_changed_host_key_is_rejected() {
     let empty = root.path().join("empty_known_hosts");
     std::fs::write(&empty, "").unwrap();
 
-    let unknown = Workspace::prepare(
+    let unknown = open_and_fetch(
         &root.path().join("a"),
         &ssh_settings(&server, &bare, empty.clone(), false),
     )
@@ -67,7 +67,7 @@ fn ssh_unknown_or_changed_host_key_is_rejected() {
     }
     assert_eq!(unknown.class(), ErrorClass::Permanent);
 
-    let changed = Workspace::prepare(
+    let changed = open_and_fetch(
         &root.path().join("b"),
         &ssh_settings(&server, &bare, server.wrong_known_hosts(), true),
     )
@@ -78,12 +78,12 @@ fn ssh_unknown_or_changed_host_key_is_rejected() {
     }
 
     // Explicitly allowed: an unknown host is accepted.
-    let accepted = Workspace::prepare(
+    let (_store, head) = open_and_fetch(
         &root.path().join("c"),
         &ssh_settings(&server, &bare, empty, true),
     )
     .unwrap();
-    assert_eq!(accepted.head().unwrap().to_string(), remote_head(&bare));
+    assert_eq!(head.to_string(), remote_head(&bare));
 }
 
 #[test]
@@ -96,7 +96,7 @@ fn wrong_password_is_an_authentication_error_that_hides_the_password() {
         username: "git".to_string(),
         password: Secret::new(wrong),
     });
-    let error = Workspace::prepare(root.path(), &settings).unwrap_err();
+    let error = open_and_fetch(root.path(), &settings).unwrap_err();
     assert!(
         matches!(error, GitError::Authentication { .. }),
         "unexpected: {error:?}"
@@ -108,7 +108,7 @@ fn wrong_password_is_an_authentication_error_that_hides_the_password() {
 
     // No credentials at all is the same kind of error, with its own explanation.
     let none = RemoteSettings::new(server.url("config"), "main");
-    let error = Workspace::prepare(&root.path().join("none"), &none).unwrap_err();
+    let error = open_and_fetch(&root.path().join("none"), &none).unwrap_err();
     match error {
         GitError::Authentication { detail, .. } => assert!(detail.contains("none are configured")),
         other => panic!("unexpected: {other:?}"),
@@ -121,7 +121,7 @@ fn credentials_are_not_sent_to_a_host_a_redirect_points_to() {
     let bare = target.create_repo("config");
     let redirector = GitHttpServer::start_redirecting_to(&target);
     let root = tempfile::tempdir().unwrap();
-    let error = Workspace::prepare(root.path(), &token_settings(&redirector, TOKEN)).unwrap_err();
+    let error = open_and_fetch(root.path(), &token_settings(&redirector, TOKEN)).unwrap_err();
     match &error {
         GitError::Authentication { detail, .. } => {
             assert!(detail.contains("redirected to another host"), "{detail}")
@@ -140,7 +140,7 @@ fn credentials_in_the_url_are_redacted_from_errors() {
     let url = server
         .url("missing")
         .replace("://", &format!("://git:{PASSWORD}@"));
-    let error = Workspace::prepare(root.path(), &RemoteSettings::new(url, "main")).unwrap_err();
+    let error = open_and_fetch(root.path(), &RemoteSettings::new(url, "main")).unwrap_err();
     let shown = format!("{error} {error:?}");
     assert!(!shown.contains(PASSWORD), "{shown}");
     assert!(shown.contains("***@127.0.0.1"), "{shown}");
@@ -167,7 +167,7 @@ fn unreachable_remote_is_a_transient_error() {
         accept_unknown_hosts: false,
     });
     for (settings, port) in [(http, http_port), (ssh, ssh_port)] {
-        let error = Workspace::prepare(root.path(), &settings).unwrap_err();
+        let error = open_and_fetch(root.path(), &settings).unwrap_err();
         assert!(
             matches!(error, GitError::Unreachable { .. }),
             "unexpected: {error:?}"
@@ -200,7 +200,7 @@ fn missing_repository_is_named_on_every_transport() {
         ssh_missing,
     ];
     for (n, settings) in cases.iter().enumerate() {
-        let error = Workspace::prepare(&root.path().join(n.to_string()), settings).unwrap_err();
+        let error = open_and_fetch(&root.path().join(n.to_string()), settings).unwrap_err();
         assert!(
             matches!(error, GitError::MissingRepository { .. }),
             "{}: unexpected {error:?}",
@@ -224,7 +224,7 @@ fn ssh_key_problems_are_authentication_errors() {
             known_hosts_file: Some(server.known_hosts()),
             accept_unknown_hosts: false,
         });
-        let error = Workspace::prepare(&root.path().join(n.to_string()), &settings).unwrap_err();
+        let error = open_and_fetch(&root.path().join(n.to_string()), &settings).unwrap_err();
         assert!(
             matches!(error, GitError::Authentication { .. }),
             "unexpected: {error:?}"
@@ -268,13 +268,13 @@ fn credentials_never_appear_in_logs_or_errors() {
         tracing::callsite::rebuild_interest_cache();
         let good = token_settings(&server, TOKEN);
         shown.push_str(&format!("{good:?}"));
-        let workspace = Workspace::prepare(&root.path().join("a"), &good).unwrap();
-        shown.push_str(&format!("{workspace:?}"));
-        bump_and_push(&workspace, "5.0.0");
+        let (store, head) = open_and_fetch(&root.path().join("a"), &good).unwrap();
+        shown.push_str(&format!("{store:?}"));
+        bump_and_push(&store, head, "5.0.0");
         tracing::debug!(settings = ?good, "settings as logged by a caller");
 
         let bad = token_settings(&server, &format!("{TOKEN}-expired"));
-        let error = Workspace::prepare(&root.path().join("b"), &bad).unwrap_err();
+        let error = open_and_fetch(&root.path().join("b"), &bad).unwrap_err();
         shown.push_str(&format!("{error} {error:?}"));
         tracing::error!(error = %error, "write-back failed");
     });

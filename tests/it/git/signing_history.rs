@@ -2,17 +2,17 @@
 
 use super::*;
 
-/// Commits a signed bump, pushes it, and runs `git verify-commit` on the remote with `git_options`
-/// and `gnupg_home`; returns verify-commit's report.
+/// Commits a signed bump on `head`, pushes it, and runs `git verify-commit` on the remote with
+/// `git_options` and `gnupg_home`; returns verify-commit's report.
 fn push_signed_and_verify(
-    workspace: &Workspace,
+    (store, head): (&Store, Oid),
     bare: &Path,
     signing: &Signing,
     git_options: &[String],
     gnupg_home: Option<&Path>,
 ) -> String {
-    let commit = commit_bump(workspace, "1.1.0", signing);
-    assert_eq!(workspace.push().unwrap(), PushOutcome::Pushed);
+    let commit = commit_bump(store, head, "1.1.0", signing);
+    assert_eq!(store.push(commit).unwrap(), PushOutcome::Pushed);
     let mut verify = Command::new("git");
     if let Some(home) = gnupg_home {
         verify.env("GNUPGHOME", home);
@@ -34,7 +34,7 @@ fn push_signed_and_verify(
 #[test]
 fn ssh_signed_commit_is_verified_by_git() {
     let root = tempfile::tempdir().unwrap();
-    let (bare, workspace) = local_workspace(root.path());
+    let (bare, store, head) = local_store(root.path());
     let key = root.path().join("signing_ed25519");
     keygen(&key, "tagwatch-signing");
     let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
@@ -46,7 +46,7 @@ fn ssh_signed_commit_is_verified_by_git() {
         format!("gpg.ssh.allowedSignersFile={}", allowed.display()),
     ];
     let signing = Signing::Ssh { key_file: key };
-    let stderr = push_signed_and_verify(&workspace, &bare, &signing, &options, None);
+    let stderr = push_signed_and_verify((&store, head), &bare, &signing, &options, None);
     assert!(
         stderr.contains("Good \"git\" signature for tagwatch@localhost"),
         "{stderr}"
@@ -56,7 +56,7 @@ fn ssh_signed_commit_is_verified_by_git() {
 #[test]
 fn gpg_signed_commit_is_verified_by_git() {
     let root = tempfile::tempdir().unwrap();
-    let (bare, workspace) = local_workspace(root.path());
+    let (bare, store, head) = local_store(root.path());
     let gnupg = GnupgHome::new();
     let generate = Command::new("gpg")
         .env("GNUPGHOME", gnupg.path())
@@ -74,7 +74,7 @@ fn gpg_signed_commit_is_verified_by_git() {
         key_id: "tagwatch@localhost".to_string(),
         gnupg_home: Some(gnupg.path().to_path_buf()),
     };
-    let stderr = push_signed_and_verify(&workspace, &bare, &signing, &[], Some(gnupg.path()));
+    let stderr = push_signed_and_verify((&store, head), &bare, &signing, &[], Some(gnupg.path()));
     assert!(
         stderr.contains("Good signature from \"tagwatch <tagwatch@localhost>\""),
         "{stderr}"
@@ -117,14 +117,27 @@ impl Drop for GnupgHome {
 #[test]
 fn a_signing_failure_is_an_error_and_commits_nothing() {
     let root = tempfile::tempdir().unwrap();
-    let (_bare, workspace) = local_workspace(root.path());
-    let before = workspace.head().unwrap();
-    bump(&workspace, "1.5.0");
+    let (bare, store, head) = local_store(root.path());
+    let objects = |kind: &str| {
+        git_bare(
+            store.directory(),
+            &[
+                "cat-file",
+                "--batch-all-objects",
+                "--batch-check=%(objecttype)",
+            ],
+        )
+        .lines()
+        .filter(|line| *line == kind)
+        .count()
+    };
+    let commits_before = objects("commit");
     let signing = Signing::Ssh {
         key_file: root.path().join("no-such-key"),
     };
-    let error = workspace
-        .commit_files(&[SEED_FILE], &identity(), &message("1.5.0"), &signing)
+    let changes = [(SEED_FILE.to_string(), bumped(&store, head, "1.5.0"))];
+    let error = store
+        .commit(head, &changes, &identity(), &message("1.5.0"), &signing)
         .unwrap_err();
     match &error {
         GitError::Signing { program, detail } => {
@@ -134,21 +147,18 @@ fn a_signing_failure_is_an_error_and_commits_nothing() {
         other => panic!("unexpected: {other:?}"),
     }
     assert_eq!(
-        workspace.head().unwrap(),
-        before,
+        objects("commit"),
+        commits_before,
         "no unsigned commit slipped in"
     );
+    assert_eq!(commit_count(&bare), 1);
 }
 
 #[test]
 fn history_tells_tagwatch_commits_from_a_human_revert() {
     let root = tempfile::tempdir().unwrap();
-    let cache = root.path().join("cache");
-    let (bare, url) = local_remote(root.path());
-    let settings = RemoteSettings::new(url, "main");
-    let workspace = Workspace::prepare(&cache, &settings).unwrap();
-    let seed = workspace.head().unwrap();
-    let ours = bump_and_push(&workspace, "1.0.1");
+    let (bare, store, seed) = local_store(root.path());
+    let ours = bump_and_push(&store, seed, "1.0.1");
     let revert = human_commit(
         &bare,
         "main",
@@ -156,11 +166,11 @@ fn history_tells_tagwatch_commits_from_a_human_revert() {
         SEED_CONTENT,
         "Revert app to 1.0.0\n\nbroke checkout",
     );
-    human_commit(&bare, "main", "README.md", "unrelated\n", "docs");
-    let head = workspace.refresh().unwrap();
+    let docs = human_commit(&bare, "main", "README.md", "unrelated\n", "docs");
+    let head = store.fetch("main").unwrap().unwrap();
 
-    let history = workspace
-        .file_history(Path::new(SEED_FILE), Some(seed), 100)
+    let history = store
+        .file_history(head, SEED_FILE, Some(seed), 100)
         .unwrap();
     assert!(history.complete);
     let ids: Vec<String> = history.commits.iter().map(|c| c.id.to_string()).collect();
@@ -175,9 +185,10 @@ fn history_tells_tagwatch_commits_from_a_human_revert() {
     assert_eq!(tagwatch.author.name, "tagwatch");
     assert_eq!(tagwatch.trailer("tagwatch-policy"), Some("seed-semver"));
     assert_eq!(tagwatch.trailer("Tagwatch-Tag"), Some("1.0.1"));
+    assert_eq!(store.commit_info(tagwatch.id).unwrap(), *tagwatch);
 
-    let before_revert = workspace
-        .file_at(tagwatch.id, Path::new(SEED_FILE))
+    let before_revert = store
+        .file_at(tagwatch.id, SEED_FILE, MAX_BYTES)
         .unwrap()
         .unwrap();
     assert!(
@@ -186,20 +197,25 @@ fn history_tells_tagwatch_commits_from_a_human_revert() {
             .contains(":1.0.1 ")
     );
     assert_eq!(
-        workspace
-            .file_at(head, Path::new(SEED_FILE))
-            .unwrap()
-            .unwrap(),
+        store.file_at(head, SEED_FILE, MAX_BYTES).unwrap().unwrap(),
         SEED_CONTENT.as_bytes()
     );
-    assert_eq!(
-        workspace.file_at(head, Path::new("absent.yaml")).unwrap(),
-        None
-    );
+    assert_eq!(store.file_at(head, "absent.yaml", MAX_BYTES).unwrap(), None);
+    assert_eq!(store.file_at(head, "clusters", MAX_BYTES).unwrap(), None);
 
-    let limited = workspace
-        .file_history(Path::new(SEED_FILE), None, 1)
-        .unwrap();
+    let limited = store.file_history(head, SEED_FILE, None, 1).unwrap();
     assert_eq!(limited.commits.len(), 1);
     assert!(!limited.complete, "the limit cut the walk short");
+
+    // Every commit, newest first, in one walk; the root was reached only when nothing was cut off.
+    let (recent, reached_root) = store.recent_commits(head, 100).unwrap();
+    let ids: Vec<String> = recent.iter().map(|c| c.id.to_string()).collect();
+    assert_eq!(ids, vec![docs, revert, ours, seed.to_string()]);
+    assert!(reached_root);
+    let (recent, reached_root) = store.recent_commits(head, 2).unwrap();
+    assert_eq!(recent.len(), 2);
+    assert!(!reached_root, "the limit cut the walk short");
+    let (recent, reached_root) = store.recent_commits(head, 4).unwrap();
+    assert_eq!(recent.len(), 4);
+    assert!(reached_root, "exactly every commit");
 }

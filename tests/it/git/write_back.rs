@@ -4,19 +4,19 @@
 use super::*;
 
 #[test]
-fn file_remote_round_trip_commits_with_identity_and_reuses_the_cache() {
+fn file_remote_round_trip_commits_with_identity_and_reuses_the_bare_cache() {
     let root = tempfile::tempdir().unwrap();
     let cache = root.path().join("cache");
     let (bare, url) = local_remote(root.path());
     let settings = RemoteSettings::new(url, "main");
 
-    let workspace = Workspace::prepare(&cache, &settings).unwrap();
-    assert_eq!(workspace.head().unwrap().to_string(), remote_head(&bare));
+    let (store, head) = open_and_fetch(&cache, &settings).unwrap();
+    assert_eq!(head.to_string(), remote_head(&bare));
     assert_eq!(
-        std::fs::read_to_string(workspace.workdir().join(SEED_FILE)).unwrap(),
-        SEED_CONTENT
+        store.file_at(head, SEED_FILE, MAX_BYTES).unwrap().unwrap(),
+        SEED_CONTENT.as_bytes()
     );
-    let commit = bump_and_push(&workspace, "1.0.1");
+    let commit = bump_and_push(&store, head, "1.0.1");
 
     assert_eq!(remote_head(&bare), commit);
     assert_eq!(
@@ -29,18 +29,30 @@ fn file_remote_round_trip_commits_with_identity_and_reuses_the_cache() {
     );
     assert!(author.starts_with("tagwatch <tagwatch@localhost>|tagwatch <tagwatch@localhost>|"));
     assert!(author.contains("Tagwatch-Policy: seed-semver"));
-    let workdir = workspace.workdir().to_path_buf();
-    let busy = Workspace::prepare(&cache, &settings).unwrap_err();
+
+    // A bare clone under its own name: an old work-tree cache of the same remote never collides.
+    let directory = store.directory().to_path_buf();
+    assert!(
+        directory.to_string_lossy().ends_with(".git"),
+        "{directory:?}"
+    );
+    assert_eq!(
+        git_bare(&directory, &["rev-parse", "--is-bare-repository"]).trim(),
+        "true"
+    );
+    assert!(!directory.join(SEED_FILE).exists(), "no work tree");
+
+    let busy = Store::open(&cache, &settings).unwrap_err();
     assert!(
         matches!(busy, GitError::CacheBusy { .. }),
-        "one workspace per cache directory at a time: {busy:?}"
+        "one store per cache directory at a time: {busy:?}"
     );
     assert_eq!(busy.class(), ErrorClass::Transient);
-    drop(workspace);
+    drop(store);
 
-    let again = Workspace::prepare(&cache, &settings).unwrap();
-    assert_eq!(again.workdir(), workdir, "the cache clone is reused");
-    assert_eq!(again.head().unwrap().to_string(), commit);
+    let (again, head) = open_and_fetch(&cache, &settings).unwrap();
+    assert_eq!(again.directory(), directory, "the cache clone is reused");
+    assert_eq!(head.to_string(), commit);
     let entries: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
     assert_eq!(
         entries.len(),
@@ -52,13 +64,16 @@ fn file_remote_round_trip_commits_with_identity_and_reuses_the_cache() {
 #[test]
 fn commit_without_changes_commits_nothing() {
     let root = tempfile::tempdir().unwrap();
-    let (bare, workspace) = local_workspace(root.path());
-    let before = workspace.head().unwrap();
-    let result = workspace
-        .commit_files(&[SEED_FILE], &identity(), "nothing", &Signing::None)
+    let (bare, store, head) = local_store(root.path());
+    let same = [(SEED_FILE.to_string(), SEED_CONTENT.as_bytes().to_vec())];
+    let result = store
+        .commit(head, &same, &identity(), "nothing", &Signing::None)
         .unwrap();
     assert_eq!(result, None);
-    assert_eq!(workspace.head().unwrap(), before);
+    let result = store
+        .commit(head, &[], &identity(), "nothing", &Signing::None)
+        .unwrap();
+    assert_eq!(result, None);
     assert_eq!(commit_count(&bare), 1);
 }
 
@@ -70,10 +85,10 @@ fn a_push_refused_by_the_server_is_not_reported_as_rejected() {
     std::fs::write(&hook, "#!/bin/sh\necho 'main is protected' >&2\nexit 1\n").unwrap();
     std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let root = tempfile::tempdir().unwrap();
-    let workspace = Workspace::prepare(root.path(), &basic_settings(&server)).unwrap();
-    commit_bump(&workspace, "1.0.1", &Signing::None);
+    let (store, head) = open_and_fetch(root.path(), &basic_settings(&server)).unwrap();
+    let commit = commit_bump(&store, head, "1.0.1", &Signing::None);
     let before = remote_head(&bare);
-    match workspace.push() {
+    match store.push(commit) {
         Err(GitError::PushRefused { branch, reason, .. }) => {
             assert_eq!(branch, "main");
             assert!(reason.contains("declined"), "{reason}");
@@ -86,25 +101,26 @@ fn a_push_refused_by_the_server_is_not_reported_as_rejected() {
 #[test]
 fn a_broken_cache_directory_is_rebuilt() {
     let root = tempfile::tempdir().unwrap();
-    let (bare, workspace) = local_workspace(root.path());
-    let workdir = workspace.workdir().to_path_buf();
-    let settings = workspace.settings().clone();
-    drop(workspace);
+    let (bare, store, _) = local_store(root.path());
+    let directory = store.directory().to_path_buf();
+    let settings = store.settings().clone();
+    drop(store);
     // A clone killed half-way: the directory exists but is no repository.
-    std::fs::remove_dir_all(workdir.join(".git")).unwrap();
-    std::fs::write(workdir.join("leftover"), "x").unwrap();
+    std::fs::remove_dir_all(directory.join("objects")).unwrap();
+    std::fs::remove_file(directory.join("HEAD")).unwrap();
+    std::fs::write(directory.join("leftover"), "x").unwrap();
 
-    let workspace = Workspace::prepare(&root.path().join("cache"), &settings).unwrap();
-    assert_eq!(workspace.workdir(), workdir);
-    assert_eq!(workspace.head().unwrap().to_string(), remote_head(&bare));
-    assert!(!workdir.join("leftover").exists());
+    let (store, head) = open_and_fetch(&root.path().join("cache"), &settings).unwrap();
+    assert_eq!(store.directory(), directory);
+    assert_eq!(head.to_string(), remote_head(&bare));
+    assert!(!directory.join("leftover").exists());
 }
 
 #[test]
 fn missing_branch_and_missing_path_are_named() {
     let root = tempfile::tempdir().unwrap();
     let (_bare, url) = local_remote(root.path());
-    let error = Workspace::prepare(
+    let error = open_and_fetch(
         &root.path().join("cache"),
         &RemoteSettings::new(url.clone(), "production"),
     )
@@ -117,34 +133,62 @@ fn missing_branch_and_missing_path_are_named() {
         error.to_string(),
         format!("branch `production` does not exist on {url}")
     );
+    let invalid = Store::open(
+        &root.path().join("cache"),
+        &RemoteSettings::new(url.clone(), "no..branch"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(invalid, GitError::MissingBranch { .. }),
+        "{invalid:?}"
+    );
 
-    let workspace = Workspace::prepare(
+    let (store, head) = open_and_fetch(
         &root.path().join("cache"),
         &RemoteSettings::new(url, "main"),
     )
     .unwrap();
-    workspace.check_paths(&["clusters/prod"]).unwrap();
-    match workspace.check_paths(&["clusters/prod", "clusters/staging"]) {
+    let listing = store
+        .list_files(head, &[PathBuf::from("clusters/prod")])
+        .unwrap();
+    assert_eq!(listing.files.len(), 1);
+    match store.list_files(
+        head,
+        &[
+            PathBuf::from("clusters/prod"),
+            PathBuf::from("clusters/staging"),
+        ],
+    ) {
         Err(GitError::MissingPath { path, branch, .. }) => {
             assert_eq!(path, "clusters/staging");
             assert_eq!(branch, "main");
         }
         other => panic!("unexpected: {other:?}"),
     }
+    // A file on the way is not a directory.
     assert!(matches!(
-        workspace.check_paths(&["../outside"]),
-        Err(GitError::PathOutsideRepository { .. })
+        store.list_files(head, &[PathBuf::from("README.md/x")]),
+        Err(GitError::MissingPath { .. })
     ));
+    for outside in ["../outside", "/etc", "clusters/../../x"] {
+        assert!(
+            matches!(
+                store.list_files(head, &[PathBuf::from(outside)]),
+                Err(GitError::PathOutsideRepository { .. })
+            ),
+            "{outside}"
+        );
+    }
 }
 
 #[test]
-fn rejected_push_is_reported_then_refresh_and_recommit_keeps_the_human_commit() {
+fn rejected_push_is_reported_then_refetch_and_recommit_keeps_the_human_commit() {
     let server = GitHttpServer::start("git", PASSWORD);
     let bare = server.create_repo("config");
     let root = tempfile::tempdir().unwrap();
     let settings = basic_settings(&server);
-    let workspace = Workspace::prepare(root.path(), &settings).unwrap();
-    commit_bump(&workspace, "1.0.1", &Signing::None);
+    let (store, head) = open_and_fetch(root.path(), &settings).unwrap();
+    let ours = commit_bump(&store, head, "1.0.1", &Signing::None);
 
     // Someone else pushes first.
     let human = human_commit(
@@ -154,20 +198,23 @@ fn rejected_push_is_reported_then_refresh_and_recommit_keeps_the_human_commit() 
         "# edited by a human\n",
         "docs: edit",
     );
-    match workspace.push().unwrap() {
+    match store.push(ours).unwrap() {
         PushOutcome::Rejected { reason } => assert!(!reason.is_empty()),
         PushOutcome::Pushed => panic!("a non-fast-forward push must be rejected"),
     }
     assert_eq!(remote_head(&bare), human, "the remote is unchanged");
 
-    // Reconcile's loop: fetch, reset, re-plan, commit again, push.
-    let head = workspace.refresh().unwrap();
+    // Reconcile's loop: fetch, re-plan on the new head, commit again, push.
+    let head = store.fetch("main").unwrap().unwrap();
     assert_eq!(head.to_string(), human);
     assert_eq!(
-        std::fs::read_to_string(workspace.workdir().join("README.md")).unwrap(),
-        "# edited by a human\n"
+        store
+            .file_at(head, "README.md", MAX_BYTES)
+            .unwrap()
+            .unwrap(),
+        b"# edited by a human\n"
     );
-    let commit = bump_and_push(&workspace, "1.0.1");
+    let commit = bump_and_push(&store, head, "1.0.1");
     assert_eq!(remote_head(&bare), commit);
     let parents = git_bare(&bare, &["rev-list", "--parents", "-n1", "main"]);
     assert!(
@@ -178,88 +225,94 @@ fn rejected_push_is_reported_then_refresh_and_recommit_keeps_the_human_commit() 
 }
 
 #[test]
-fn an_unpushed_commit_from_a_killed_run_is_discarded_on_prepare() {
+fn an_unpushed_commit_from_a_killed_run_never_reaches_the_remote() {
     let root = tempfile::tempdir().unwrap();
     let cache = root.path().join("cache");
     let (bare, url) = local_remote(root.path());
     let settings = RemoteSettings::new(url, "main");
     let before = remote_head(&bare);
 
-    let workspace = Workspace::prepare(&cache, &settings).unwrap();
-    let orphan = commit_bump(&workspace, "9.9.9", &Signing::None);
-    // The process dies between commit and push, leaving the commit, a dirty file and a lock.
-    std::fs::write(workspace.workdir().join("stray.txt"), "half-written").unwrap();
-    let git_dir = workspace.workdir().join(".git");
-    drop(workspace);
-    std::fs::write(git_dir.join("index.lock"), "").unwrap();
+    let (store, head) = open_and_fetch(&cache, &settings).unwrap();
+    let orphan = commit_bump(&store, head, "9.9.9", &Signing::None);
+    // The process dies between commit and push, leaving the commit and lock files of ref updates.
+    let directory = store.directory().to_path_buf();
+    drop(store);
+    for lock in [
+        "config.lock",
+        "packed-refs.lock",
+        "refs/remotes/origin/main.lock",
+    ] {
+        std::fs::write(directory.join(lock), "").unwrap();
+    }
 
-    let workspace = Workspace::prepare(&cache, &settings).unwrap();
-    assert_eq!(workspace.head().unwrap().to_string(), before);
-    assert_ne!(workspace.head().unwrap(), orphan);
-    assert!(!workspace.workdir().join("stray.txt").exists());
-    assert_eq!(
-        std::fs::read_to_string(workspace.workdir().join(SEED_FILE)).unwrap(),
-        SEED_CONTENT
+    let (store, head) = open_and_fetch(&cache, &settings).unwrap();
+    assert_eq!(head.to_string(), before);
+    let refs = git_bare(
+        &directory,
+        &["for-each-ref", "--format=%(objectname) %(refname)"],
+    );
+    assert!(
+        !refs.contains(&orphan.to_string()),
+        "a commit moves no ref: {refs}"
     );
     assert_eq!(remote_head(&bare), before, "nothing was pushed");
 
     // The next cycle re-plans and pushes exactly one commit.
-    bump_and_push(&workspace, "9.9.9");
+    bump_and_push(&store, head, "9.9.9");
     assert_eq!(commit_count(&bare), 2);
 }
 
 #[test]
 fn head_branch_is_force_pushed_but_the_base_branch_never_is() {
     let root = tempfile::tempdir().unwrap();
-    let (bare, workspace) = local_workspace(root.path());
-    let base = remote_head(&bare);
+    let (bare, store, base) = local_store(root.path());
     let head_branch = "tagwatch/repository";
 
-    // First cycle: the head branch is created from the base and pushed.
-    assert_eq!(workspace.fetch_branch(head_branch).unwrap(), None);
-    workspace.start_branch(head_branch).unwrap();
-    let first = commit_bump(&workspace, "2.0.0", &Signing::None);
-    workspace
-        .force_push_branch(head_branch, head_branch)
-        .unwrap();
+    // First cycle: the head branch is built on the base and pushed.
+    assert_eq!(store.fetch(head_branch).unwrap(), None);
+    let first = commit_bump(&store, base, "2.0.0", &Signing::None);
+    store.force_push(first, head_branch).unwrap();
     assert_eq!(
         git_bare(&bare, &["rev-parse", &format!("refs/heads/{head_branch}")]).trim(),
         first.to_string()
     );
 
-    // Next cycle, a newer tag: rebuilt from the base (not on top of the old one) and force-pushed.
-    assert_eq!(workspace.fetch_branch(head_branch).unwrap(), Some(first));
-    workspace.start_branch(head_branch).unwrap();
-    let second = commit_bump(&workspace, "2.1.0", &Signing::None);
-    workspace
-        .force_push_branch(head_branch, head_branch)
-        .unwrap();
+    // Next cycle, a newer tag: rebuilt on the base (not on top of the old one) and force-pushed.
+    assert_eq!(store.fetch(head_branch).unwrap(), Some(first));
+    let second = commit_bump(&store, base, "2.1.0", &Signing::None);
+    store.force_push(second, head_branch).unwrap();
     let pushed = git_bare(&bare, &["rev-list", "--parents", "-n1", head_branch]);
-    // A third cycle with the same bump rebuilds an identical tree: nothing to force-push.
-    let remote = workspace.fetch_branch(head_branch).unwrap().unwrap();
-    workspace.start_branch(head_branch).unwrap();
-    let third = commit_bump(&workspace, "2.1.0", &Signing::None);
-    assert!(workspace.same_tree(third, remote).unwrap());
-    assert!(!workspace.same_tree(third, first).unwrap());
     assert!(pushed.starts_with(&second.to_string()), "{pushed}");
     assert!(
-        pushed.trim_end().ends_with(&base),
+        pushed.trim_end().ends_with(&base.to_string()),
         "parent is the base: {pushed}"
     );
+    // A third cycle with the same bump rebuilds an identical tree: nothing to force-push.
+    let remote = store.fetch(head_branch).unwrap().unwrap();
+    let third = commit_bump(&store, base, "2.1.0", &Signing::None);
+    assert!(store.same_tree(third, remote).unwrap());
+    assert!(!store.same_tree(third, first).unwrap());
 
-    // The base is protected.
-    let refused = workspace
-        .force_push_branch(head_branch, "main")
-        .unwrap_err();
+    // The base is protected: never forced, and a plain push that is not a fast-forward is rejected.
+    let refused = store.force_push(third, "main").unwrap_err();
     assert!(
         matches!(refused, GitError::ProtectedBranch { .. }),
         "{refused:?}"
     );
+    human_commit(&bare, "main", "README.md", "moved\n", "docs");
+    let moved = remote_head(&bare);
     assert!(matches!(
-        workspace.start_branch("main"),
-        Err(GitError::ProtectedBranch { .. })
+        store.push(third).unwrap(),
+        PushOutcome::Rejected { .. }
     ));
-    assert_eq!(remote_head(&bare), base, "the base never moved");
+    assert_eq!(remote_head(&bare), moved, "the base never moved");
+
+    // The head branch deleted on the remote (its pull request merged) reads as missing, not stale.
+    git_bare(&bare, &["branch", "-D", head_branch]);
+    assert_eq!(store.fetch(head_branch).unwrap(), None);
+    // No private push ref is left behind.
+    let refs = git_bare(store.directory(), &["for-each-ref", "refs/tagwatch"]);
+    assert_eq!(refs.trim(), "");
 }
 
 #[test]
@@ -271,30 +324,34 @@ fn shallow_fetch_over_http_still_commits_and_pushes() {
     }
     let root = tempfile::tempdir().unwrap();
     let settings = basic_settings(&server).with_depth(1);
-    let workspace = Workspace::prepare(root.path(), &settings).unwrap();
-    let shallow_file = workspace.workdir().join(".git/shallow");
-    assert!(shallow_file.exists(), "fetched shallow");
-    let history = workspace
-        .file_history(Path::new("README.md"), None, 100)
-        .unwrap();
+    let (store, head) = open_and_fetch(root.path(), &settings).unwrap();
+    assert!(
+        store.directory().join("shallow").exists(),
+        "fetched shallow"
+    );
+    let history = store.file_history(head, "README.md", None, 100).unwrap();
     assert!(
         !history.complete,
         "history beyond the shallow edge is unknown"
     );
+    let (recent, reached_root) = store.recent_commits(head, 100).unwrap();
+    assert_eq!(recent.len(), 1);
+    assert!(!reached_root, "the walk stopped at the shallow edge");
 
-    let commit = bump_and_push(&workspace, "4.0.0");
+    let commit = bump_and_push(&store, head, "4.0.0");
     assert_eq!(remote_head(&bare), commit);
     assert_eq!(commit_count(&bare), 5);
 
     // The rejected-push loop works on a shallow clone too.
-    commit_bump(&workspace, "4.1.0", &Signing::None);
+    let late = commit_bump(&store, commit.parse().unwrap(), "4.1.0", &Signing::None);
     let human = human_commit(&bare, "main", "README.md", "late\n", "docs");
     assert!(matches!(
-        workspace.push().unwrap(),
+        store.push(late).unwrap(),
         PushOutcome::Rejected { .. }
     ));
-    assert_eq!(workspace.refresh().unwrap().to_string(), human);
-    let commit = bump_and_push(&workspace, "4.1.0");
+    let head = store.fetch("main").unwrap().unwrap();
+    assert_eq!(head.to_string(), human);
+    let commit = bump_and_push(&store, head, "4.1.0");
     assert_eq!(remote_head(&bare), commit);
     git_bare(&bare, &["fsck", "--no-progress"]);
     assert_eq!(commit_count(&bare), 7);

@@ -1,0 +1,156 @@
+//! The network side shared by every cache clone: the `origin` remote's configuration, fetching one
+//! branch into its tracking ref, and pushing one refspec with the "someone pushed first" /
+//! "refused" split.
+
+use git2::{AutotagOption, FetchOptions, Oid, PushOptions, Repository};
+
+use super::error::{GitError, scrub};
+use super::settings::RemoteSettings;
+use super::transport::Transport;
+use super::{PushOutcome, REMOTE};
+
+/// Adds `origin` (or points it at the configured URL) and pins the settings that keep bytes exact.
+pub(crate) fn configure(
+    repository: &Repository,
+    settings: &RemoteSettings,
+) -> Result<(), GitError> {
+    let local = |operation| local_error(settings, operation);
+    match repository.find_remote(REMOTE) {
+        Ok(remote) if remote.url() == Ok(settings.url.as_str()) => {}
+        Ok(_) => repository
+            .remote_set_url(REMOTE, &settings.url)
+            .map_err(local("set the remote URL"))?,
+        Err(_) => {
+            repository
+                .remote(REMOTE, &settings.url)
+                .map_err(local("add the remote"))?;
+        }
+    }
+    let mut config = repository.config().map_err(local("open config"))?;
+    // Files are read and written byte-exactly: no line-ending conversion, whatever the machine's
+    // global git config says (it matters for a work tree; a bare store writes blobs as given anyway).
+    for (key, value) in [("core.autocrlf", "false"), ("core.safecrlf", "false")] {
+        config.set_str(key, value).map_err(local("write config"))?;
+    }
+    Ok(())
+}
+
+/// Fetches `branch` into `refs/remotes/origin/<branch>` (shallow to `settings.depth` for network
+/// remotes). Its head, or `None` when the remote has no such branch: the tracking ref is deleted first,
+/// so a branch deleted on the remote never survives as a stale one.
+pub(crate) fn fetch(
+    repository: &Repository,
+    settings: &RemoteSettings,
+    branch: &str,
+) -> Result<Option<Oid>, GitError> {
+    if !valid_branch_name(branch) {
+        return Ok(None);
+    }
+    let span =
+        tracing::debug_span!("git.fetch", repository = %settings.redacted_url(), branch = %branch);
+    let _entered = span.enter();
+    let local = |operation| local_error(settings, operation);
+    let tracking = tracking_ref(branch);
+    if let Ok(mut reference) = repository.find_reference(&tracking) {
+        reference.delete().map_err(local("delete tracking ref"))?;
+    }
+    let transport = Transport::new(settings)?;
+    let mut remote = repository
+        .find_remote(REMOTE)
+        .map_err(local("find remote"))?;
+    let mut options = FetchOptions::new();
+    options.remote_callbacks(transport.callbacks());
+    options.download_tags(AutotagOption::None);
+    if let Some(depth) = settings.depth
+        && !is_local(&settings.url)
+    {
+        options.depth(i32::try_from(depth).unwrap_or(i32::MAX));
+    }
+    let refspec = format!("+refs/heads/{branch}:{tracking}");
+    remote
+        .fetch(&[&refspec], Some(&mut options), None)
+        .map_err(|error| transport.classify("fetch", &error))?;
+    Ok(repository
+        .refname_to_id(&tracking)
+        .ok()
+        .filter(|id| !id.is_zero()))
+}
+
+/// Pushes `refspec` (its destination is `refs/heads/<branch>`). libgit2's own fast-forward check and
+/// the server's "fetch first" / "non-fast-forward" / lost ref lock are [`PushOutcome::Rejected`] (someone
+/// else was first); any other refusal (a hook, a protection rule) is [`GitError::PushRefused`].
+pub(crate) fn push(
+    repository: &Repository,
+    settings: &RemoteSettings,
+    refspec: &str,
+    branch: &str,
+) -> Result<PushOutcome, GitError> {
+    let span =
+        tracing::info_span!("git.push", repository = %settings.redacted_url(), branch = %branch);
+    let _entered = span.enter();
+    let transport = Transport::new(settings)?;
+    let mut remote = repository
+        .find_remote(REMOTE)
+        .map_err(local_error(settings, "find remote"))?;
+    let mut options = PushOptions::new();
+    options.remote_callbacks(transport.callbacks());
+    match remote.push(&[refspec], Some(&mut options)) {
+        Ok(()) => {}
+        Err(error) if error.code() == git2::ErrorCode::NotFastForward => {
+            let reason = scrub(error.message(), &settings.url, &[]);
+            tracing::info!(%reason, "push rejected");
+            return Ok(PushOutcome::Rejected { reason });
+        }
+        Err(error) => return Err(transport.classify("push", &error)),
+    }
+    if let Some((reference, status)) = transport.take_push_statuses().into_iter().next() {
+        let status = scrub(&status, &settings.url, &settings.auth.secrets());
+        // The server checks fast-forward too (and a concurrent push can win the ref lock): both
+        // mean "someone else was first".
+        let moved = [
+            "fetch first",
+            "non-fast-forward",
+            "failed to lock",
+            "cannot lock",
+        ]
+        .iter()
+        .any(|needle| status.contains(needle));
+        if moved {
+            tracing::info!(reason = %status, "push rejected");
+            return Ok(PushOutcome::Rejected { reason: status });
+        }
+        return Err(GitError::PushRefused {
+            url: settings.redacted_url(),
+            branch: reference.trim_start_matches("refs/heads/").to_string(),
+            reason: status,
+        });
+    }
+    tracing::info!("pushed");
+    Ok(PushOutcome::Pushed)
+}
+
+/// Maps a failure of a local (non-network) operation.
+pub(crate) fn local_error<'s>(
+    settings: &'s RemoteSettings,
+    operation: &'static str,
+) -> impl Fn(git2::Error) -> GitError + 's {
+    move |error| GitError::Operation {
+        operation,
+        url: settings.redacted_url(),
+        detail: scrub(error.message(), &settings.url, &settings.auth.secrets()),
+        transient: error.code() == git2::ErrorCode::Locked,
+    }
+}
+
+pub(crate) fn tracking_ref(branch: &str) -> String {
+    format!("refs/remotes/{REMOTE}/{branch}")
+}
+
+pub(crate) fn valid_branch_name(branch: &str) -> bool {
+    !branch.is_empty() && git2::Reference::is_valid_name(&format!("refs/heads/{branch}"))
+}
+
+/// Whether libgit2 uses its local transport for `url` (which cannot fetch shallow).
+fn is_local(url: &str) -> bool {
+    url.starts_with("file://") || url.starts_with('/') || !url.contains(':')
+}
