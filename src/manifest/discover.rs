@@ -410,7 +410,7 @@ impl<'a> Walker<'a> {
                 }
             }
             let message = format!(
-                "{path}: its {role:?} (line {anchor_line}) is merged with `<<` from an anchored mapping that `{}` at line {} also uses, but this mapping is `{written}`: changing the anchor would change both, so neither is bumped; give each mapping its own {role:?}",
+                "{path}: its {role} (line {anchor_line}) is merged with `<<` from an anchored mapping that `{}` at line {} also uses, but this mapping is `{written}`: changing the anchor would change both, so neither is bumped; give each mapping its own {role}",
                 owner_target.written, owner_target.line,
             );
             self.warn(merge_line, WarningKind::SharedByMerge, message);

@@ -93,6 +93,21 @@ pub enum Role {
     NewName,
 }
 
+impl std::fmt::Display for Role {
+    /// The word messages use for the field (kustomize's `newTag` is a tag too).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Reference => "image reference",
+            Role::Registry => "registry",
+            Role::Repository => "repository",
+            Role::Tag => "tag",
+            Role::Digest => "digest",
+            Role::Name => "name",
+            Role::NewName => "newName",
+        })
+    }
+}
+
 /// One scalar of a target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Field {

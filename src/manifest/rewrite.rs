@@ -59,7 +59,7 @@ pub enum RewriteError {
     #[error("the current value `{0}` is not a valid reference")]
     Invalid(String),
     #[error(
-        "the {role:?} value is written at line {line} in an anchored mapping that this one merges (`<<` at line {merge_line}); it is bumped through the anchor's owner, never from here"
+        "the {role} is written at line {line} in an anchored mapping that this one merges (`<<` at line {merge_line}); it changes only through the anchor's own target, never from here"
     )]
     Merged {
         role: Role,
