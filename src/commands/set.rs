@@ -16,6 +16,8 @@ struct Plan {
     /// Lines for stderr (warnings, notes, errors), in order.
     messages: Vec<String>,
     failures: usize,
+    /// References to the image in this file (bumped, already at REF, held, or failed).
+    matched: usize,
     change: Option<Planned>,
 }
 
@@ -61,13 +63,29 @@ pub fn run(assignment: &str, paths: &[PathBuf], dry_run: bool) -> anyhow::Result
 
     let plans = parallel_map(&files, |path| plan_file(path, &assignment, dry_run));
     let mut failures = 0usize;
+    let mut matched = 0usize;
     let mut planned = Vec::new();
     for plan in plans {
         for message in &plan.messages {
             eprintln!("{message}");
         }
         failures += plan.failures;
+        matched += plan.matched;
         planned.extend(plan.change);
+    }
+    // SPEC §2: `set` that matches no reference exits 1 and says so.
+    if matched == 0 {
+        let under: Vec<String> = paths
+            .iter()
+            .map(|path| path.display().to_string())
+            .collect();
+        eprintln!(
+            "error: no reference to {} under {} ({} YAML file(s) read); nothing changed",
+            assignment.image,
+            under.join(", "),
+            files.len()
+        );
+        return Ok(ExitCode::from(EXIT_FAILURE));
     }
 
     let written = if dry_run {
@@ -177,7 +195,29 @@ fn plan_file(path: &Path, assignment: &Assignment, dry_run: bool) -> Plan {
             .push(format!("error: {}: {message}", at(*line)));
     }
     plan.failures = rewrite.errors.len();
-    if !rewrite.errors.is_empty() || rewrite.changes.is_empty() {
+    plan.matched = rewrite.matched;
+    if !rewrite.errors.is_empty() {
+        // A file is written whole or not at all: say that the rest of it was not written either.
+        let refused = rewrite.errors.iter().filter(|(line, _)| *line != 0).count();
+        let why = if refused > 0 {
+            let others = match rewrite.withheld {
+                0 => String::new(),
+                n => format!("; its {n} other bumpable reference(s) were not written either"),
+            };
+            format!("{refused} reference(s) could not be bumped{others}")
+        } else {
+            format!(
+                "none of its {} bumpable reference(s) were written",
+                rewrite.withheld
+            )
+        };
+        plan.messages.push(format!(
+            "error: {}: left unchanged: {why} (a file is written whole or not at all)",
+            path.display()
+        ));
+        return plan;
+    }
+    if rewrite.changes.is_empty() {
         return plan;
     }
     let mut changes = Vec::new();

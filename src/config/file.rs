@@ -94,7 +94,21 @@ pub(super) fn load(
     }
     suppress_related(context.report.diagnostics, semantic_from, &broken);
     let policy_files: Vec<PathBuf> = policy_files.into_iter().map(|(_, file)| file).collect();
-    config.policies = super::policies::load_policy_files(&policy_files, context.report.diagnostics);
+    let repository_names: Vec<String> = config
+        .repositories
+        .iter()
+        .map(|repository| repository.name.clone())
+        .collect();
+    // A repository entry with a structural problem is left out of `config.repositories` (and already
+    // reported): policies naming it are then not told that it does not exist.
+    let repositories_complete = !broken
+        .iter()
+        .any(|path| path.is_empty() || path.starts_with("repositories"));
+    config.policies = super::policies::load_policy_files_for(
+        &policy_files,
+        repositories_complete.then_some(repository_names.as_slice()),
+        context.report.diagnostics,
+    );
     config
 }
 

@@ -25,7 +25,7 @@ use crate::policy::Policy;
 use crate::registry::RegistrySettings;
 use crate::registry::settings::PasswordSource;
 
-pub use self::policies::load_policy_files;
+pub use self::policies::{load_policy_files, load_policy_files_for};
 pub use self::yaml::Mark;
 
 /// Largest config or policy file read (SPEC §9: document sizes are bounded); real ones are a few KiB.

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ use super::{
     suppress_related,
 };
 use crate::environment::Environment;
-use crate::policy::window::{MAX_WINDOW_DURATION, Window};
+use crate::policy::window::{MAX_WINDOW_DURATION, Window, parse_schedule};
 use crate::policy::{
     Direction, Exclusion, Order, Origin, Policy, PolicyKind, Range, SemverOrder, TagFilter,
 };
@@ -93,8 +92,19 @@ struct FluxRepository {
 }
 
 /// Reads every policy document of `files`. Problems are added to `diagnostics`; the policies that are
-/// valid are returned either way.
+/// valid are returned either way. Without a config, a policy's `repositories` names are not checked
+/// (see [`load_policy_files_for`]).
 pub fn load_policy_files(files: &[PathBuf], diagnostics: &mut Vec<Diagnostic>) -> Vec<Policy> {
+    load_policy_files_for(files, None, diagnostics)
+}
+
+/// [`load_policy_files`] for a config whose repositories are named `repositories`: every name a
+/// policy's `spec.repositories` lists must be one of them.
+pub fn load_policy_files_for(
+    files: &[PathBuf],
+    repositories: Option<&[String]>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<Policy> {
     // Policy documents name no secrets: an empty environment is enough for their checks.
     let environment = Environment::default();
     let mut policies: Vec<Policy> = Vec::new();
@@ -143,7 +153,7 @@ pub fn load_policy_files(files: &[PathBuf], diagnostics: &mut Vec<Diagnostic>) -
                     let at = origin(file, positions.of("metadata.name"));
                     let unique =
                         claim_name(&mut context, &mut names, raw.metadata.name.trim(), &at);
-                    if let Some(policy) = tag_policy(&mut context, file, raw) {
+                    if let Some(policy) = tag_policy(&mut context, file, raw, repositories) {
                         if unique {
                             policies.push(policy);
                         }
@@ -335,7 +345,12 @@ fn claim_name(
     true
 }
 
-fn tag_policy(context: &mut Context<'_, '_>, file: &Path, raw: RawTagPolicy) -> Option<Policy> {
+fn tag_policy(
+    context: &mut Context<'_, '_>,
+    file: &Path,
+    raw: RawTagPolicy,
+    known_repositories: Option<&[String]>,
+) -> Option<Policy> {
     let errors_before = context.report.diagnostics.len();
     let name = raw.metadata.name.trim().to_string();
     if name.is_empty() {
@@ -440,6 +455,11 @@ fn tag_policy(context: &mut Context<'_, '_>, file: &Path, raw: RawTagPolicy) -> 
             schedule_window(context, &format!("spec.windows[{index}]"), window)
         })
         .collect();
+    let repositories = policy_repositories(
+        context,
+        spec.repositories.unwrap_or_default(),
+        known_repositories,
+    );
     if context.report.diagnostics.len() > errors_before {
         return None;
     }
@@ -455,7 +475,42 @@ fn tag_policy(context: &mut Context<'_, '_>, file: &Path, raw: RawTagPolicy) -> 
         interval,
         windows,
         min_age,
+        repositories,
     })
+}
+
+/// `spec.repositories`: names, each once, and each a repository of `tagwatch.yaml` when the policy is
+/// loaded through one (`known`).
+fn policy_repositories(
+    context: &mut Context<'_, '_>,
+    names: Vec<String>,
+    known: Option<&[String]>,
+) -> Vec<String> {
+    let mut repositories: Vec<String> = Vec::new();
+    for (index, name) in names.into_iter().enumerate() {
+        let path = format!("spec.repositories[{index}]");
+        let name = name.trim().to_string();
+        if name.is_empty() {
+            context.error(&path, "must not be empty");
+        } else if repositories.contains(&name) {
+            context.error(&path, format!("repository {name:?} is listed twice"));
+        } else if let Some(known) = known
+            && !known.contains(&name)
+        {
+            let listed = if known.is_empty() {
+                "it lists none".to_string()
+            } else {
+                format!("it lists {}", known.join(", "))
+            };
+            context.error(
+                &path,
+                format!("no repository named {name:?} in tagwatch.yaml ({listed})"),
+            );
+        } else {
+            repositories.push(name);
+        }
+    }
+    repositories
 }
 
 fn flux_repository(context: &mut Context<'_, '_>, raw: RawFluxImageRepository) -> FluxRepository {
@@ -580,6 +635,7 @@ fn flux_policy(
         interval: interval.or(repository.interval),
         windows: Vec::new(),
         min_age: Duration::ZERO,
+        repositories: Vec::new(),
         origin: flux.origin.clone(),
     })
 }
@@ -708,7 +764,7 @@ fn positive_duration(context: &mut Context<'_, '_>, path: &str, text: &str) -> O
 }
 
 fn schedule_window(context: &mut Context<'_, '_>, path: &str, raw: &RawWindow) -> Option<Window> {
-    let schedule = match cron::Schedule::from_str(&raw.schedule) {
+    let schedule = match parse_schedule(&raw.schedule) {
         // A window that can never open again would hold its bumps forever, silently.
         Ok(schedule) if schedule.upcoming(chrono_tz::UTC).next().is_none() => {
             context.error(
@@ -719,12 +775,9 @@ fn schedule_window(context: &mut Context<'_, '_>, path: &str, raw: &RawWindow) -
         }
         Ok(schedule) => Some(schedule),
         Err(error) => {
-            // The cron error draws a caret over several lines; its last line says what is wrong.
-            let detail = error.to_string();
-            let detail = detail.lines().last().unwrap_or_default().trim().to_string();
             context.error(
                 &child(path, "schedule"),
-                format!("invalid cron schedule {:?}: {detail} (fields: sec min hour day-of-month month day-of-week [year])", raw.schedule),
+                format!("invalid cron schedule {:?}: {error}", raw.schedule),
             );
             None
         }

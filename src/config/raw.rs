@@ -218,6 +218,8 @@ pub struct RawTagPolicySpec {
     pub windows: Option<Vec<RawWindow>>,
     /// Ignore tags younger than this (image config `created`), e.g. `1h`.
     pub min_age: Option<String>,
+    /// The repositories (names from `tagwatch.yaml`) this policy applies to; default: all.
+    pub repositories: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -258,7 +260,8 @@ pub enum RawDirection {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawWindow {
-    /// Cron schedule with seconds: `sec min hour day-of-month month day-of-week [year]`.
+    /// Cron schedule: standard `min hour day-of-month month day-of-week` (0 or 7 = Sunday), or
+    /// `sec min hour day-of-month month day-of-week [year]` with weekday names.
     pub schedule: String,
     /// How long the window stays open after each opening, e.g. `8h`.
     pub duration: String,

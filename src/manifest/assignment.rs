@@ -142,6 +142,11 @@ pub struct Change {
 pub struct FileRewrite {
     /// The new content; equal to the input when nothing changes or something failed.
     pub after: Vec<u8>,
+    /// Targets the assignment is about (bumped, already at REF, held, or failed).
+    pub matched: usize,
+    /// When `errors` is not empty: the targets that could have been bumped but were not written,
+    /// because a file is written whole or not at all.
+    pub withheld: usize,
     pub changes: Vec<Change>,
     /// Matching targets frozen by `# tagwatch: hold`: `(line, reference as written)`.
     pub held: Vec<(usize, String)>,
@@ -156,6 +161,8 @@ pub fn rewrite_file(path: &Path, bytes: &[u8], assignment: &Assignment) -> FileR
     let discovery = super::discover(path, bytes);
     let mut result = FileRewrite {
         after: bytes.to_vec(),
+        matched: 0,
+        withheld: 0,
         changes: Vec::new(),
         held: Vec::new(),
         errors: Vec::new(),
@@ -167,6 +174,7 @@ pub fn rewrite_file(path: &Path, bytes: &[u8], assignment: &Assignment) -> FileR
         if !assignment.matches(target) {
             continue;
         }
+        result.matched += 1;
         if target.held() {
             result.held.push((target.line, target.written.clone()));
             continue;
@@ -184,13 +192,18 @@ pub fn rewrite_file(path: &Path, bytes: &[u8], assignment: &Assignment) -> FileR
             )),
         }
     }
-    if !result.errors.is_empty() || edits.is_empty() {
+    if !result.errors.is_empty() {
+        result.withheld = bumped.len();
+        return result;
+    }
+    if edits.is_empty() {
         return result;
     }
     let after = match super::apply(bytes, &edits) {
         Ok(after) => after,
         Err(error) => {
             result.errors.push((0, error.to_string()));
+            result.withheld = bumped.len();
             return result;
         }
     };
@@ -199,8 +212,9 @@ pub fn rewrite_file(path: &Path, bytes: &[u8], assignment: &Assignment) -> FileR
     if check.skipped || check.targets.len() != discovery.targets.len() {
         result.errors.push((
             0,
-            "the rewritten file would not read back the same; left alone".to_string(),
+            "the rewritten file would not read back the same".to_string(),
         ));
+        result.withheld = bumped.len();
         return result;
     }
     result.changes = bumped

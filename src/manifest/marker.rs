@@ -1,6 +1,11 @@
 //! Marker comments that decide explicitly which policy owns a field (SPEC §5): Flux's
 //! `# {"$imagepolicy": "NS:NAME"}` (and its `:tag`, `:name`, `:digest` forms) and tagwatch's own
 //! `# tagwatch: POLICY` / `# tagwatch: hold`.
+//!
+//! A comment may hold several `#` segments (`# keep  # tagwatch: api`): a segment starts at a `#` that
+//! begins the comment or follows white space, and only the **last** segment that is a marker counts
+//! ([`find`]). A segment is a marker only when it *starts* with `tagwatch:` or is a `$imagepolicy` JSON
+//! object, so `# see mytagwatch: x` or `# pinned, ask tagwatch: later` are ordinary comments.
 
 use serde::Serialize;
 
@@ -55,17 +60,52 @@ pub enum MarkerError {
     Flux(String),
     #[error("empty `tagwatch:` marker: expected a policy name or `hold`")]
     EmptyPolicy,
+    #[error(
+        "`tagwatch: {0}` marker: expected one policy name (or `hold`, which may be followed by a note)"
+    )]
+    Words(String),
 }
 
-/// Reads a comment's text (after `#`). `Ok(None)` when it is an ordinary comment.
+/// Reads a whole comment (the text after its first `#`): the last `#` segment that is a marker, or
+/// the error of that segment when it looks like a marker but is malformed. `Ok(None)` when no segment
+/// is a marker.
+pub fn find(comment: &str) -> Result<Option<Marker>, MarkerError> {
+    for segment in segments(comment).into_iter().rev() {
+        if let Some(found) = parse(segment).transpose() {
+            return found.map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// The `#` segments of a comment: split at every `#` that follows white space.
+fn segments(comment: &str) -> Vec<&str> {
+    let mut segments = Vec::new();
+    let mut start = 0;
+    let mut previous_blank = false;
+    for (index, character) in comment.char_indices() {
+        if character == '#' && previous_blank {
+            segments.push(&comment[start..index]);
+            start = index + 1;
+        }
+        previous_blank = character == ' ' || character == '\t';
+    }
+    segments.push(&comment[start..]);
+    segments
+}
+
+/// Reads one comment segment (after its `#`). `Ok(None)` when it is an ordinary comment.
 pub fn parse(comment: &str) -> Result<Option<Marker>, MarkerError> {
     let comment = comment.trim();
     if let Some(rest) = comment.strip_prefix(TAGWATCH_PREFIX) {
-        let name = rest.trim();
-        return match name {
-            "" => Err(MarkerError::EmptyPolicy),
-            HOLD => Ok(Some(Marker::Hold)),
-            _ => Ok(Some(Marker::Policy(name.to_string()))),
+        let rest = rest.trim();
+        let mut words = rest.split_whitespace();
+        return match (words.next(), words.next()) {
+            (None, _) => Err(MarkerError::EmptyPolicy),
+            // `# tagwatch: hold until the incident is closed`: the note does not weaken the hold.
+            (Some(HOLD), _) => Ok(Some(Marker::Hold)),
+            (Some(name), None) => Ok(Some(Marker::Policy(name.to_string()))),
+            (Some(_), Some(_)) => Err(MarkerError::Words(rest.to_string())),
         };
     }
     if !comment.contains("$imagepolicy") {
@@ -147,6 +187,65 @@ mod tests {
         );
         assert_eq!(parse(" just a comment").unwrap(), None);
         assert!(parse("tagwatch:").is_err());
+    }
+
+    #[test]
+    fn marker_after_other_comment_text_is_read() {
+        assert_eq!(
+            find(" keep  # tagwatch: api").unwrap(),
+            Some(Marker::Policy("api".into()))
+        );
+        assert_eq!(
+            find(r#" keep # {"$imagepolicy": "ns:name"}"#).unwrap(),
+            Some(Marker::Flux {
+                namespace: "ns".into(),
+                name: "name".into(),
+                field: None
+            })
+        );
+        assert_eq!(
+            find(" tagwatch: api # owned by team x").unwrap(),
+            Some(Marker::Policy("api".into()))
+        );
+    }
+
+    #[test]
+    fn only_the_last_marker_segment_counts() {
+        assert_eq!(
+            find(" tagwatch: old # tagwatch: new").unwrap(),
+            Some(Marker::Policy("new".into()))
+        );
+        assert_eq!(
+            find(r#" {"$imagepolicy": "ns:a"} # tagwatch: hold # note"#).unwrap(),
+            Some(Marker::Hold)
+        );
+        // The last marker-looking segment is malformed: reported, not replaced by an earlier one.
+        assert!(find(" tagwatch: api # tagwatch:").is_err());
+    }
+
+    #[test]
+    fn tagwatch_inside_a_word_or_sentence_is_not_a_marker() {
+        for comment in [
+            " see mytagwatch: api",
+            " ask tagwatch: later",
+            " issue#tagwatch: api",
+            " keep#tagwatch: api",
+            " tagwatch-ish: api",
+        ] {
+            assert_eq!(find(comment).unwrap(), None, "{comment}");
+        }
+    }
+
+    #[test]
+    fn hold_may_carry_a_note_but_a_policy_is_one_word() {
+        assert_eq!(
+            find(" tagwatch: hold until INC-42 is closed").unwrap(),
+            Some(Marker::Hold)
+        );
+        assert_eq!(
+            find(" tagwatch: api stable"),
+            Err(MarkerError::Words("api stable".into()))
+        );
     }
 
     #[test]

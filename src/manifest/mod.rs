@@ -18,10 +18,20 @@
 //! - A missing field is never inserted: a Helm map without a `tag` key, a kustomize entry without
 //!   `newTag` / `digest` / `newName` cannot take a new value and are reported. (An empty `tag:` is
 //!   present: its value is inserted after the colon.) (`limitation_missing_field_is_not_inserted`)
-//! - Merge keys (`<<: *base`) are not followed: an image inherited through a merge key is found where
-//!   the anchor defines it, not where it is merged. (`limitation_merge_key`)
-//! - Markers are read from the comment on the same line as the scalar (after it), not from the line
-//!   above. (`limitation_marker_on_line_above`)
+//! - Merge keys (`<<: *base`, `<<: [*a, *b]`, nested) are followed as YAML 1.1 merges (own keys first,
+//!   then the merged mappings in order), with one rule for who edits an anchored field: a mapping that
+//!   overrides the tag (or the whole `image`) is its own target, bumped at its own scalar; one that
+//!   merges the anchor's image fields unchanged is no target of its own: the anchor's target (the
+//!   anchored mapping, or else the first mapping merging an anchored tag) bumps the anchor once and
+//!   every unchanged merge moves with it. An inherited name field is never edited from a merging
+//!   mapping (a rename there is refused, [`Shared::Merged`]). When mappings sharing an anchored tag or
+//!   digest hold different references (another repository, or their own tag beside a shared digest),
+//!   neither edits it ([`Shared::Diverging`], [`RewriteError::Diverging`]) and a
+//!   [`WarningKind::SharedByMerge`] warning names the merging line.
+//!   (`limitation_merge_key_shared_by_different_images`,
+//!   `limitation_merge_key_digest_kept_beside_an_overridden_tag`)
+//! - Markers are read from the comment on the same line as the scalar (after it, the last `#` segment
+//!   that is a marker), not from the line above. (`limitation_marker_on_line_above`)
 //! - A flow collection closed at its parent's indentation (`args: [` … `]` with `]` under `args`) is
 //!   rejected by `saphyr-parser` although libyaml and go-yaml accept it: such a file is skipped with a
 //!   warning, never touched (2 corpus files). (`limitation_flow_sequence_closed_at_parent_indentation`)
@@ -83,6 +93,21 @@ pub enum Role {
     NewName,
 }
 
+impl std::fmt::Display for Role {
+    /// The word messages use for the field (kustomize's `newTag` is a tag too).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Reference => "image reference",
+            Role::Registry => "registry",
+            Role::Repository => "repository",
+            Role::Tag => "tag",
+            Role::Digest => "digest",
+            Role::Name => "name",
+            Role::NewName => "newName",
+        })
+    }
+}
+
 /// One scalar of a target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Field {
@@ -96,6 +121,22 @@ pub struct Field {
     /// 1-based line.
     pub line: usize,
     pub marker: Option<Marker>,
+    /// Set when the field's bytes are not this target's alone (merge keys, see Limitations): such a
+    /// field is never edited through this target.
+    pub shared: Option<Shared>,
+}
+
+/// Why a field written in an anchored mapping is not edited through a target (merge keys `<<`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Shared {
+    /// The target's mapping merges the anchored mapping that holds this field (`<<` at `merge_line`):
+    /// the field belongs to the target that owns the anchor (its own, or the first mapping that merges
+    /// it), and changes only through that one.
+    Merged { merge_line: usize },
+    /// Other mappings merge this field with a reference of their own (a different name, or their own
+    /// tag beside this digest), at these lines: changing it would change them too.
+    Diverging { lines: Vec<usize> },
 }
 
 impl Field {
@@ -128,7 +169,8 @@ pub struct Target {
     pub fields: Vec<Field>,
     /// The first marker on any of its fields; a marker always wins over the image-name match.
     pub marker: Option<Marker>,
-    /// Reached through an alias (`image: *base`): the fields are the anchor's, which is what changes.
+    /// Reached through an alias (`image: *base`) or a merge key (`<<: *base`) as the first user of an
+    /// anchor: the fields edited are the anchor's, which is what changes (for every user).
     pub via_alias: bool,
 }
 
@@ -151,12 +193,29 @@ pub enum QuoteStyle {
     Double,
 }
 
-/// Something found in a file that is reported rather than acted on.
+/// Something found in a file that is reported rather than acted on. Render as `FILE:LINE: message`
+/// (`FILE: message` for line 0).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Warning {
     /// 1-based line; 0 for the whole file.
     pub line: usize,
     pub message: String,
+    pub kind: WarningKind,
+}
+
+/// What a [`Warning`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WarningKind {
+    /// The whole file is skipped (too large, not UTF-8, a template, not YAML); `line` is 0.
+    SkippedFile,
+    /// An image field whose value is not a valid reference (a placeholder, `${VAR}`): not bumped.
+    InvalidReference,
+    /// A malformed marker comment, or a field marker that cannot be combined.
+    Marker,
+    /// A mapping merges (`<<`) an anchored tag / digest / reference that another mapping with a
+    /// different reference also uses: neither is bumped. `line` is the merging mapping's `<<` line.
+    SharedByMerge,
 }
 
 /// Everything discovery found in one file.

@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::yaml::Style;
-use super::{Field, QuoteStyle, Role, Target, TargetKind};
+use super::{Field, QuoteStyle, Role, Shared, Target, TargetKind};
 use crate::reference::{self, ImageReference};
 
 /// One replacement of a byte range of the original file.
@@ -58,6 +58,31 @@ pub enum RewriteError {
     OutOfBounds(Range<usize>),
     #[error("the current value `{0}` is not a valid reference")]
     Invalid(String),
+    #[error(
+        "the {role} is written at line {line} in an anchored mapping that this one merges (`<<` at line {merge_line}); it changes only through the anchor's own target, never from here"
+    )]
+    Merged {
+        role: Role,
+        line: usize,
+        merge_line: usize,
+    },
+    #[error(
+        "the {role:?} value at line {line} is also merged (`<<`) into a mapping with a different reference (line(s) {}); changing it would change that one too",
+        lines_list(lines)
+    )]
+    Diverging {
+        role: Role,
+        line: usize,
+        lines: Vec<usize>,
+    },
+}
+
+fn lines_list(lines: &[usize]) -> String {
+    lines
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The edits that carry out `bump` on `target`; empty when the target already has those values.
@@ -192,6 +217,23 @@ fn whole_reference(field: &Field, bump: &Bump) -> Result<String, RewriteError> {
 }
 
 fn edit(field: &Field, new_value: &str, quote_style: QuoteStyle) -> Result<Edit, RewriteError> {
+    match &field.shared {
+        None => {}
+        Some(Shared::Merged { merge_line }) => {
+            return Err(RewriteError::Merged {
+                role: field.role,
+                line: field.line,
+                merge_line: *merge_line,
+            });
+        }
+        Some(Shared::Diverging { lines }) => {
+            return Err(RewriteError::Diverging {
+                role: field.role,
+                line: field.line,
+                lines: lines.clone(),
+            });
+        }
+    }
     let range = field
         .range
         .clone()

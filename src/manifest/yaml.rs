@@ -59,7 +59,12 @@ pub struct Scalar {
 pub enum Node {
     Scalar(Scalar),
     Sequence(Vec<Node>),
-    Mapping(Vec<(Node, Node)>),
+    /// Entries in order, and the anchor id (0 when the mapping has no anchor), so a merge key
+    /// (`<<: *name`) can be followed to the mapping it names.
+    Mapping {
+        entries: Vec<(Node, Node)>,
+        anchor: usize,
+    },
     /// An alias (`*name`) to the node anchored with this id.
     Alias {
         anchor: usize,
@@ -71,12 +76,17 @@ impl Node {
     /// The value of `key` in a mapping whose keys are plain strings.
     pub fn get(&self, key: &str) -> Option<&Node> {
         match self {
-            Node::Mapping(entries) => entries.iter().find_map(|(k, v)| match k {
+            Node::Mapping { entries, .. } => entries.iter().find_map(|(k, v)| match k {
                 Node::Scalar(scalar) if scalar.value == key => Some(v),
                 _ => None,
             }),
             _ => None,
         }
+    }
+
+    /// Whether this node is the merge key `<<` (plain, untagged), whose value merges mappings in.
+    pub fn is_merge_key(&self) -> bool {
+        matches!(self, Node::Scalar(scalar) if scalar.value == "<<" && scalar.style == Style::Plain && !scalar.tagged)
     }
 
     pub fn as_scalar(&self) -> Option<&Scalar> {
@@ -170,13 +180,13 @@ pub fn parse(text: &str) -> Result<Stream, ParseError> {
                 push(&mut stack, Frame::Sequence(Vec::new()), span)?;
                 continue;
             }
-            Event::MappingStart(..) => {
-                push(&mut stack, Frame::Mapping(Vec::new(), None), span)?;
+            Event::MappingStart(anchor, _) => {
+                push(&mut stack, Frame::Mapping(Vec::new(), None, anchor), span)?;
                 continue;
             }
             Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
                 Some(Frame::Sequence(items)) => Node::Sequence(items),
-                Some(Frame::Mapping(entries, _)) => Node::Mapping(entries),
+                Some(Frame::Mapping(entries, _, anchor)) => Node::Mapping { entries, anchor },
                 None => {
                     return Err(ParseError {
                         line: span.start.line(),
@@ -210,7 +220,7 @@ pub fn parse(text: &str) -> Result<Stream, ParseError> {
         match stack.last_mut() {
             None => stream.documents.push(Document { root: node }),
             Some(Frame::Sequence(items)) => items.push(node),
-            Some(Frame::Mapping(entries, pending)) => match pending.take() {
+            Some(Frame::Mapping(entries, pending, _)) => match pending.take() {
                 None => *pending = Some(node),
                 Some(key) => {
                     let mut node = node;
@@ -324,8 +334,8 @@ fn locate(text: &str, start: usize, style: Style, value: &str) -> Option<Range<u
 
 enum Frame {
     Sequence(Vec<Node>),
-    /// Entries so far, and a key waiting for its value.
-    Mapping(Vec<(Node, Node)>, Option<Node>),
+    /// Entries so far, a key waiting for its value, and the mapping's anchor id.
+    Mapping(Vec<(Node, Node)>, Option<Node>, usize),
 }
 
 fn push(stack: &mut Vec<Frame>, frame: Frame, span: Span) -> Result<(), ParseError> {

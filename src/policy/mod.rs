@@ -54,6 +54,9 @@ pub struct Policy {
     pub windows: Vec<Window>,
     /// Candidates younger than this (image config `created`) are skipped.
     pub min_age: Duration,
+    /// The repositories (names from `tagwatch.yaml`) this policy applies to; empty: all of them.
+    /// Flux `ImagePolicy` objects have no such field and apply everywhere.
+    pub repositories: Vec<String>,
     /// Where the policy was defined (the document's `metadata.name`).
     pub origin: Origin,
 }
@@ -77,13 +80,15 @@ impl Policy {
             interval: None,
             windows: Vec::new(),
             min_age: Duration::ZERO,
+            repositories: Vec::new(),
             origin,
         }
     }
 
-    /// Whether the policy applies to repository `name` (TEMPORARY until `repositories` lands).
-    pub fn applies_to(&self, _name: &str) -> bool {
-        true
+    /// Whether this policy applies to targets in the repository named `repository`: it names no
+    /// repositories (all), or names this one.
+    pub fn applies_to(&self, repository: &str) -> bool {
+        self.repositories.is_empty() || self.repositories.iter().any(|name| name == repository)
     }
 }
 

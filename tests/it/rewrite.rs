@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use tagwatch::manifest::assignment::{Assignment, rewrite_file};
-use tagwatch::manifest::{self, Bump, DigestChange, RewriteError, TargetKind};
+use tagwatch::manifest::{self, Bump, DigestChange, RewriteError, Role, Shared, TargetKind};
 
 use crate::invariants::check_rewrite;
 
@@ -161,6 +161,21 @@ fn markers_and_hold() {
 }
 
 #[test]
+fn merge_key_override_bumped_at_local_scalar() {
+    fixture("merge_key_override_bumped_at_local_scalar");
+}
+
+#[test]
+fn merge_key_container_override_and_inherited_image() {
+    fixture("merge_key_container_override_and_inherited_image");
+}
+
+#[test]
+fn merge_key_compose_services_share_an_anchor() {
+    fixture("merge_key_compose_services_share_an_anchor");
+}
+
+#[test]
 fn no_final_newline() {
     fixture("no_final_newline");
 }
@@ -265,11 +280,204 @@ fn limitation_missing_field_is_not_inserted() {
 }
 
 #[test]
-fn limitation_merge_key() {
-    let text = "base: &base\n  image: nginx:1.0\nservice:\n  <<: *base\n";
-    let discovery = manifest::discover(Path::new("limitation.yaml"), text.as_bytes());
+fn merge_key_override_is_its_own_target_and_an_unchanged_merge_is_the_anchors() {
+    let input =
+        std::fs::read(fixtures().join("merge_key_override_bumped_at_local_scalar/input.yaml"))
+            .unwrap();
+    let discovery = manifest::discover(Path::new("values.yaml"), &input);
+    assert!(discovery.warnings.is_empty(), "{:?}", discovery.warnings);
+    let found: Vec<(&str, usize, &str)> = discovery
+        .targets
+        .iter()
+        .map(|target| (target.path.as_str(), target.line, target.written.as_str()))
+        .collect();
+    // `worker.image` merges the anchor unchanged: it moves with the anchor's own target.
+    assert_eq!(
+        found,
+        [
+            ("base", 2, "ghcr.io/acme/api:1.0.0"),
+            ("image", 5, "ghcr.io/acme/api:1.1.0"),
+        ]
+    );
+    let image = &discovery.targets[1];
+    assert_eq!(
+        image.field(Role::Repository).unwrap().shared,
+        Some(Shared::Merged { merge_line: 4 })
+    );
+    assert_eq!(image.field(Role::Tag).unwrap().shared, None);
+    // Renaming through the merging mapping would rename the anchor: refused.
+    let rename = Bump {
+        name: Some("ghcr.io/acme/other".to_string()),
+        tag: None,
+        digest: DigestChange::Keep,
+    };
+    assert_eq!(
+        manifest::edits_for(image, &rename, discovery.quote_style),
+        Err(RewriteError::Merged {
+            role: Role::Repository,
+            line: 2,
+            merge_line: 4
+        })
+    );
+}
+
+#[test]
+fn merge_key_inherited_container_image_is_the_anchors_target() {
+    let input = std::fs::read(
+        fixtures().join("merge_key_container_override_and_inherited_image/input.yaml"),
+    )
+    .unwrap();
+    let discovery = manifest::discover(Path::new("deployment.yaml"), &input);
+    let found: Vec<(&str, usize)> = discovery
+        .targets
+        .iter()
+        .map(|target| (target.path.as_str(), target.line))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("spec.template.spec.containers[0].image", 11),
+            ("spec.template.spec.containers[1].image", 15),
+        ]
+    );
+}
+
+#[test]
+fn merge_key_first_mapping_owns_an_anchored_tag_nobody_else_uses() {
+    let text = "defaults: &defaults\n  tag: \"1.0\"\nimage:\n  <<: *defaults\n  repository: ghcr.io/acme/api\n";
+    let (discovery, target) = only_target(text);
+    assert_eq!(target.path, "image");
+    assert!(target.via_alias, "the edit lands in the anchor");
+    assert_eq!(target.line, 2);
+    let edits = manifest::edits_for(&target, &tag("1.1"), discovery.quote_style).unwrap();
+    let after = manifest::apply(text.as_bytes(), &edits).unwrap();
+    assert_eq!(
+        String::from_utf8(after).unwrap(),
+        text.replace("\"1.0\"", "\"1.1\"")
+    );
+}
+
+#[test]
+fn limitation_merge_key_shared_by_different_images() {
+    // `worker` keeps the anchor's tag under another name: bumping either would move the other.
+    let text = "base: &base { repository: ghcr.io/acme/api, tag: \"1.0.0\" }\nworker:\n  <<: *base\n  repository: ghcr.io/acme/worker\n";
+    let discovery = manifest::discover(Path::new("values.yaml"), text.as_bytes());
+    assert_eq!(discovery.targets.len(), 2, "{:?}", discovery.targets);
+    let (base, worker) = (&discovery.targets[0], &discovery.targets[1]);
+    assert_eq!(
+        (base.path.as_str(), worker.path.as_str()),
+        ("base", "worker")
+    );
+    assert_eq!(worker.written, "ghcr.io/acme/worker:1.0.0");
+    assert_eq!(worker.line, 4, "the line of its own repository");
+    assert_eq!(
+        manifest::edits_for(base, &tag("1.1.0"), discovery.quote_style),
+        Err(RewriteError::Diverging {
+            role: Role::Tag,
+            line: 1,
+            lines: vec![3]
+        })
+    );
+    assert_eq!(
+        manifest::edits_for(worker, &tag("1.1.0"), discovery.quote_style),
+        Err(RewriteError::Merged {
+            role: Role::Tag,
+            line: 1,
+            merge_line: 3
+        })
+    );
+    assert_eq!(discovery.warnings.len(), 1, "{:?}", discovery.warnings);
+    let warning = &discovery.warnings[0];
+    assert_eq!(
+        (warning.line, warning.kind),
+        (3, manifest::WarningKind::SharedByMerge)
+    );
+    assert!(
+        warning.message.contains("ghcr.io/acme/api:1.0.0")
+            && warning.message.contains("ghcr.io/acme/worker:1.0.0"),
+        "{}",
+        warning.message
+    );
+
+    // Through `set`: reported, and the file is left whole.
+    let assignment = Assignment::parse("ghcr.io/acme/api=1.1.0").unwrap();
+    let rewrite = rewrite_file(Path::new("values.yaml"), text.as_bytes(), &assignment);
+    assert_eq!(rewrite.after, text.as_bytes());
+    assert_eq!(rewrite.errors.len(), 1, "{:?}", rewrite.errors);
+    assert!(rewrite.changes.is_empty());
+
+    let outcome = check_rewrite("shared.yaml", text.as_bytes(), &|_| tag("1.1.0"));
+    assert_eq!((outcome.rewritten, outcome.refused.len()), (0, 2));
+}
+
+#[test]
+fn limitation_merge_key_digest_kept_beside_an_overridden_tag() {
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let text = format!(
+        "base: &base\n  repository: ghcr.io/acme/api\n  tag: \"1.0.0\"\n  digest: {digest}\ncanary:\n  <<: *base\n  tag: \"1.1.0\"\n"
+    );
+    let discovery = manifest::discover(Path::new("values.yaml"), text.as_bytes());
+    assert_eq!(discovery.targets.len(), 2);
+    let (base, canary) = (&discovery.targets[0], &discovery.targets[1]);
+    // A new tag drops the pinned digest, which the canary shares: refused for both.
+    assert!(matches!(
+        manifest::edits_for(base, &tag("1.2.0"), discovery.quote_style),
+        Err(RewriteError::Diverging {
+            role: Role::Digest,
+            ..
+        })
+    ));
+    assert!(matches!(
+        manifest::edits_for(canary, &tag("1.2.0"), discovery.quote_style),
+        Err(RewriteError::Merged {
+            role: Role::Digest,
+            ..
+        })
+    ));
+    // A tag-only bump that keeps the digest touches no shared bytes.
+    let keep = Bump {
+        name: None,
+        tag: Some("1.2.0".to_string()),
+        digest: DigestChange::Keep,
+    };
+    for target in [base, canary] {
+        let edits = manifest::edits_for(target, &keep, discovery.quote_style).unwrap();
+        assert_eq!(edits.len(), 1);
+        let tag_range = target.field(Role::Tag).unwrap().range.clone().unwrap();
+        assert!(
+            tag_range.start <= edits[0].range.start && edits[0].range.end <= tag_range.end,
+            "only the target's own tag changes"
+        );
+    }
+    assert_eq!(discovery.warnings.len(), 1);
+    assert_eq!(discovery.warnings[0].line, 6);
+}
+
+#[test]
+fn merge_key_alias_list_and_nested_merges_are_followed() {
+    let text = "a: &a { registry: ghcr.io }\nb: &b { <<: *a, repository: acme/api }\nimage:\n  <<: [*b, {pullPolicy: Always}]\n  tag: \"2.0\"\n";
+    let discovery = manifest::discover(Path::new("values.yaml"), text.as_bytes());
+    let image = discovery
+        .targets
+        .iter()
+        .find(|target| target.path == "image")
+        .unwrap_or_else(|| panic!("{:?}", discovery.targets));
+    assert_eq!(image.written, "ghcr.io/acme/api:2.0");
+    assert_eq!(image.line, 5, "the line of its own tag");
+    let edits = manifest::edits_for(image, &tag("2.1"), discovery.quote_style).unwrap();
+    assert_eq!(edits.len(), 1);
+    assert_eq!(
+        edits[0].range,
+        text.find("2.0").unwrap() + 2..text.find("2.0").unwrap() + 3
+    );
+}
+
+#[test]
+fn merge_key_that_loops_is_bounded() {
+    let text = "a: &a\n  repository: acme/api\n  <<: *a\n  tag: \"1\"\n";
+    let discovery = manifest::discover(Path::new("values.yaml"), text.as_bytes());
+    assert!(!discovery.skipped);
     assert_eq!(discovery.targets.len(), 1);
-    assert_eq!(discovery.targets[0].path, "base.image");
 }
 
 #[test]
@@ -341,4 +549,20 @@ fn limitation_yaml_inside_a_string() {
     let discovery = manifest::discover(Path::new("application.yaml"), text.as_bytes());
     assert!(!discovery.skipped);
     assert!(discovery.targets.is_empty(), "{:?}", discovery.targets);
+}
+
+#[test]
+fn marker_after_other_comment_text_is_found() {
+    let text = "image: nginx:1.2.3 # keep  # tagwatch: api\nother:\n  image: nginx:1.2.3 # keep # {\"$imagepolicy\": \"ns:name\"}\nthird:\n  image: nginx:1.2.3 # see mytagwatch: api\n";
+    let discovery = manifest::discover(Path::new("markers.yaml"), text.as_bytes());
+    let markers: Vec<Option<String>> = discovery
+        .targets
+        .iter()
+        .map(|target| target.marker.as_ref().and_then(manifest::Marker::policy))
+        .collect();
+    assert_eq!(
+        markers,
+        [Some("api".to_string()), Some("ns:name".to_string()), None]
+    );
+    assert!(discovery.warnings.is_empty(), "{:?}", discovery.warnings);
 }

@@ -257,6 +257,14 @@ fn noisy_text() -> impl Strategy<Value = String> {
         "image: [a]",
         "image: {repository: s, tag: 1}",
         "- {image: t:1}",
+        "base: &m {repository: u, tag: 1}",
+        "<<: *m",
+        "<<: [*m, *x]",
+        "image: {<<: *m, tag: 2}",
+        "- {<<: *m, repository: v}",
+        "- <<: *m",
+        "w: &n {<<: *m, registry: ghcr.io}",
+        "<<: *n",
     ]);
     (
         document(),

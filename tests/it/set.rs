@@ -146,8 +146,9 @@ fn set_skips_templates_and_unparsable_files_with_a_warning() {
     std::fs::write(directory.path().join("template.yaml"), template).unwrap();
     std::fs::write(directory.path().join("broken.yaml"), broken).unwrap();
     std::fs::write(directory.path().join("notes.txt"), "image: nginx:1.0\n").unwrap();
+    std::fs::write(directory.path().join("deployment.yaml"), DEPLOYMENT).unwrap();
     let output = tagwatch(directory.path(), &["set", "nginx=1.27.1", ".", "notes.txt"]);
-    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     let stderr = text(&output.stderr);
     assert!(
         stderr.contains("notes.txt: not a .yaml/.yml file, skipped"),
@@ -202,6 +203,13 @@ fn set_reports_requoting_holds_and_unbumpable_targets() {
         "{}",
         text(&output.stderr)
     );
+    assert!(
+        text(&output.stderr).contains(
+            "error: kustomization.yaml: left unchanged: 1 reference(s) could not be bumped (a file is written whole or not at all)"
+        ),
+        "{}",
+        text(&output.stderr)
+    );
     assert_eq!(
         std::fs::read_to_string(directory.path().join("kustomization.yaml")).unwrap(),
         kustomization
@@ -227,5 +235,106 @@ fn set_through_a_symlink_rewrites_the_target_and_keeps_the_link() {
         std::fs::read_to_string(&real)
             .unwrap()
             .contains("nginx:1.27.1")
+    );
+}
+
+#[test]
+fn set_matching_no_reference_exits_1_and_says_so() {
+    let directory = tempfile::tempdir().unwrap();
+    let file = directory.path().join("deployment.yaml");
+    std::fs::write(&file, DEPLOYMENT).unwrap();
+    for args in [
+        &["set", "redis=7.2"][..],
+        &["set", "redis=7.2", "deployment.yaml", "--dry-run"][..],
+    ] {
+        let output = tagwatch(directory.path(), args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert_eq!(text(&output.stdout), "", "{args:?}");
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains("error: no reference to docker.io/library/redis under ")
+                && stderr.contains("(1 YAML file(s) read); nothing changed"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), DEPLOYMENT);
+
+    let empty = tempfile::tempdir().unwrap();
+    let output = tagwatch(empty.path(), &["set", "nginx=1.27.1"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr)
+            .contains("no reference to docker.io/library/nginx under . (0 YAML file(s) read)"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn set_leaves_a_file_with_one_unbumpable_reference_unchanged_and_says_so() {
+    let directory = tempfile::tempdir().unwrap();
+    // Line 4 can be bumped; the Helm map at line 6 has no `tag` key to write into.
+    let mixed = "containers:\n  - name: exporter\n    image: quay.io/acme/exporter:1.0\nsidecar:\n  image:\n    repository: quay.io/acme/exporter\n";
+    std::fs::write(directory.path().join("mixed.yaml"), mixed).unwrap();
+    let clean = "containers:\n  - image: quay.io/acme/exporter:1.0\n";
+    std::fs::write(directory.path().join("clean.yaml"), clean).unwrap();
+
+    let output = tagwatch(directory.path(), &["set", "quay.io/acme/exporter=1.1"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr
+            .contains("error: ./mixed.yaml:6: cannot bump `quay.io/acme/exporter`: no `tag` field"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "error: ./mixed.yaml: left unchanged: 1 reference(s) could not be bumped; its 1 other bumpable reference(s) were not written either (a file is written whole or not at all)"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(directory.path().join("mixed.yaml")).unwrap(),
+        mixed,
+        "not one byte of the file with the bad reference is written"
+    );
+    assert_eq!(
+        std::fs::read_to_string(directory.path().join("clean.yaml")).unwrap(),
+        clean.replace(":1.0", ":1.1"),
+        "other files are still bumped"
+    );
+    assert_eq!(
+        text(&output.stdout),
+        "./clean.yaml:2: quay.io/acme/exporter:1.0 -> quay.io/acme/exporter:1.1\n\
+         changed 1 reference(s) to quay.io/acme/exporter in 1 file(s)\n"
+    );
+}
+
+#[test]
+fn set_reports_a_tag_shared_through_a_merge_key_at_file_and_line() {
+    let directory = tempfile::tempdir().unwrap();
+    let values = "base: &base { repository: ghcr.io/acme/api, tag: \"1.0.0\" }\nworker:\n  <<: *base\n  repository: ghcr.io/acme/worker\n";
+    std::fs::write(directory.path().join("values.yaml"), values).unwrap();
+    let output = tagwatch(
+        directory.path(),
+        &["set", "ghcr.io/acme/worker=1.1.0", "values.yaml"],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("warning: values.yaml:3: worker: its tag (line 1) is merged with `<<`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("error: values.yaml:4: cannot bump `ghcr.io/acme/worker:1.0.0`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("error: values.yaml: left unchanged"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(directory.path().join("values.yaml")).unwrap(),
+        values
     );
 }

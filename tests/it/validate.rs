@@ -150,6 +150,40 @@ fn invalid_cron_schedule_is_reported_at_the_schedule() {
 }
 
 #[test]
+fn standard_five_field_schedules_are_accepted() {
+    assert_eq!(
+        policy_problems(&with_header(
+            "  semver: { range: ^1 }\n  windows:\n    - { schedule: \"0 9 * * Mon-Thu\", duration: 6h, timezone: Europe/Berlin }\n    - { schedule: \"30 22 * * 0,6\", duration: 1h }\n    - { schedule: \"0 0 9 * * Mon-Fri\", duration: 8h }\n",
+        )),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn weekday_number_in_a_schedule_with_seconds_is_reported_at_the_schedule() {
+    assert_eq!(
+        policy_problems(&with_header(
+            "  semver: { range: ^1 }\n  windows:\n    - schedule: \"0 0 9 * * 1-5\"\n      duration: 8h\n",
+        )),
+        [
+            "policies/p.yaml:9:17: spec.windows[0].schedule: invalid cron schedule \"0 0 9 * * 1-5\": day-of-week `1-5`: write weekday names (Mon-Fri) in a schedule with seconds; numbers are ambiguous there (1 is Sunday for Quartz and the cron crate, Monday for Spring and standard cron); a 5-field schedule reads them as standard cron"
+        ]
+    );
+}
+
+#[test]
+fn five_field_schedule_restricting_both_day_fields_is_reported_at_the_schedule() {
+    let problems = policy_problems(&with_header(
+        "  semver: { range: ^1 }\n  windows: [{ schedule: \"0 9 1 * Mon\", duration: 1h }]\n",
+    ));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("policies/p.yaml:8:25: spec.windows[0].schedule: invalid cron schedule \"0 9 1 * Mon\": day-of-month `1` and day-of-week `Mon` are both restricted"),
+        "{problems:?}"
+    );
+}
+
+#[test]
 fn bad_durations_and_time_zones_are_reported() {
     assert_eq!(
         policy_problems(&with_header(
@@ -368,6 +402,54 @@ fn a_document_without_api_version_in_a_policy_path_is_an_error() {
         policy_problems("kind: TagPolicy\nmetadata: { name: web }\n"),
         [
             "policies/p.yaml:1:1: apiVersion: missing: a policy document needs apiVersion: tagwatch.dev/v1alpha1 and kind: TagPolicy"
+        ]
+    );
+}
+
+const TWO_REPOSITORIES: &str = "repositories:\n  - name: prod\n    url: file:///srv/git/prod.git\n  - name: staging\n    url: file:///srv/git/staging.git\npolicies: [policies/]\n";
+
+#[test]
+fn policy_restricted_to_repositories_applies_only_to_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("tagwatch.yaml"), TWO_REPOSITORIES).unwrap();
+    std::fs::write(
+        dir.path().join("policies/p.yaml"),
+        with_header("  semver: { range: ^1 }\n  repositories: [staging]\n---\napiVersion: tagwatch.dev/v1alpha1\nkind: TagPolicy\nmetadata: { name: everywhere }\nspec: { image: nginx, semver: { range: ^2 } }\n"),
+    )
+    .unwrap();
+    let config = Config::load(
+        Some(&dir.path().join("tagwatch.yaml")),
+        &Environment::default(),
+    )
+    .unwrap();
+    let restricted = config.policy("web").unwrap();
+    assert_eq!(restricted.repositories, ["staging"]);
+    assert!(restricted.applies_to("staging"));
+    assert!(!restricted.applies_to("prod"));
+    let everywhere = config.policy("everywhere").unwrap();
+    assert!(everywhere.repositories.is_empty());
+    assert!(everywhere.applies_to("prod") && everywhere.applies_to("staging"));
+}
+
+#[test]
+fn policy_naming_an_unknown_repository_is_reported_at_the_entry() {
+    assert_eq!(
+        problems(
+            &[
+                ("tagwatch.yaml", TWO_REPOSITORIES),
+                (
+                    "policies/p.yaml",
+                    &with_header(
+                        "  semver: { range: ^1 }\n  repositories:\n    - prod\n    - production\n    - prod\n"
+                    )
+                ),
+            ],
+            &[]
+        ),
+        [
+            "policies/p.yaml:10:7: spec.repositories[1]: no repository named \"production\" in tagwatch.yaml (it lists prod, staging)",
+            "policies/p.yaml:11:7: spec.repositories[2]: repository \"prod\" is listed twice",
         ]
     );
 }
