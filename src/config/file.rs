@@ -687,16 +687,80 @@ fn daemon(context: &mut Context<'_, '_>, raw: Option<RawDaemon>, base: &Path) ->
     if let Some(dir) = raw.state_dir {
         daemon.state_dir = base.join(dir);
     }
-    if let Some(interval) = raw.interval {
-        if let Some(duration) = context.duration("daemon.interval", &interval) {
-            if duration.is_zero() {
-                context.error("daemon.interval", "must be longer than zero");
-            } else {
-                daemon.interval = duration;
-            }
+    let positive = |context: &mut Context<'_, '_>, path: &str, text: Option<String>| {
+        let text = text?;
+        let duration = context.duration(path, &text)?;
+        if duration.is_zero() {
+            context.error(path, "must be longer than zero");
+            return None;
         }
+        Some(duration)
+    };
+    if let Some(duration) = positive(context, "daemon.interval", raw.interval) {
+        daemon.interval = duration;
+    }
+    if let Some(duration) = positive(context, "daemon.repositoryInterval", raw.repository_interval) {
+        daemon.repository_interval = duration;
+    }
+    if let Some(duration) = positive(context, "daemon.shutdownGrace", raw.shutdown_grace) {
+        daemon.shutdown_grace = duration;
+    }
+    if let Some(webhooks) = raw.webhooks {
+        daemon.webhooks = super::Webhooks {
+            distribution: webhook(context, "distribution", webhooks.distribution, TOKEN),
+            github: webhook(context, "github", webhooks.github, SECRET),
+            harbor: webhook(context, "harbor", webhooks.harbor, TOKEN),
+            dockerhub: webhook(context, "dockerhub", webhooks.dockerhub, TOKEN),
+            quay: webhook(context, "quay", webhooks.quay, TOKEN),
+            acr: webhook(context, "acr", webhooks.acr, TOKEN),
+            generic: webhook(context, "generic", webhooks.generic, TOKEN | SECRET),
+        };
     }
     daemon
+}
+
+/// Which credentials a webhook endpoint takes (bit set).
+const TOKEN: u8 = 1;
+const SECRET: u8 = 2;
+
+/// One `daemon.webhooks.NAME`: only the credential kinds the endpoint takes, at least one, each an
+/// environment variable that is set.
+fn webhook(
+    context: &mut Context<'_, '_>,
+    name: &str,
+    raw: Option<super::raw::RawWebhookAuth>,
+    takes: u8,
+) -> Option<super::WebhookAuth> {
+    let raw = raw?;
+    let path = format!("daemon.webhooks.{name}");
+    let mut usable = true;
+    for (field, value, kind) in [
+        ("tokenEnv", &raw.token_env, TOKEN),
+        ("secretEnv", &raw.secret_env, SECRET),
+    ] {
+        let Some(value) = value else { continue };
+        if takes & kind == 0 {
+            let wanted = if takes & TOKEN != 0 { "tokenEnv" } else { "secretEnv" };
+            context.error(
+                &format!("{path}.{field}"),
+                format!("the {name} endpoint does not take {field}; it takes {wanted}"),
+            );
+            usable = false;
+        } else {
+            context.secret_env(&format!("{path}.{field}"), value);
+        }
+    }
+    if raw.token_env.is_none() && raw.secret_env.is_none() {
+        context.error(
+            &path,
+            "names no credential: an endpoint without one would be open (leave it out to turn it off)",
+        );
+        usable = false;
+    }
+    usable.then_some(super::WebhookAuth {
+        token_env: raw.token_env,
+        secret_env: raw.secret_env,
+    })
 }
 
 #[cfg(test)]

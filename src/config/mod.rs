@@ -59,11 +59,21 @@ pub struct Config {
     pub daemon: DaemonConfig,
 }
 
+/// Every repository is re-read at least this often without a trigger: human commits, reverts and merged
+/// pull requests are noticed within minutes, at the cost of one fetch (usually empty) per repository.
+pub const DEFAULT_REPOSITORY_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// SIGTERM: in-flight work gets this long to reach a safe point — a push over a slow link fits, and it
+/// stays below Kubernetes' default termination grace period (30 s + margin set by the manifests).
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DaemonConfig {
     pub listen: SocketAddr,
     pub state_dir: PathBuf,
     pub interval: Duration,
+    pub repository_interval: Duration,
+    pub shutdown_grace: Duration,
+    pub webhooks: Webhooks,
 }
 
 impl Default for DaemonConfig {
@@ -74,8 +84,48 @@ impl Default for DaemonConfig {
                 .expect("default listen address parses"),
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             interval: DEFAULT_INTERVAL,
+            repository_interval: DEFAULT_REPOSITORY_INTERVAL,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            webhooks: Webhooks::default(),
         }
     }
+}
+
+/// `daemon.webhooks`: each endpoint's credential, by environment variable name. An endpoint that is
+/// `None` is off.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Webhooks {
+    pub distribution: Option<WebhookAuth>,
+    pub github: Option<WebhookAuth>,
+    pub harbor: Option<WebhookAuth>,
+    pub dockerhub: Option<WebhookAuth>,
+    pub quay: Option<WebhookAuth>,
+    pub acr: Option<WebhookAuth>,
+    pub generic: Option<WebhookAuth>,
+}
+
+impl Webhooks {
+    /// The configured endpoints, by the name in their path (`/webhook/NAME`).
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &WebhookAuth)> {
+        [
+            ("distribution", &self.distribution),
+            ("github", &self.github),
+            ("harbor", &self.harbor),
+            ("dockerhub", &self.dockerhub),
+            ("quay", &self.quay),
+            ("acr", &self.acr),
+            ("generic", &self.generic),
+        ]
+        .into_iter()
+        .filter_map(|(name, auth)| auth.as_ref().map(|auth| (name, auth)))
+    }
+}
+
+/// Names of the environment variables that hold a webhook endpoint's credentials.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookAuth {
+    pub token_env: Option<String>,
+    pub secret_env: Option<String>,
 }
 
 /// A config repository (SPEC §3 `repositories`).

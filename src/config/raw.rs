@@ -175,6 +175,41 @@ pub struct RawDaemon {
     pub state_dir: Option<String>,
     /// Default poll period, e.g. `5m`.
     pub interval: Option<String>,
+    /// Every repository is re-read at least this often, also without a trigger, e.g. `5m`.
+    pub repository_interval: Option<String>,
+    /// On SIGTERM, how long in-flight work may take to reach a safe point, e.g. `30s`.
+    pub shutdown_grace: Option<String>,
+    /// Webhook endpoints; one without a credential is off (404).
+    pub webhooks: Option<RawWebhooks>,
+}
+
+/// `daemon.webhooks`: the credential of each endpoint, by environment variable name.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawWebhooks {
+    /// `POST /webhook/distribution`: `Authorization: Bearer <token>`.
+    pub distribution: Option<RawWebhookAuth>,
+    /// `POST /webhook/github`: `X-Hub-Signature-256` HMAC of the body with the secret.
+    pub github: Option<RawWebhookAuth>,
+    /// `POST /webhook/harbor`: the `Authorization` header value configured in Harbor.
+    pub harbor: Option<RawWebhookAuth>,
+    /// `POST /webhook/dockerhub/<token>`.
+    pub dockerhub: Option<RawWebhookAuth>,
+    /// `POST /webhook/quay/<token>`.
+    pub quay: Option<RawWebhookAuth>,
+    /// `POST /webhook/acr`: `Authorization: Bearer <token>`.
+    pub acr: Option<RawWebhookAuth>,
+    /// `POST /webhook/generic`: Bearer token or `X-Signature-256` HMAC.
+    pub generic: Option<RawWebhookAuth>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawWebhookAuth {
+    /// Environment variable holding the token.
+    pub token_env: Option<String>,
+    /// Environment variable holding the HMAC secret.
+    pub secret_env: Option<String>,
 }
 
 /// A tagwatch policy document (`apiVersion: tagwatch.dev/v1alpha1`, `kind: TagPolicy`).

@@ -43,7 +43,10 @@ enum Stored {
 impl WebhookSecrets {
     pub(crate) fn from_config(config: &Config, environment: &Environment) -> Self {
         let mut endpoints = Vec::new();
-        for (endpoint, auth) in config.daemon.webhooks.iter() {
+        for (name, auth) in config.daemon.webhooks.iter() {
+            let Some(endpoint) = Endpoint::from_name(name) else {
+                continue;
+            };
             let mut stored = Vec::new();
             let secret = |name: &Option<String>| name.as_deref().and_then(|name| environment.secret(name));
             if let Some(token) = secret(&auth.token_env) {

@@ -228,6 +228,7 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
                 .await;
             (index, outcome)
         });
+        let work: Vec<_> = work.collect();
         let mut outcomes: Vec<(usize, Outcome)> =
             futures_util::StreamExt::collect::<Vec<_>>(futures_util::StreamExt::buffer_unordered(
                 futures_util::stream::iter(work),
@@ -547,6 +548,9 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
             }
             .instrument(span)
         });
+        // Collected first: a lazy `map` would keep the closure in the future's type, which is then not
+        // `Send` for every lifetime the daemon's spawned task needs.
+        let work: Vec<_> = work.collect();
         futures_util::StreamExt::collect::<BTreeMap<_, _>>(
             futures_util::StreamExt::buffer_unordered(
                 futures_util::stream::iter(work),
@@ -592,6 +596,7 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
                 .map_err(|error| Problem::new(repository, Scope::Policy(image.clone()), error));
             ((image, tag), result)
         });
+        let work: Vec<_> = work.collect();
         futures_util::StreamExt::collect::<HashMap<_, _>>(
             futures_util::StreamExt::buffer_unordered(
                 futures_util::stream::iter(work),
