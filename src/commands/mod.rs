@@ -11,8 +11,8 @@ mod report;
 pub mod resolve;
 pub mod run;
 pub mod schema;
-pub mod status;
 mod set;
+pub mod status;
 pub mod validate;
 
 /// Exit code when some work failed.

@@ -34,7 +34,11 @@ pub fn run(cli: &Cli, output: OutputFormat, at: Option<DateTime<Utc>>) -> anyhow
                 OutputFormat::Text => writeln!(stdout, "{}", bump_text(bump))?,
             }
         }
-        for note in plan.notes.iter().filter(|note| note.status != Status::Current) {
+        for note in plan
+            .notes
+            .iter()
+            .filter(|note| note.status != Status::Current)
+        {
             match output {
                 OutputFormat::Json => writeln!(stdout, "{}", serde_json::to_string(note)?)?,
                 OutputFormat::Text => writeln!(stdout, "{}", note_text(note))?,

@@ -66,7 +66,10 @@ pub fn run(cli: &Cli, output: OutputFormat) -> anyhow::Result<ExitCode> {
                     Some(value) => (
                         serde_json::from_value::<Report>(value)
                             .context("the kept status report does not decode")?,
-                        format!("the state kept in {} (no daemon answered)", directory.display()),
+                        format!(
+                            "the state kept in {} (no daemon answered)",
+                            directory.display()
+                        ),
                     ),
                     None => {
                         eprintln!(
@@ -83,7 +86,11 @@ pub fn run(cli: &Cli, output: OutputFormat) -> anyhow::Result<ExitCode> {
     match output {
         OutputFormat::Json => writeln!(stdout, "{}", serde_json::to_string(&report)?)?,
         OutputFormat::Text => {
-            writeln!(stdout, "from {source}{}", if report.ready { "" } else { " (not ready)" })?;
+            writeln!(
+                stdout,
+                "from {source}{}",
+                if report.ready { "" } else { " (not ready)" }
+            )?;
             writeln!(stdout, "policies:")?;
             for policy in &report.policies {
                 writeln!(
@@ -122,7 +129,11 @@ pub fn run(cli: &Cli, output: OutputFormat) -> anyhow::Result<ExitCode> {
             if !report.errors.is_empty() {
                 writeln!(stdout, "errors:")?;
                 for error in &report.errors {
-                    writeln!(stdout, "  {} (since {}): {}", error.scope, error.since, error.message)?;
+                    writeln!(
+                        stdout,
+                        "  {} (since {}): {}",
+                        error.scope, error.since, error.message
+                    )?;
                 }
             }
         }

@@ -699,7 +699,11 @@ fn daemon(context: &mut Context<'_, '_>, raw: Option<RawDaemon>, base: &Path) ->
     if let Some(duration) = positive(context, "daemon.interval", raw.interval) {
         daemon.interval = duration;
     }
-    if let Some(duration) = positive(context, "daemon.repositoryInterval", raw.repository_interval) {
+    if let Some(duration) = positive(
+        context,
+        "daemon.repositoryInterval",
+        raw.repository_interval,
+    ) {
         daemon.repository_interval = duration;
     }
     if let Some(duration) = positive(context, "daemon.shutdownGrace", raw.shutdown_grace) {
@@ -740,7 +744,11 @@ fn webhook(
     ] {
         let Some(value) = value else { continue };
         if takes & kind == 0 {
-            let wanted = if takes & TOKEN != 0 { "tokenEnv" } else { "secretEnv" };
+            let wanted = if takes & TOKEN != 0 {
+                "tokenEnv"
+            } else {
+                "secretEnv"
+            };
             context.error(
                 &format!("{path}.{field}"),
                 format!("the {name} endpoint does not take {field}; it takes {wanted}"),

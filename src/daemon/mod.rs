@@ -36,7 +36,10 @@ use crate::reconcile::{self, Context, Mode, Next, Outcome, Status, Trigger};
 use crate::reference::ImageReference;
 use crate::registry::RegistryClient;
 
-use metrics::{BumpLabels, ErrorLabels, ImageLabels, Metrics, RepositoryKind, RepositoryLabels, RepositoryOutcome};
+use metrics::{
+    BumpLabels, ErrorLabels, ImageLabels, Metrics, RepositoryKind, RepositoryLabels,
+    RepositoryOutcome,
+};
 use scheduler::{Ran, Scheduler, Timing};
 use state::{State, StoredListing};
 use status::{ErrorStatus, PolicyStatus, Report, RepositoryPart};
@@ -151,7 +154,13 @@ pub async fn run(
     let context = Context::new(config.clone(), environment.clone(), client)
         .with_listing_max_age(listing_max_age(&config))
         .with_stopping(stop.clone());
-    let mut daemon = Daemon::new(Arc::new(context), config, environment, shared.clone(), state);
+    let mut daemon = Daemon::new(
+        Arc::new(context),
+        config,
+        environment,
+        shared.clone(),
+        state,
+    );
     daemon.restore().await;
     daemon.start();
     daemon.run(inbox, stop.clone(), grace).await;
@@ -386,7 +395,10 @@ impl Daemon {
         self.learn_config();
         self.timing.reset();
         let now = Instant::now();
-        for image in old_images.iter().filter(|image| !self.images.contains_key(*image)) {
+        for image in old_images
+            .iter()
+            .filter(|image| !self.images.contains_key(*image))
+        {
             self.scheduler.cancel(&Key::Image(image.clone()));
         }
         for repository in old_repositories
@@ -504,9 +516,8 @@ impl Daemon {
                 let ran = match outcome.next {
                     Next::Requeue { due } => Ran::Success {
                         interval,
-                        due: due.map(|due| {
-                            now + (due - Utc::now()).to_std().unwrap_or(Duration::ZERO)
-                        }),
+                        due: due
+                            .map(|due| now + (due - Utc::now()).to_std().unwrap_or(Duration::ZERO)),
                     },
                     Next::Retry(class) => Ran::Failure(class),
                 };
@@ -681,7 +692,10 @@ impl Daemon {
                 repository: repository.clone(),
                 outcome: "pushed".into(),
             };
-            metrics.pushes.get_or_create(&pushed).inc_by(applied.pushes as u64);
+            metrics
+                .pushes
+                .get_or_create(&pushed)
+                .inc_by(applied.pushes as u64);
             let rejected = RepositoryOutcome {
                 repository: repository.clone(),
                 outcome: "rejected".into(),

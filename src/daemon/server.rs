@@ -48,7 +48,8 @@ impl WebhookSecrets {
                 continue;
             };
             let mut stored = Vec::new();
-            let secret = |name: &Option<String>| name.as_deref().and_then(|name| environment.secret(name));
+            let secret =
+                |name: &Option<String>| name.as_deref().and_then(|name| environment.secret(name));
             if let Some(token) = secret(&auth.token_env) {
                 stored.push(match endpoint {
                     Endpoint::DockerHub | Endpoint::Quay => Stored::PathToken(token),
@@ -66,7 +67,10 @@ impl WebhookSecrets {
     }
 
     fn credentials(&self, endpoint: Endpoint) -> Option<Vec<Credential<'_>>> {
-        let (_, stored) = self.endpoints.iter().find(|(known, _)| *known == endpoint)?;
+        let (_, stored) = self
+            .endpoints
+            .iter()
+            .find(|(known, _)| *known == endpoint)?;
         Some(
             stored
                 .iter()
@@ -219,7 +223,14 @@ fn webhook_request(
             (StatusCode::BAD_REQUEST, format!("{error}\n")).into_response()
         }
         Ok(events) => {
-            count(label, if events.is_empty() { "ignored" } else { "accepted" });
+            count(
+                label,
+                if events.is_empty() {
+                    "ignored"
+                } else {
+                    "accepted"
+                },
+            );
             for event in events {
                 tracing::info!(endpoint = label, image = %event.image, tag = ?event.tag, "webhook event");
                 // Unbounded: a webhook never waits for the loop.

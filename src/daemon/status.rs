@@ -121,7 +121,10 @@ pub fn repository_part(outcome: &Outcome) -> RepositoryPart {
         return part;
     };
     part.choices = plan.choices.clone();
-    let applied = outcome.applied.as_ref().and_then(|applied| applied.as_ref().ok());
+    let applied = outcome
+        .applied
+        .as_ref()
+        .and_then(|applied| applied.as_ref().ok());
     // Pushed to the branch (push mode): the target reads the new value now.
     let written = |file: &str, line: usize| {
         applied.is_some_and(|applied| {
@@ -157,7 +160,11 @@ pub fn repository_part(outcome: &Outcome) -> RepositoryPart {
             line: bump.line,
             policy: Some(bump.policy.clone()),
             image: bump.image.clone(),
-            current: if pushed { bump.to.clone() } else { bump.from.clone() },
+            current: if pushed {
+                bump.to.clone()
+            } else {
+                bump.from.clone()
+            },
             state: if pushed { "current" } else { "pending" }.to_string(),
             to: (!pushed).then(|| bump.to.clone()),
             until: None,

@@ -8,8 +8,6 @@
 //! symlink in the repository cannot lead a read or a write outside the clone. The clone is guarded by
 //! a kernel lock (`flock`) that dies with its process.
 //!
-//! [`Workspace`], the checked-out clone this replaces, is kept until `reconcile` has moved to `Store`.
-//!
 //! Must not: decide what to change, which commit is a human's revert, or when to retry — that is
 //! `reconcile`. Must not: force-push the protected target branch, follow a symlink, or put a
 //! credential in a log line or an error. The API is blocking (libgit2 is); async callers wrap it in
@@ -25,7 +23,6 @@ mod sign;
 mod store;
 mod transport;
 mod tree;
-mod workspace;
 
 use std::path::{Component, Path};
 
@@ -40,7 +37,6 @@ pub use settings::{
 };
 pub use store::Store;
 pub use tree::{Listing, SkipReason, Skipped, TreeFile};
-pub use workspace::Workspace;
 
 /// The remote name inside every cache clone.
 const REMOTE: &str = "origin";

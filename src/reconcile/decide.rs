@@ -295,7 +295,10 @@ pub fn decide(facts: &Facts<'_>) -> RepositoryPlan {
                 version(Some(&resolution.tag), resolution.digest.as_deref()),
             );
             match decide_target(facts, file, target, policy, resolution) {
-                Verdict::Nothing => plan.notes.push(note(Some(&policy.name), None, Status::Current)),
+                Verdict::Nothing => {
+                    plan.notes
+                        .push(note(Some(&policy.name), None, Status::Current))
+                }
                 Verdict::Newer => plan
                     .notes
                     .push(note(Some(&policy.name), None, Status::Newer)),

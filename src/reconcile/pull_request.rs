@@ -136,7 +136,9 @@ pub(super) async fn pull_request_mode<S: TagSource + Send + Sync + 'static>(
         applied.bumps.extend(bumps);
     }
     if plan.incomplete || context.stopping() {
-        tracing::info!("the plan is incomplete this cycle (or stopping): no pull request is closed");
+        tracing::info!(
+            "the plan is incomplete this cycle (or stopping): no pull request is closed"
+        );
         return Ok(applied);
     }
     let open = match forge.list_open_pull_requests(&base_branch).await {

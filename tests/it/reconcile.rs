@@ -164,6 +164,40 @@ pub fn tagwatch(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .unwrap()
 }
 
+/// Runs the binary with `TAGWATCH_FAULT_POINT=point`, waits until it says it reached the point, and
+/// kills it with SIGKILL (`kill -9`).
+pub fn killed_at(config: &Path, args: &[&str], point: &str) {
+    use std::io::BufRead as _;
+    let home = config.parent().unwrap().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tagwatch"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_clear()
+        .env("HOME", &home)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(tagwatch::reconcile::FAULT_POINT_VARIABLE, point)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let reached = line.contains(&format!("fault point {point} reached"));
+        seen.push(line);
+        if reached {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return;
+        }
+    }
+    let status = child.wait().unwrap();
+    panic!("{point} was never reached ({status}): {seen:#?}");
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

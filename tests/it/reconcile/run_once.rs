@@ -6,8 +6,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tagwatch::git::{CommitIdentity, RemoteSettings, Signing, Workspace};
-
 use super::*;
 use crate::support::git_http::GitHttpServer;
 use crate::support::sshd::SshServer;
@@ -155,55 +153,49 @@ async fn rejected_push_is_replanned_on_the_new_head_and_keeps_the_human_commit()
     );
 }
 
-/// A run killed after its commit and before its push leaves an unpushed commit in the cache clone; the
-/// next run discards it and pushes exactly one commit.
+/// `kill -9` at each fault point of a write-back (before the commit, after the commit and before the
+/// push, after the push), then run again: the remote ends with exactly one bump commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_between_commit_and_push_then_run_again_makes_exactly_one_commit() {
+async fn kill_9_at_each_write_back_step_then_run_again_makes_exactly_one_commit() {
     let registry = registry_with(&["1.0.0", "1.2.0"]).await;
     let host = registry.host.clone();
-    let root = tempfile::tempdir().unwrap();
-    let bare = bare_repo(
-        root.path(),
-        "local",
-        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
-    );
-    let config = write_config(
-        root.path(),
-        &registry,
-        &push_repository("local", &file_url(&bare), ""),
-        &policy(&host, ""),
-    );
-    // What the killed run left behind: the bump committed in the cache clone, never pushed.
-    {
-        let settings = RemoteSettings::new(file_url(&bare), "main");
-        let workspace = Workspace::prepare(&root.path().join("state/git"), &settings).unwrap();
-        std::fs::write(
-            workspace.workdir().join("apps/a.yaml"),
+    for point in ["before-commit", "before-push", "after-push"] {
+        let root = tempfile::tempdir().unwrap();
+        let bare = bare_repo(
+            root.path(),
+            "local",
+            &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
+        );
+        let config = write_config(
+            root.path(),
+            &registry,
+            &push_repository("local", &file_url(&bare), ""),
+            &policy(&host, ""),
+        );
+        let before = count(&bare);
+        killed_at(&config, &["run", "--once"], point);
+        let output = tagwatch(&config, &["run", "--once"], &[]);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{point}: {}",
+            text(&output.stderr)
+        );
+        assert_eq!(count(&bare), before + 1, "{point}");
+        assert_eq!(
+            show(&bare, "apps/a.yaml"),
             deployment(&host, "1.2.0", ""),
-        )
-        .unwrap();
-        let committed = workspace
-            .commit_files(
-                &["apps/a.yaml"],
-                &CommitIdentity::new("tagwatch-bot", "bot@example.com"),
-                "chore(images): killed before push",
-                &Signing::None,
-            )
-            .unwrap();
-        assert!(committed.is_some());
+            "{point}"
+        );
+        let output = tagwatch(&config, &["run", "--once"], &[]);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{point}: {}",
+            text(&output.stderr)
+        );
+        assert_eq!(count(&bare), before + 1, "{point}: a second commit");
     }
-    let before = count(&bare);
-    let output = tagwatch(&config, &["run", "--once"], &[]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    assert_eq!(count(&bare), before + 1);
-    assert!(
-        !git_bare(&bare, &["log", "--format=%s", "main"]).contains("killed before push"),
-        "the unpushed commit of the killed run was pushed"
-    );
-    assert_eq!(show(&bare, "apps/a.yaml"), deployment(&host, "1.2.0", ""));
-    let output = tagwatch(&config, &["run", "--once"], &[]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    assert_eq!(count(&bare), before + 1);
 }
 
 /// Unreachable remote, bad credentials, missing branch and missing path each give a clear error; the
