@@ -2,6 +2,7 @@
 //! that the helpers in `support` start on free loopback ports and stop on drop.
 
 mod corpus;
+mod daemon;
 mod forge;
 mod git;
 mod invariants;

@@ -1,5 +1,6 @@
 //! Test harness: starts real services on free loopback ports and stops them on drop.
 
+pub mod daemon;
 pub mod fake_forge;
 pub mod git_http;
 pub mod proxy;

@@ -1,0 +1,364 @@
+//! `tagwatch daemon` end to end: the binary with a real registry, a real git remote and real signals. A
+//! registry push plus its webhook becomes a commit; bad credentials, oversized bodies and unconfigured
+//! endpoints change nothing; bursts coalesce; SIGHUP with an invalid config keeps the old one; SIGTERM
+//! drains and exits 0; `kill -9` at a fault point, then a restart, converges to one commit.
+
+use std::path::{Path, PathBuf};
+
+use crate::reconcile::{
+    IMAGE, bare_repo, deployment, file_url, policy, push_repository, push_tags, registry_with, show,
+};
+use crate::support::daemon::{Daemon, daemon_block};
+use crate::support::git_http::git_bare;
+use crate::support::registry::{Registry, free_port};
+
+const HOOK_TOKEN: &str = "hook-token-5d1e0b";
+
+/// A config for one push-mode repository tracking `acme/app` with the generic and distribution
+/// webhooks on; returns (config path, listen address).
+fn daemon_config(root: &Path, registry: &Registry, bare: &Path) -> (PathBuf, String) {
+    let address = format!("127.0.0.1:{}", free_port());
+    let webhooks =
+        "    generic: { tokenEnv: HOOK_TOKEN }\n    distribution: { tokenEnv: HOOK_TOKEN }\n";
+    std::fs::create_dir_all(root.join("policies")).unwrap();
+    std::fs::write(root.join("policies/app.yaml"), policy(&registry.host, "")).unwrap();
+    let config = root.join("tagwatch.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "registries:\n  - host: {}\n    insecure: true\nrepositories:\n{}policies: [policies/]\n{}",
+            registry.host,
+            push_repository("local", &file_url(bare), ""),
+            daemon_block(&address, webhooks)
+        ),
+    )
+    .unwrap();
+    (config, address)
+}
+
+fn env() -> Vec<(&'static str, &'static str)> {
+    vec![("HOOK_TOKEN", HOOK_TOKEN)]
+}
+
+fn generic(image: &str, tag: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "image": image, "tag": tag })).unwrap()
+}
+
+fn count(bare: &Path) -> usize {
+    git_bare(bare, &["rev-list", "--count", "main"])
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_and_its_generic_webhook_become_a_commit() {
+    let registry = registry_with(&["1.0.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let bare = bare_repo(
+        root.path(),
+        "local",
+        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
+    );
+    let (config, address) = daemon_config(root.path(), &registry, &bare);
+    let daemon = Daemon::start(&config, &address, &env()).await;
+    daemon.ready().await;
+    let before = count(&bare);
+    push_tags(&registry, &["1.2.0"]).await;
+    let status = daemon
+        .post(
+            "/webhook/generic",
+            &[("authorization", &format!("Bearer {HOOK_TOKEN}"))],
+            generic(&format!("{host}/{IMAGE}"), "1.2.0"),
+        )
+        .await;
+    assert_eq!(status, 202);
+    daemon
+        .until("the bump commit on the remote", async || {
+            show(&bare, "apps/a.yaml") == deployment(&host, "1.2.0", "")
+        })
+        .await;
+    assert_eq!(count(&bare), before + 1);
+    // The status API and the metrics say what happened.
+    let (status, body) = daemon.get("/api/v1/status").await.unwrap();
+    assert_eq!(status, 200);
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["policies"][0]["name"], "app");
+    assert_eq!(report["policies"][0]["tag"], "1.2.0");
+    assert!(report["policies"][0]["checkedAt"].is_string());
+    let target = &report["targets"][0];
+    assert_eq!(target["repository"], "local");
+    assert_eq!(target["file"], "apps/a.yaml");
+    assert_eq!(target["state"], "current");
+    assert_eq!(target["current"], format!("{host}/{IMAGE}:1.2.0"));
+    let (_, metrics) = daemon.get("/metrics").await.unwrap();
+    assert!(
+        metrics.contains("tagwatch_commits_total{repository=\"local\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("tagwatch_webhook_events_total{endpoint=\"generic\",outcome=\"accepted\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tagwatch_push_to_commit_seconds_count 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credentials_oversized_bodies_and_unconfigured_endpoints_change_nothing() {
+    let registry = registry_with(&["1.0.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let bare = bare_repo(
+        root.path(),
+        "local",
+        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
+    );
+    let (config, address) = daemon_config(root.path(), &registry, &bare);
+    let daemon = Daemon::start(&config, &address, &env()).await;
+    daemon.ready().await;
+    push_tags(&registry, &["1.2.0"]).await;
+    let before = count(&bare);
+    let body = generic(&format!("{host}/{IMAGE}"), "1.2.0");
+    assert_eq!(
+        daemon
+            .post(
+                "/webhook/generic",
+                &[("authorization", "Bearer wrong")],
+                body.clone()
+            )
+            .await,
+        401
+    );
+    assert_eq!(
+        daemon.post("/webhook/generic", &[], body.clone()).await,
+        401
+    );
+    let big = vec![b' '; 2 * 1024 * 1024];
+    assert_eq!(
+        daemon
+            .post(
+                "/webhook/generic",
+                &[("authorization", &format!("Bearer {HOOK_TOKEN}"))],
+                big
+            )
+            .await,
+        413
+    );
+    assert_eq!(
+        daemon
+            .post(
+                "/webhook/harbor",
+                &[("authorization", HOOK_TOKEN)],
+                body.clone()
+            )
+            .await,
+        404,
+        "an endpoint without a credential configured is off"
+    );
+    assert_eq!(
+        daemon
+            .post(&format!("/webhook/dockerhub/{HOOK_TOKEN}"), &[], body)
+            .await,
+        404
+    );
+    // Nothing was re-checked: no commit, even well after.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(count(&bare), before);
+    assert_eq!(show(&bare, "apps/a.yaml"), deployment(&host, "1.0.0", ""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_fifty_pushes_is_coalesced_and_ends_on_the_newest() {
+    let registry = registry_with(&["1.0.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let bare = bare_repo(
+        root.path(),
+        "local",
+        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
+    );
+    let (config, address) = daemon_config(root.path(), &registry, &bare);
+    let daemon = Daemon::start(&config, &address, &env()).await;
+    daemon.ready().await;
+    let before = count(&bare);
+    let tags: Vec<String> = (1..=50).map(|patch| format!("1.0.{patch}")).collect();
+    let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
+    push_tags(&registry, &tag_refs).await;
+    // The registry's notifications for a burst of pushes arrive together.
+    let bearer = format!("Bearer {HOOK_TOKEN}");
+    let headers = [("authorization", bearer.as_str())];
+    let image = format!("{host}/{IMAGE}");
+    let statuses = futures_util::future::join_all(
+        tags.iter()
+            .map(|tag| daemon.post("/webhook/generic", &headers, generic(&image, tag))),
+    )
+    .await;
+    assert!(statuses.iter().all(|status| *status == 202), "{statuses:?}");
+    daemon
+        .until("the newest tag on the remote", async || {
+            show(&bare, "apps/a.yaml") == deployment(&host, "1.0.50", "")
+        })
+        .await;
+    let commits = count(&bare) - before;
+    assert!(
+        (1..=3).contains(&commits),
+        "{commits} commits for 50 events: not coalesced"
+    );
+    // Every commit moved forward: each bump's `to` is newer than its `from`.
+    let log = git_bare(
+        &bare,
+        &[
+            "log",
+            "--format=%(trailers:key=Tagwatch-Bump,valueonly)",
+            "main",
+        ],
+    );
+    let bumps: Vec<&str> = log.lines().filter(|line| !line.trim().is_empty()).collect();
+    assert_eq!(bumps.len(), commits, "{log}");
+    let (_, metrics) = daemon.get("/metrics").await.unwrap();
+    assert!(
+        metrics.contains(
+            "tagwatch_webhook_events_total{endpoint=\"generic\",outcome=\"accepted\"} 50"
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_with_an_invalid_policy_keeps_the_old_config_and_a_valid_one_applies() {
+    let registry = registry_with(&["1.0.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let bare = bare_repo(
+        root.path(),
+        "local",
+        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
+    );
+    let (config, address) = daemon_config(root.path(), &registry, &bare);
+    let daemon = Daemon::start(&config, &address, &env()).await;
+    daemon.ready().await;
+    let policy_file = root.path().join("policies/app.yaml");
+    std::fs::write(&policy_file, policy(&host, "").replace("^1", "not a range")).unwrap();
+    daemon.signal("HUP");
+    daemon
+        .until("the invalid config reported", async || {
+            daemon.logged("the new config is invalid; the old one stays in force")
+        })
+        .await;
+    assert!(daemon.logged("app.yaml:"), "{:#?}", daemon.log());
+    // The old policy still works.
+    push_tags(&registry, &["1.2.0"]).await;
+    let hook = |tag: &str| generic(&format!("{host}/{IMAGE}"), tag);
+    let bearer = format!("Bearer {HOOK_TOKEN}");
+    assert_eq!(
+        daemon
+            .post(
+                "/webhook/generic",
+                &[("authorization", &bearer)],
+                hook("1.2.0")
+            )
+            .await,
+        202
+    );
+    daemon
+        .until("the bump under the old config", async || {
+            show(&bare, "apps/a.yaml") == deployment(&host, "1.2.0", "")
+        })
+        .await;
+    // A valid new policy (track ^2) applies after SIGHUP.
+    std::fs::write(&policy_file, policy(&host, "").replace("^1", "^2")).unwrap();
+    daemon.signal("HUP");
+    daemon
+        .until("the reload", async || daemon.logged("config reloaded"))
+        .await;
+    push_tags(&registry, &["2.0.0"]).await;
+    assert_eq!(
+        daemon
+            .post(
+                "/webhook/generic",
+                &[("authorization", &bearer)],
+                hook("2.0.0")
+            )
+            .await,
+        202
+    );
+    daemon
+        .until("the bump under the new config", async || {
+            show(&bare, "apps/a.yaml") == deployment(&host, "2.0.0", "")
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_exits_0_and_status_reads_the_state_afterwards() {
+    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let bare = bare_repo(
+        root.path(),
+        "local",
+        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
+    );
+    let (config, address) = daemon_config(root.path(), &registry, &bare);
+    let mut daemon = Daemon::start(&config, &address, &env()).await;
+    daemon.ready().await;
+    assert_eq!(show(&bare, "apps/a.yaml"), deployment(&host, "1.2.0", ""));
+    // Asked while it runs.
+    let asked = crate::reconcile::tagwatch(&config, &["status", "--output", "json"], &env());
+    assert_eq!(
+        asked.status.code(),
+        Some(0),
+        "{}",
+        crate::reconcile::text(&asked.stderr)
+    );
+    let live: serde_json::Value = serde_json::from_slice(&asked.stdout).unwrap();
+    assert_eq!(live["policies"][0]["tag"], "1.2.0");
+    daemon.signal("TERM");
+    let status = daemon.wait();
+    assert_eq!(status.code(), Some(0), "{:#?}", daemon.log());
+    // Without a daemon, status reads what the state directory kept.
+    let kept = crate::reconcile::tagwatch(&config, &["status", "--output", "json"], &env());
+    assert_eq!(
+        kept.status.code(),
+        Some(0),
+        "{}",
+        crate::reconcile::text(&kept.stderr)
+    );
+    let kept: serde_json::Value = serde_json::from_slice(&kept.stdout).unwrap();
+    assert_eq!(kept["targets"], live["targets"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_before_the_push_then_a_restart_converges_to_one_commit() {
+    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let bare = bare_repo(
+        root.path(),
+        "local",
+        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
+    );
+    let (config, address) = daemon_config(root.path(), &registry, &bare);
+    let before = count(&bare);
+    for point in ["before-push", "after-push"] {
+        let mut environment = env();
+        environment.push((tagwatch::reconcile::FAULT_POINT_VARIABLE, point));
+        let daemon = Daemon::start(&config, &address, &environment).await;
+        daemon
+            .until("the fault point", async || {
+                daemon.logged(&format!("fault point {point} reached"))
+            })
+            .await;
+        daemon.signal("KILL");
+        drop(daemon);
+    }
+    let daemon = Daemon::start(&config, &address, &env()).await;
+    daemon.ready().await;
+    assert_eq!(show(&bare, "apps/a.yaml"), deployment(&host, "1.2.0", ""));
+    assert_eq!(count(&bare), before + 1, "no duplicate commit");
+}
