@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     match commands::dispatch(&cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            commands::say_error(&cli, &format!("{error:#}"));
             ExitCode::from(commands::EXIT_FAILURE)
         }
     }
@@ -41,16 +41,19 @@ fn set_git_network_timeouts() {
     result.expect("libgit2 accepts the network timeouts");
 }
 
+/// `-v` and `-vv` raise tagwatch's own events; the HTTP and git stacks stay at `warn` (`TAGWATCH_LOG`,
+/// an `EnvFilter` directive, overrides both). Colour only when stderr is a terminal.
 fn init_tracing(cli: &Cli) {
     let default_level = match cli.verbose {
         0 => "warn",
-        1 => "info",
-        _ => "debug",
+        1 => "warn,tagwatch=info",
+        _ => "warn,tagwatch=debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TAGWATCH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Json => builder.json().init(),

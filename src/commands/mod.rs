@@ -20,6 +20,19 @@ pub const EXIT_FAILURE: u8 = 1;
 /// Exit code for usage and validation errors.
 pub const EXIT_USAGE: u8 = 2;
 
+/// Reports an error on stderr once: `error: …` lines, or one JSON event per line with
+/// `--log-format json` (so every line is JSON, the final error included).
+pub fn say_error(cli: &Cli, text: &str) {
+    match cli.log_format {
+        crate::cli::LogFormat::Json => {
+            for line in text.lines() {
+                tracing::error!(error = %line, "failed");
+            }
+        }
+        crate::cli::LogFormat::Text => eprintln!("error: {text}"),
+    }
+}
+
 /// Runs the subcommand named on the command line.
 pub fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {

@@ -50,12 +50,16 @@ pub fn run(cli: &Cli, output: OutputFormat, at: Option<DateTime<Utc>>) -> anyhow
         .filter_map(|outcome| outcome.plan.as_ref().ok())
         .map(|plan| plan.bumps.len())
         .sum();
-    eprintln!(
+    let summary = format!(
         "{bumps} bump(s) planned in {} repositor{}",
         outcomes.len(),
         if outcomes.len() == 1 { "y" } else { "ies" }
     );
-    Ok(report_failures(&outcomes))
+    match cli.log_format {
+        crate::cli::LogFormat::Text => eprintln!("{summary}"),
+        crate::cli::LogFormat::Json => tracing::info!(bumps, "{summary}"),
+    }
+    Ok(report_failures(cli, &outcomes))
 }
 
 /// Loads the config and builds the controller context: `Err(code)` when there is nothing to reconcile

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use crate::cli::Cli;
-use crate::commands::{EXIT_FAILURE, EXIT_USAGE};
+use crate::commands::{EXIT_FAILURE, EXIT_USAGE, say_error};
 use crate::config::Config;
 use crate::environment::Environment;
 use crate::reconcile::{Outcome, Problem, Scope};
@@ -19,26 +19,39 @@ pub(crate) fn load_for_repositories(
     let config = match Config::load(cli.config.as_deref(), environment) {
         Ok(config) => config,
         Err(diagnostics) => {
-            eprintln!("{diagnostics}");
+            match cli.log_format {
+                crate::cli::LogFormat::Text => eprintln!("{diagnostics}"),
+                crate::cli::LogFormat::Json => {
+                    for diagnostic in &diagnostics.0 {
+                        tracing::error!(problem = %diagnostic, "invalid config");
+                    }
+                }
+            }
             return Err(ExitCode::from(EXIT_USAGE));
         }
     };
     if config.file.is_none() {
-        eprintln!(
-            "error: `tagwatch {command}` needs a config file with repositories: there is no {} here \
-             (pass --config FILE)",
-            crate::cli::DEFAULT_CONFIG_FILE
+        say_error(
+            cli,
+            &format!(
+                "`tagwatch {command}` needs a config file with repositories: there is no {} here \
+                 (pass --config FILE)",
+                crate::cli::DEFAULT_CONFIG_FILE
+            ),
         );
         return Err(ExitCode::from(EXIT_USAGE));
     }
     if config.repositories.is_empty() {
-        eprintln!(
-            "error: `tagwatch {command}` needs repositories: {} lists none",
-            config
-                .file
-                .as_deref()
-                .map(|file| file.display().to_string())
-                .unwrap_or_default()
+        say_error(
+            cli,
+            &format!(
+                "`tagwatch {command}` needs repositories: {} lists none",
+                config
+                    .file
+                    .as_deref()
+                    .map(|file| file.display().to_string())
+                    .unwrap_or_default()
+            ),
         );
         return Err(ExitCode::from(EXIT_USAGE));
     }
@@ -46,11 +59,21 @@ pub(crate) fn load_for_repositories(
 }
 
 /// Prints every problem on stderr; exit 1 when there was any.
-pub(crate) fn report_failures(outcomes: &[Outcome]) -> ExitCode {
+pub(crate) fn report_failures(cli: &Cli, outcomes: &[Outcome]) -> ExitCode {
     let mut failures = 0;
     for outcome in outcomes {
         for problem in outcome.problems() {
-            eprintln!("{}", render(problem));
+            match cli.log_format {
+                crate::cli::LogFormat::Text => eprintln!("{}", render(problem)),
+                crate::cli::LogFormat::Json => tracing::error!(
+                    repository = %problem.repository,
+                    scope = %problem.scope,
+                    class = %problem.class(),
+                    error = %crate::reconcile::chain(problem.error.as_ref()),
+                    hint = hint(problem.error.as_ref()).unwrap_or(""),
+                    "failed"
+                ),
+            }
         }
         failures += outcome.failures();
     }

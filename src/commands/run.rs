@@ -43,5 +43,5 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         writeln!(stdout, "{summary}")?;
     }
-    Ok(report_failures(&outcomes))
+    Ok(report_failures(cli, &outcomes))
 }

@@ -362,3 +362,29 @@ async fn kill_9_before_the_push_then_a_restart_converges_to_one_commit() {
     assert_eq!(show(&bare, "apps/a.yaml"), deployment(&host, "1.2.0", ""));
     assert_eq!(count(&bare), before + 1, "no duplicate commit");
 }
+
+/// `--log-format json`: every stderr line is a JSON object, the final error included; without a
+/// terminal there is no colour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_log_format_makes_every_line_json() {
+    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
+    let root = tempfile::tempdir().unwrap();
+    let bare = root.path().join("missing.git");
+    let (config, _) = daemon_config(root.path(), &registry, &bare);
+    let invalid = root.path().join("invalid.yaml");
+    std::fs::write(&invalid, "repositories: 7\n").unwrap();
+    for (config, args) in [
+        (&config, &["--log-format", "json", "-v", "plan"][..]),
+        (&invalid, &["--log-format", "json", "daemon"][..]),
+    ] {
+        let output = crate::reconcile::tagwatch(config, args, &env());
+        assert_ne!(output.status.code(), Some(0));
+        let stderr = crate::reconcile::text(&output.stderr);
+        assert!(!stderr.trim().is_empty());
+        for line in stderr.lines() {
+            let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+            assert!(parsed.is_ok(), "not JSON: {line}");
+            assert!(!line.contains('\u{1b}'), "colour in {line}");
+        }
+    }
+}
