@@ -325,6 +325,8 @@ fn examples_validate() {
         .env("REG_PASSWORD", "x")
         .env("GIT_TOKEN", "x")
         .env("GH_TOKEN", "x")
+        .env("REGISTRY_HOOK_TOKEN", "x")
+        .env("GH_HOOK_SECRET", "x")
         .output()
         .unwrap();
     assert_eq!(
@@ -333,8 +335,13 @@ fn examples_validate() {
         "{}",
         String::from_utf8_lossy(&output.stdout)
     );
-    let environment =
-        Environment::from_pairs([("REG_PASSWORD", "x"), ("GIT_TOKEN", "x"), ("GH_TOKEN", "x")]);
+    let environment = Environment::from_pairs([
+        ("REG_PASSWORD", "x"),
+        ("GIT_TOKEN", "x"),
+        ("GH_TOKEN", "x"),
+        ("REGISTRY_HOOK_TOKEN", "x"),
+        ("GH_HOOK_SECRET", "x"),
+    ]);
     let config = Config::load(Some(&root.join("deploy/tagwatch.yaml")), &environment).unwrap();
     let mut names: Vec<&str> = config.policies.iter().map(|p| p.name.as_str()).collect();
     names.sort_unstable();
