@@ -2,6 +2,7 @@
 
 pub mod fake_forge;
 pub mod git_http;
+pub mod ports;
 pub mod proxy;
 pub mod registry;
 pub mod seed;
