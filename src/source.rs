@@ -10,15 +10,42 @@ use chrono::{DateTime, Utc};
 
 use crate::reference::ImageReference;
 
+/// Every tag of an image's repository from a listing that completed: every page the source announced
+/// was read. A listing that stopped early (a cap hit, a pagination loop) is an error, never a shorter
+/// `TagListing`, so a policy never chooses from part of a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagListing {
+    /// In the order the source gave them, duplicates removed.
+    pub tags: Vec<String>,
+    /// Pages read (1 for a source that answers in one piece).
+    pub pages: usize,
+}
+
 /// A source of tags and tag facts for images. `image` is always a normalized name without tag/digest.
 pub trait TagSource {
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// Every tag of the image's repository, in the order the registry gave them, duplicates removed.
+    /// An incomplete listing is an error.
     fn list_tags(
         &self,
         image: &ImageReference,
     ) -> impl Future<Output = Result<Vec<String>, Self::Error>> + Send;
+
+    /// [`Self::list_tags`] with what the listing took. A source that answers in one piece keeps this
+    /// default.
+    fn listing(
+        &self,
+        image: &ImageReference,
+    ) -> impl Future<Output = Result<TagListing, Self::Error>> + Send {
+        let tags = self.list_tags(image);
+        async move {
+            Ok(TagListing {
+                tags: tags.await?,
+                pages: 1,
+            })
+        }
+    }
 
     /// The manifest digest (`sha256:…`) that `tag` points at (an image index keeps the index digest).
     fn manifest_digest(
@@ -85,5 +112,23 @@ impl TagSource for TagList {
         Err(TagListError::Unsupported {
             what: "creation times",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_offline_tag_list_is_one_complete_page() {
+        let list = TagList::parse("1.0.0\n1.1.0\n");
+        let image = ImageReference::parse("registry.test/app").unwrap();
+        assert_eq!(
+            list.listing(&image).await.unwrap(),
+            TagListing {
+                tags: vec!["1.0.0".to_string(), "1.1.0".to_string()],
+                pages: 1
+            }
+        );
     }
 }

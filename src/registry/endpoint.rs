@@ -1,10 +1,12 @@
 //! One registry as the client sees it: its base URL, HTTP client (TLS settings, timeouts), concurrency
 //! limit, credentials and cached tokens. Every request goes through [`Endpoint::send`], which owns the
-//! retry loop and the authentication flow, so no other code retries or authenticates.
+//! retry loop, the authentication flow and the size limit of answers, so no other code retries,
+//! authenticates or buffers a body.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use base64::Engine;
 use reqwest::header::{
@@ -13,6 +15,7 @@ use reqwest::header::{
 use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use super::auth::{Challenge, Credentials, parse_challenge, resolve_credentials};
 use super::error::{ErrorClass, RegistryError, classify};
@@ -29,12 +32,12 @@ const CONNECT_TIMEOUT_MAX: Duration = Duration::from_secs(10);
 const TOKEN_EXPIRY_MARGIN: Duration = Duration::from_secs(10);
 /// The lifetime the token spec prescribes when a token service omits `expires_in`.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
-/// The largest answer read: a tag list of 1,000,000 tags is about 20 MiB.
-const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
-/// Error bodies are read for their OCI codes only up to this size.
+/// Error bodies are read for their OCI codes up to this size; the rest is not read.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
+/// The largest token answer read: a token is a JWT of a few kilobytes.
+const MAX_TOKEN_BYTES: usize = 1024 * 1024;
 
-/// A completed response: status, headers and the whole body (registry answers here are small).
+/// A completed response: headers and the whole body, read up to the limit the caller named.
 pub struct Answer {
     pub headers: HeaderMap,
     pub body: Vec<u8>,
@@ -49,14 +52,18 @@ pub struct Endpoint {
     limit: Semaphore,
     credentials: Option<Credentials>,
     auth: Mutex<AuthState>,
-    /// Serializes token requests so a burst of requests for one scope fetches one token.
-    token_fetch: tokio::sync::Mutex<()>,
+    /// The registry answered 400 to a listing's `n`: later listings are sent without it.
+    page_size_refused: AtomicBool,
 }
 
 #[derive(Default)]
 struct AuthState {
     scheme: Option<KnownScheme>,
     tokens: HashMap<String, CachedToken>,
+    /// One lock per scope, held while that scope's token is fetched: a burst of requests for one
+    /// repository fetches one token, and a slow token service answer for one repository never holds up
+    /// another's. One entry per repository ever asked for, like `tokens`.
+    fetching: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 #[derive(Clone)]
@@ -151,8 +158,18 @@ impl Endpoint {
             http,
             limit: Semaphore::new(settings.max_concurrency.max(1)),
             auth: Mutex::new(AuthState::default()),
-            token_fetch: tokio::sync::Mutex::new(()),
+            page_size_refused: AtomicBool::new(false),
         })
+    }
+
+    /// Whether this registry refused a listing's `n` (so listings go without it).
+    pub fn page_size_refused(&self) -> bool {
+        self.page_size_refused.load(Ordering::Relaxed)
+    }
+
+    /// Remembers that this registry answers 400 to `n`.
+    pub fn refuse_page_size(&self) {
+        self.page_size_refused.store(true, Ordering::Relaxed);
     }
 
     /// `base` joined with an absolute API path (`/v2/…`) and optional query.
@@ -169,13 +186,16 @@ impl Endpoint {
     }
 
     /// Sends one request for `repository` with retries (backoff, `Retry-After`) and authentication.
-    /// A non-2xx answer becomes an error; 404 is reported as a `Status` error with its OCI codes.
+    /// A non-2xx answer becomes an error; 404 is reported as a `Status` error with its OCI codes. A
+    /// body longer than `max_body` bytes is [`RegistryError::TooLarge`], detected while it streams in:
+    /// no more than `max_body` bytes are ever buffered.
     pub async fn send(
         &self,
         method: Method,
         url: Url,
         accept: &str,
         repository: &str,
+        max_body: usize,
     ) -> Result<Answer, RegistryError> {
         let scope = format!("repository:{repository}:pull");
         let mut backoff = Backoff::default();
@@ -183,7 +203,7 @@ impl Endpoint {
         let mut challenge_answered = false;
         loop {
             attempts += 1;
-            let authorization = self.authorization(&scope, repository).await?;
+            let (authorization, sent_token) = self.authorization(&scope, repository).await?;
             let mut request = self
                 .http
                 .request(method.clone(), url.clone())
@@ -193,7 +213,7 @@ impl Endpoint {
             }
             let permit = self.limit.acquire().await.expect("semaphore never closed");
             // The body is read under the permit too: the limit counts requests the registry is serving.
-            let outcome = exchange(request, url.as_str()).await?;
+            let outcome = exchange(request, url.as_str(), max_body).await?;
             drop(permit);
             let (status, headers, body) = match outcome {
                 Ok(outcome) => outcome,
@@ -225,7 +245,8 @@ impl Endpoint {
                 {
                     challenge_answered = true;
                     attempts -= 1;
-                    self.answer_challenge(challenge, &scope, repository).await?;
+                    self.answer_challenge(challenge, &scope, repository, sent_token.as_ref())
+                        .await?;
                     continue;
                 }
                 return Err(self.unauthorized(
@@ -265,13 +286,13 @@ impl Endpoint {
         }
     }
 
-    /// The `Authorization` header for a request in `scope`, fetching a token first when the registry is
-    /// known to want one and none is cached.
+    /// The `Authorization` header for a request in `scope` (and the Bearer token in it), fetching a
+    /// token first when the registry is known to want one and none is cached.
     async fn authorization(
         &self,
         scope: &str,
         repository: &str,
-    ) -> Result<Option<HeaderValue>, RegistryError> {
+    ) -> Result<(Option<HeaderValue>, Option<Secret>), RegistryError> {
         let (scheme, cached) = {
             let state = self.auth.lock().expect("auth state lock");
             let cached = state
@@ -282,8 +303,8 @@ impl Endpoint {
             (state.scheme.clone(), cached)
         };
         match scheme {
-            None => Ok(None),
-            Some(KnownScheme::Basic) => Ok(self.credentials.as_ref().map(basic_header)),
+            None => Ok((None, None)),
+            Some(KnownScheme::Basic) => Ok((self.credentials.as_ref().map(basic_header), None)),
             Some(KnownScheme::Bearer { realm, service }) => {
                 let token = match cached {
                     Some(token) => token,
@@ -292,16 +313,19 @@ impl Endpoint {
                             .await?
                     }
                 };
-                Ok(Some(bearer_header(&token)))
+                Ok((Some(bearer_header(&token)), Some(token)))
             }
         }
     }
 
+    /// Answers a `401`'s challenge. `sent_token` is the token the refused request carried: it is dropped
+    /// from the cache, but a token another request fetched meanwhile is kept.
     async fn answer_challenge(
         &self,
         challenge: Challenge,
         scope: &str,
         repository: &str,
+        sent_token: Option<&Secret>,
     ) -> Result<(), RegistryError> {
         match challenge {
             Challenge::Basic => {
@@ -322,7 +346,11 @@ impl Endpoint {
                         realm: realm.clone(),
                         service: service.clone(),
                     });
-                    state.tokens.remove(scope);
+                    if sent_token.is_some()
+                        && state.tokens.get(scope).map(|cached| &cached.token) == sent_token
+                    {
+                        state.tokens.remove(scope);
+                    }
                 }
                 self.fetch_token(&realm, service.as_deref(), scope, repository)
                     .await?;
@@ -332,7 +360,9 @@ impl Endpoint {
     }
 
     /// Exchanges the credentials (or nothing, anonymously) for a Bearer token at the challenge's realm
-    /// and caches it until shortly before it expires.
+    /// and caches it until shortly before it expires. One fetch per scope at a time: a request that
+    /// finds its scope's token being fetched waits for that fetch and uses its token; other scopes do
+    /// not wait.
     async fn fetch_token(
         &self,
         realm: &str,
@@ -340,7 +370,15 @@ impl Endpoint {
         scope: &str,
         repository: &str,
     ) -> Result<Secret, RegistryError> {
-        let _serial = self.token_fetch.lock().await;
+        let gate = self
+            .auth
+            .lock()
+            .expect("auth state lock")
+            .fetching
+            .entry(scope.to_string())
+            .or_default()
+            .clone();
+        let _turn = gate.lock().await;
         if let Some(token) = self
             .auth
             .lock()
@@ -398,7 +436,7 @@ impl Endpoint {
             let attempt = request
                 .try_clone()
                 .expect("token requests have an in-memory body");
-            match exchange(attempt, &origin).await? {
+            match exchange(attempt, &origin, MAX_TOKEN_BYTES).await? {
                 Ok((status, _, _))
                     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN =>
                 {
@@ -463,23 +501,37 @@ impl Endpoint {
 /// One request's outcome: the answer, or a transport failure (which may be retried).
 type Outcome = Result<(StatusCode, HeaderMap, Vec<u8>), reqwest::Error>;
 
-/// Sends a request and reads the whole body. An answer over [`MAX_BODY_BYTES`] is a permanent error:
-/// a registry must not be able to exhaust memory.
-async fn exchange(request: reqwest::RequestBuilder, url: &str) -> Result<Outcome, RegistryError> {
+/// Sends a request and reads its body as it streams in, never more than `max_body` bytes: a longer
+/// successful answer is [`RegistryError::TooLarge`] (permanent), so a registry cannot exhaust memory. An
+/// error answer's body is only read for its OCI codes, up to [`ERROR_BODY_LIMIT`], and cut there.
+async fn exchange(
+    request: reqwest::RequestBuilder,
+    url: &str,
+    max_body: usize,
+) -> Result<Outcome, RegistryError> {
     let mut response = match request.send().await {
         Ok(response) => response,
         Err(error) => return Ok(Err(error)),
     };
     let status = response.status();
     let headers = response.headers().clone();
+    let limit = if status.is_success() {
+        max_body
+    } else {
+        ERROR_BODY_LIMIT
+    };
     let mut body = Vec::new();
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(RegistryError::InvalidResponse {
+                if body.len() + chunk.len() > limit {
+                    if !status.is_success() {
+                        body.extend_from_slice(&chunk[..limit - body.len()]);
+                        return Ok(Ok((status, headers, body)));
+                    }
+                    return Err(RegistryError::TooLarge {
                         url: url.to_string(),
-                        reason: format!("the answer is larger than {MAX_BODY_BYTES} bytes"),
+                        limit,
                     });
                 }
                 body.extend_from_slice(&chunk);

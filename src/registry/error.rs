@@ -55,10 +55,65 @@ pub enum RegistryError {
     },
     #[error("{url}: unexpected answer: {reason}")]
     InvalidResponse { url: String, reason: String },
+    #[error("{url}: the answer is larger than {limit} bytes, the most read from one answer")]
+    TooLarge { url: String, limit: usize },
+    /// The tag listing stopped before the registry's last page. Never a shorter list instead: a policy
+    /// choosing from part of a list could pick (and commit) an older tag than the real newest.
+    #[error(
+        "{url}: the tag list is incomplete, {truncation} ({pages} pages and {tags} tags read); no tag is chosen from part of a list"
+    )]
+    IncompleteListing {
+        url: String,
+        truncation: Truncation,
+        pages: usize,
+        tags: usize,
+    },
+}
+
+/// Why a tag listing stopped before the registry's last page, and which limit it hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truncation {
+    /// `limit` pages were read and the registry still announced a next one.
+    Pages { limit: usize },
+    /// The repository has more than `limit` distinct tags.
+    Tags { limit: usize },
+    /// The pages together (or one page alone) were larger than `limit` bytes.
+    Bytes { limit: usize },
+    /// A `Link` pointed at a page already read.
+    LinkLoop,
+    /// A page brought only tags already seen: the registry ignores `last`.
+    RepeatedPage,
+}
+
+impl std::fmt::Display for Truncation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Truncation::Pages { limit } => write!(
+                f,
+                "the registry announced more pages than the {limit} one listing reads"
+            ),
+            Truncation::Tags { limit } => write!(
+                f,
+                "the repository has more tags than the {limit} one listing keeps"
+            ),
+            Truncation::Bytes { limit } => write!(
+                f,
+                "the tag lists are larger than the {limit} bytes one listing reads"
+            ),
+            Truncation::LinkLoop => {
+                f.write_str("the registry's `Link` points back at a page already read")
+            }
+            Truncation::RepeatedPage => {
+                f.write_str("a page repeated only tags already seen (the registry ignores `last`)")
+            }
+        }
+    }
 }
 
 impl RegistryError {
-    /// Whether the daemon should try this again later.
+    /// Whether the daemon should try this again later. An incomplete listing is permanent whatever
+    /// stopped it: a repository too large for the caps, or a registry whose pagination loops, answers
+    /// the same way on the next attempt (the daemon's next poll still tries again).
     pub fn class(&self) -> ErrorClass {
         match self {
             RegistryError::Unreachable { .. } => ErrorClass::Transient,
@@ -75,6 +130,16 @@ impl RegistryError {
             ),
             RegistryError::Unreachable { .. } => Some(
                 "check the registry host and port; use `insecure: true` for a plain-HTTP registry and `caFile` for a private CA",
+            ),
+            RegistryError::IncompleteListing {
+                truncation:
+                    Truncation::Pages { .. } | Truncation::Tags { .. } | Truncation::Bytes { .. },
+                ..
+            } => Some(
+                "the repository has more tags than tagwatch reads; delete old tags (a retention policy) or track a repository with fewer",
+            ),
+            RegistryError::IncompleteListing { .. } => Some(
+                "the registry's tag pagination is broken; report it to the registry's operator",
             ),
             _ => None,
         }
@@ -124,6 +189,35 @@ mod tests {
         for status in [400, 401, 403, 404] {
             let status = StatusCode::from_u16(status).unwrap();
             assert_eq!(classify(status, none, None), ErrorClass::Permanent);
+        }
+    }
+
+    #[test]
+    fn an_incomplete_listing_is_permanent_and_names_its_cause_and_limit() {
+        for (truncation, named) in [
+            (Truncation::Pages { limit: 1000 }, "1000"),
+            (Truncation::Tags { limit: 100_000 }, "100000"),
+            (Truncation::Bytes { limit: 16_777_216 }, "16777216 bytes"),
+            (Truncation::LinkLoop, "page already read"),
+            (Truncation::RepeatedPage, "ignores `last`"),
+        ] {
+            let error = RegistryError::IncompleteListing {
+                url: "https://registry.test/v2/a/tags/list".to_string(),
+                truncation,
+                pages: 7,
+                tags: 700,
+            };
+            assert_eq!(error.class(), ErrorClass::Permanent);
+            assert!(error.hint().is_some());
+            let message = error.to_string();
+            for expected in [
+                "https://registry.test/v2/a/tags/list",
+                "incomplete",
+                named,
+                "7 pages and 700 tags",
+            ] {
+                assert!(message.contains(expected), "{expected:?} in {message}");
+            }
         }
     }
 }

@@ -2,28 +2,31 @@
 //! image config `created` times.
 //!
 //! Owns: authentication (anonymous, basic, Bearer challenge), TLS, retries and backoff, pagination and its
-//! quirks, per-registry concurrency limits, the digest → config cache.
+//! quirks, per-registry concurrency limits, size limits on every answer and listing, the bounded
+//! digest → config cache.
 //! Must not: rank or filter tags beyond the OCI tag grammar (that is `policy`), read the process
-//! environment directly, or put a secret in a log, error or `Debug` output.
+//! environment directly, put a secret in a log, error or `Debug` output, or return part of a tag list
+//! as if it were all of it.
 //!
 //! Transport is `reqwest`; `oci-client` provides the manifest types and media types. Why not
 //! `oci-client`'s requests as well: see `docs/registry.md`.
 
 mod auth;
+mod cache;
 mod endpoint;
 mod error;
 pub mod pagination;
 pub mod settings;
 
-pub use error::{ErrorClass, RegistryError, classify};
+pub use error::{ErrorClass, RegistryError, Truncation, classify};
 pub use settings::{PasswordSource, RegistryAuthSettings, RegistrySettings};
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use oci_client::manifest::OciManifest;
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
@@ -31,8 +34,10 @@ use tracing::Instrument;
 
 use crate::environment::Environment;
 use crate::reference::{ImageReference, is_valid_digest, is_valid_tag};
-use crate::source::TagSource;
+use crate::source::{TagListing, TagSource};
+use cache::ClockCache;
 use endpoint::Endpoint;
+use pagination::Collector;
 
 /// Every manifest type a digest or config lookup accepts: without the index types a registry would
 /// answer with (and hash) a single platform's manifest, and the digest would not be the tag's.
@@ -40,6 +45,18 @@ use endpoint::Endpoint;
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 const TAGS_ACCEPT: &str = "application/json";
 const CONFIG_ACCEPT: &str = "application/vnd.oci.image.config.v1+json, application/vnd.docker.container.image.v1+json, application/json";
+
+/// The largest manifest or index read: distribution refuses to store a manifest over 4 MiB
+/// (`maxManifestBodySize`), so no registry it backs can serve a larger one.
+const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+/// The largest image config read. Configs are a few kilobytes (history and `rootfs` grow by a line per
+/// layer); 8 MiB leaves room for huge label sets and still bounds what a registry can make us hold.
+const MAX_CONFIG_BYTES: usize = 8 * 1024 * 1024;
+/// Config digests whose `created` the client remembers. `order: newest` looks up at most 25 candidates
+/// per policy and resolve (`policy::MAX_NEWEST_LOOKUPS`; `minAge` 10): 1,000 such policies need 25,000
+/// entries, so 50,000 keeps a large daemon's working set with room to spare, at about 10 MB. Beyond
+/// it an entry not looked up lately (clock) is dropped, and fetched again if it is ever needed.
+pub const CREATED_CACHE_CAPACITY: usize = 50_000;
 
 /// Client for every registry the config names (and anonymous HTTPS for the rest). Cheap to clone: clones
 /// share connections, tokens, concurrency limits and the config cache.
@@ -51,13 +68,11 @@ pub struct RegistryClient {
 struct Inner {
     endpoints: Mutex<HashMap<String, Arc<Endpoint>>>,
     environment: Environment,
-    /// Config digest → `created`. Digests are immutable, so entries never expire; the cell makes
-    /// concurrent lookups of one digest share a single fetch.
-    created: Mutex<HashMap<String, CreatedCell>>,
+    /// Config digest → `created`. Digests are immutable, so entries never go stale; the cache is
+    /// bounded ([`CREATED_CACHE_CAPACITY`]) and the cell makes concurrent lookups of one digest share a
+    /// single fetch (an entry being fetched is never evicted).
+    created: Mutex<ClockCache<OnceCell<Option<DateTime<Utc>>>>>,
 }
-
-/// One config digest's `created`, fetched at most once.
-type CreatedCell = Arc<OnceCell<Option<DateTime<Utc>>>>;
 
 impl std::fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -101,7 +116,7 @@ impl RegistryClient {
             inner: Arc::new(Inner {
                 endpoints: Mutex::new(endpoints),
                 environment: environment.clone(),
-                created: Mutex::new(HashMap::new()),
+                created: Mutex::new(ClockCache::new(CREATED_CACHE_CAPACITY)),
             }),
         })
     }
@@ -120,71 +135,95 @@ impl RegistryClient {
         Ok(endpoint)
     }
 
-    async fn list_tags_in(
+    /// Every page of the image's tag list, or an error saying why the listing could not be finished.
+    async fn listing_in(
         &self,
         endpoint: &Endpoint,
         image: &ImageReference,
-    ) -> Result<Vec<String>, RegistryError> {
+    ) -> Result<TagListing, RegistryError> {
         let repository = &image.repository;
-        let mut url = endpoint.url(&format!("/v2/{repository}/tags/list"));
-        let mut tags = Vec::new();
-        let mut seen = HashSet::new();
-        let mut visited = HashSet::from([url.to_string()]);
-        let mut pages = 0usize;
+        let plain = endpoint.url(&format!("/v2/{repository}/tags/list"));
+        let mut url = if endpoint.page_size_refused() {
+            plain.clone()
+        } else {
+            endpoint.url(&format!(
+                "/v2/{repository}/tags/list?n={}",
+                pagination::PAGE_SIZE
+            ))
+        };
+        let mut collector = Collector::new(pagination::LIMITS, &url);
+        let incomplete = |collector: &Collector, truncation| RegistryError::IncompleteListing {
+            url: plain.to_string(),
+            truncation,
+            pages: collector.pages(),
+            tags: collector.tag_count(),
+        };
         loop {
-            pages += 1;
-            let answer = endpoint
-                .send(Method::GET, url.clone(), TAGS_ACCEPT, repository)
-                .await?;
+            let answer = match endpoint
+                .send(
+                    Method::GET,
+                    url.clone(),
+                    TAGS_ACCEPT,
+                    repository,
+                    collector.byte_budget(),
+                )
+                .await
+            {
+                Ok(answer) => answer,
+                // distribution 3.1.0 answers 400 to an `n` above its `tags.maxtags`: ask without it.
+                Err(RegistryError::Status {
+                    status: StatusCode::BAD_REQUEST,
+                    ..
+                }) if collector.pages() == 0 && url != plain => {
+                    tracing::info!(
+                        "the registry refuses the page size `n`; listing without it from now on"
+                    );
+                    endpoint.refuse_page_size();
+                    url = plain.clone();
+                    collector = Collector::new(pagination::LIMITS, &url);
+                    continue;
+                }
+                Err(RegistryError::TooLarge { url: too_large, .. })
+                    if too_large == url.as_str() =>
+                {
+                    return Err(incomplete(
+                        &collector,
+                        Truncation::Bytes {
+                            limit: pagination::MAX_LISTING_BYTES,
+                        },
+                    ));
+                }
+                Err(error) => return Err(error),
+            };
             let page: TagsPage = serde_json::from_slice(&answer.body).map_err(|error| {
                 RegistryError::InvalidResponse {
                     url: url.to_string(),
                     reason: format!("not a tag list: {error}"),
                 }
             })?;
-            let page_tags = page.tags.unwrap_or_default();
-            let mut new_tags = 0usize;
-            for tag in &page_tags {
-                if !is_valid_tag(tag) {
-                    // Escaped: the text came from the registry and must not reach a log or YAML raw.
-                    tracing::warn!(tag = %tag.escape_debug(), "dropping a tag outside the OCI tag grammar");
-                    continue;
-                }
-                if seen.insert(tag.clone()) {
-                    tags.push(tag.clone());
-                    new_tags += 1;
-                }
+            let page = collector
+                .add_page(page.tags.unwrap_or_default(), answer.body.len())
+                .map_err(|truncation| incomplete(&collector, truncation))?;
+            let next = pagination::next_page(&answer.headers, &endpoint.base);
+            match collector
+                .follow(page, next)
+                .map_err(|truncation| incomplete(&collector, truncation))?
+            {
+                Some(next) => url = next,
+                None => break,
             }
-            let Some(next) = pagination::next_page(&answer.headers, &endpoint.base) else {
-                break;
-            };
-            if !visited.insert(next.to_string()) {
-                tracing::warn!(
-                    page = pages,
-                    "the registry's `Link` points at a page already read; stopping"
-                );
-                break;
-            }
-            if new_tags == 0 && !page_tags.is_empty() {
-                tracing::warn!(
-                    page = pages,
-                    "a page repeated only known tags (the registry may ignore `last`); stopping"
-                );
-                break;
-            }
-            if pages >= pagination::MAX_PAGES {
-                tracing::warn!(
-                    pages,
-                    tags = tags.len(),
-                    "stopping after {} pages; the tag list may be incomplete",
-                    pagination::MAX_PAGES
-                );
-                break;
-            }
-            url = next;
         }
-        tracing::debug!(tags = tags.len(), pages, "listed tags");
-        Ok(tags)
+        let collected = collector.finish();
+        tracing::debug!(
+            tags = collected.tags.len(),
+            pages = collected.pages,
+            bytes = collected.bytes,
+            "listed tags"
+        );
+        Ok(TagListing {
+            tags: collected.tags,
+            pages: collected.pages,
+        })
     }
 
     async fn digest_in(
@@ -200,6 +239,7 @@ impl RegistryClient {
                 url.clone(),
                 MANIFEST_ACCEPT,
                 &image.repository,
+                MAX_MANIFEST_BYTES,
             )
             .await?;
         if let Some(digest) = answer
@@ -212,7 +252,13 @@ impl RegistryClient {
         }
         // Some registries omit the header on HEAD: the digest is the hash of the manifest bytes as served.
         let answer = endpoint
-            .send(Method::GET, url, MANIFEST_ACCEPT, &image.repository)
+            .send(
+                Method::GET,
+                url,
+                MANIFEST_ACCEPT,
+                &image.repository,
+                MAX_MANIFEST_BYTES,
+            )
             .await?;
         Ok(format!("sha256:{:x}", Sha256::digest(&answer.body)))
     }
@@ -272,13 +318,17 @@ impl RegistryClient {
             .created
             .lock()
             .expect("created cache lock")
-            .entry(config_digest.clone())
-            .or_default()
-            .clone();
+            .get_or_default(&config_digest);
         cell.get_or_try_init(|| async {
             let url = endpoint.url(&format!("/v2/{repository}/blobs/{config_digest}"));
             let answer = endpoint
-                .send(Method::GET, url.clone(), CONFIG_ACCEPT, repository)
+                .send(
+                    Method::GET,
+                    url.clone(),
+                    CONFIG_ACCEPT,
+                    repository,
+                    MAX_CONFIG_BYTES,
+                )
                 .await?;
             let config: ConfigCreated =
                 serde_json::from_slice(&answer.body).map_err(|error| {
@@ -308,7 +358,13 @@ impl RegistryClient {
         repository: &str,
     ) -> Result<OciManifest, RegistryError> {
         let answer = endpoint
-            .send(Method::GET, url.clone(), MANIFEST_ACCEPT, repository)
+            .send(
+                Method::GET,
+                url.clone(),
+                MANIFEST_ACCEPT,
+                repository,
+                MAX_MANIFEST_BYTES,
+            )
             .await?;
         serde_json::from_slice(&answer.body).map_err(|error| RegistryError::InvalidResponse {
             url: url.to_string(),
@@ -338,8 +394,12 @@ impl TagSource for RegistryClient {
     type Error = RegistryError;
 
     async fn list_tags(&self, image: &ImageReference) -> Result<Vec<String>, RegistryError> {
+        Ok(self.listing(image).await?.tags)
+    }
+
+    async fn listing(&self, image: &ImageReference) -> Result<TagListing, RegistryError> {
         let endpoint = self.endpoint(image)?;
-        self.list_tags_in(&endpoint, image)
+        self.listing_in(&endpoint, image)
             .instrument(image_span(image))
             .await
     }

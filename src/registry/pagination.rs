@@ -1,14 +1,56 @@
-//! Tag-list pagination: reading the `Link` header and turning it into the next request, robust to the
-//! quirks seen in the wild (a `Link` that drops the port or the host, relative targets, repeated pages).
+//! Tag-list pagination: the page size asked for, reading the `Link` header and turning it into the next
+//! request (robust to the quirks seen in the wild: a `Link` that drops the port or the host, relative
+//! targets), and [`Collector`], which gathers the pages of one listing and refuses to call a listing
+//! complete when it is not (a page, tag or byte cap hit, a `Link` loop, a page repeating known tags).
 //!
-//! Must not: send a request anywhere but the registry it came from (a `Link` cannot redirect credentials).
+//! Must not: send a request anywhere but the registry it came from (a `Link` cannot redirect credentials),
+//! or hand out part of a listing as if it were all of it.
+
+use std::collections::{HashMap, HashSet};
 
 use reqwest::Url;
 use reqwest::header::{HeaderMap, LINK};
 
-/// Pages followed per listing at most: 1,000 pages of Docker Hub's 100 tags is 100,000 tags, far past any
-/// real repository; a registry that keeps answering `Link` beyond that is looping.
+use super::error::Truncation;
+use crate::reference::is_valid_tag;
+
+/// The `n` sent on a listing's first request. 1,000 is the largest page the registries we checked
+/// serve without complaint: distribution 3.1's default `tags.maxtags` (3.1.0 answers 400 above it,
+/// 3.1.1 clamps to it), ECR's maximum; Quay clamps any `n` to its page of 100, distribution 2.8
+/// ignores `n` and sends everything. A page of 1,000 tags is about 30 KB. A registry answering 400
+/// to `n` is asked again without it (see `docs/registry.md`).
+pub const PAGE_SIZE: usize = 1000;
+
+/// Pages read per listing at most. With [`PAGE_SIZE`] honoured that is a million tags; with Quay's or
+/// Docker Hub's 100-tag pages it is [`MAX_LISTING_TAGS`]. A registry still announcing a next page
+/// beyond that is looping, or the repository is too large to track: the listing fails.
 pub const MAX_PAGES: usize = 1000;
+
+/// Distinct tags per listing at most. The largest real repositories we know have tens of thousands
+/// (`mcr.microsoft.com/dotnet/aspnet` 11,021, Docker Hub's `node` 9,042; `tests/tags/`); 100,000 leaves
+/// room for ten times that and bounds memory (about 15 MB even for 128-character tags).
+pub const MAX_LISTING_TAGS: usize = 100_000;
+
+/// Bytes of tag-list answers per listing at most, all pages together. 100,000 tags of the usual 10 to 30
+/// characters are 1.5 to 3.5 MB of JSON, 100,000 tags of the longest legal 128 characters 13.1 MB: 16 MiB
+/// lets [`MAX_LISTING_TAGS`] bind first for any honest list, and stops a registry padding its pages
+/// with duplicates or invalid tags.
+pub const MAX_LISTING_BYTES: usize = 16 * 1024 * 1024;
+
+/// The caps of one listing (the constants above; tests use small ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub pages: usize,
+    pub tags: usize,
+    pub bytes: usize,
+}
+
+/// The caps every listing runs under.
+pub const LIMITS: Limits = Limits {
+    pages: MAX_PAGES,
+    tags: MAX_LISTING_TAGS,
+    bytes: MAX_LISTING_BYTES,
+};
 
 /// The next page's URL from a `Link: <…>; rel="next"` header, or `None` on the last page.
 ///
@@ -56,6 +98,134 @@ fn resolve(target: &str, base: &Url) -> Option<Url> {
     Some(url)
 }
 
+/// The pages of one listing, gathered under [`Limits`]: tags outside the OCI grammar dropped (and
+/// logged escaped), duplicates kept once in first-seen order, and an error instead of a shorter list
+/// whenever the listing cannot be finished.
+pub struct Collector {
+    limits: Limits,
+    /// Tag → position of its first sighting: one copy of each tag, the order kept for [`Self::finish`].
+    tags: HashMap<String, usize>,
+    visited: HashSet<Url>,
+    pages: usize,
+    bytes: usize,
+}
+
+/// A finished listing: every page the registry announced was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collected {
+    pub tags: Vec<String>,
+    pub pages: usize,
+    pub bytes: usize,
+}
+
+impl Collector {
+    /// A listing whose first request goes to `first`.
+    pub fn new(limits: Limits, first: &Url) -> Self {
+        Collector {
+            limits,
+            tags: HashMap::new(),
+            visited: HashSet::from([first.clone()]),
+            pages: 0,
+            bytes: 0,
+        }
+    }
+
+    /// The most bytes the next page may have.
+    pub fn byte_budget(&self) -> usize {
+        self.limits.bytes.saturating_sub(self.bytes)
+    }
+
+    pub fn pages(&self) -> usize {
+        self.pages
+    }
+
+    pub fn tag_count(&self) -> usize {
+        self.tags.len()
+    }
+
+    /// Takes in one page (its tags and its size in bytes).
+    pub fn add_page(&mut self, page: Vec<String>, bytes: usize) -> Result<PageOutcome, Truncation> {
+        self.pages += 1;
+        self.bytes += bytes;
+        if self.bytes > self.limits.bytes {
+            return Err(Truncation::Bytes {
+                limit: self.limits.bytes,
+            });
+        }
+        let mut new_tags = 0usize;
+        let listed = page.len();
+        for tag in page {
+            if !is_valid_tag(&tag) {
+                // Escaped: the text came from the registry and must not reach a log or YAML raw.
+                tracing::warn!(tag = %tag.escape_debug(), "dropping a tag outside the OCI tag grammar");
+                continue;
+            }
+            if self.tags.contains_key(&tag) {
+                continue;
+            }
+            if self.tags.len() == self.limits.tags {
+                return Err(Truncation::Tags {
+                    limit: self.limits.tags,
+                });
+            }
+            let position = self.tags.len();
+            self.tags.insert(tag, position);
+            new_tags += 1;
+        }
+        Ok(PageOutcome { listed, new_tags })
+    }
+
+    /// Decides whether to follow `next` (the page's `rel="next"` target, if any) after `page`:
+    /// `Ok(None)` when the listing is complete, `Ok(Some(url))` for the next request, or why it cannot
+    /// be finished.
+    pub fn follow(
+        &mut self,
+        page: PageOutcome,
+        next: Option<Url>,
+    ) -> Result<Option<Url>, Truncation> {
+        let Some(next) = next else {
+            return Ok(None);
+        };
+        if !self.visited.insert(next.clone()) {
+            return Err(Truncation::LinkLoop);
+        }
+        if page.new_tags == 0 && page.listed > 0 {
+            return Err(Truncation::RepeatedPage);
+        }
+        if self.pages >= self.limits.pages {
+            return Err(Truncation::Pages {
+                limit: self.limits.pages,
+            });
+        }
+        if self.byte_budget() == 0 {
+            return Err(Truncation::Bytes {
+                limit: self.limits.bytes,
+            });
+        }
+        Ok(Some(next))
+    }
+
+    /// The tags in first-seen order.
+    pub fn finish(self) -> Collected {
+        let mut tags: Vec<(String, usize)> = self.tags.into_iter().collect();
+        tags.sort_unstable_by_key(|(_, position)| *position);
+        Collected {
+            tags: tags.into_iter().map(|(tag, _)| tag).collect(),
+            pages: self.pages,
+            bytes: self.bytes,
+        }
+    }
+}
+
+/// What one page brought.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageOutcome {
+    /// Entries in the page, valid or not.
+    pub listed: usize,
+    /// Valid tags not seen on an earlier page.
+    pub new_tags: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +265,118 @@ mod tests {
         );
         assert_eq!(next_page(&HeaderMap::new(), &base), None);
         assert_eq!(next_page(&link("</elsewhere>; rel=\"next\""), &base), None);
+    }
+
+    const SMALL: Limits = Limits {
+        pages: 3,
+        tags: 5,
+        bytes: 1000,
+    };
+
+    fn url(query: &str) -> Url {
+        Url::parse(&format!("http://registry.test/v2/a/tags/list{query}")).unwrap()
+    }
+
+    fn tags(names: &[&str]) -> Vec<String> {
+        names.iter().map(|name| name.to_string()).collect()
+    }
+
+    #[test]
+    fn a_complete_listing_keeps_valid_tags_once_in_first_seen_order() {
+        let mut collector = Collector::new(SMALL, &url(""));
+        let page = collector
+            .add_page(tags(&["b", "a", "bad\ntag", "b"]), 10)
+            .unwrap();
+        assert_eq!(
+            page,
+            PageOutcome {
+                listed: 4,
+                new_tags: 2
+            }
+        );
+        let next = collector.follow(page, Some(url("?last=a"))).unwrap();
+        assert_eq!(next, Some(url("?last=a")));
+        let page = collector.add_page(tags(&["a", "c"]), 10).unwrap();
+        assert_eq!(collector.follow(page, None), Ok(None));
+        assert_eq!(
+            collector.finish(),
+            Collected {
+                tags: tags(&["b", "a", "c"]),
+                pages: 2,
+                bytes: 20
+            }
+        );
+    }
+
+    #[test]
+    fn a_listing_with_more_tags_than_the_cap_is_truncated_not_shortened() {
+        let mut collector = Collector::new(SMALL, &url(""));
+        // Exactly the cap is fine; one more distinct tag is not (a duplicate is).
+        let page = collector
+            .add_page(tags(&["1", "2", "3", "4", "5", "5"]), 10)
+            .unwrap();
+        assert_eq!(page.new_tags, 5);
+        assert_eq!(
+            collector.add_page(tags(&["1", "6"]), 10),
+            Err(Truncation::Tags { limit: 5 })
+        );
+    }
+
+    #[test]
+    fn a_registry_announcing_a_page_past_the_cap_truncates_the_listing() {
+        let mut collector = Collector::new(SMALL, &url(""));
+        for (index, tag) in ["1", "2"].into_iter().enumerate() {
+            let page = collector.add_page(tags(&[tag]), 10).unwrap();
+            let next = url(&format!("?last={index}"));
+            assert_eq!(collector.follow(page, Some(next.clone())), Ok(Some(next)));
+        }
+        let page = collector.add_page(tags(&["3"]), 10).unwrap();
+        assert_eq!(
+            collector.follow(page, Some(url("?last=3"))),
+            Err(Truncation::Pages { limit: 3 })
+        );
+        // The same third page without a `Link` would have been the last: complete.
+        let mut complete = Collector::new(SMALL, &url(""));
+        for tag in ["1", "2", "3"] {
+            let page = complete.add_page(tags(&[tag]), 10).unwrap();
+            let next = (tag != "3").then(|| url(&format!("?last={tag}")));
+            complete.follow(page, next).unwrap();
+        }
+        assert_eq!(complete.finish().tags, tags(&["1", "2", "3"]));
+    }
+
+    #[test]
+    fn loops_and_repeated_pages_truncate_the_listing() {
+        let mut collector = Collector::new(SMALL, &url(""));
+        let page = collector.add_page(tags(&["1"]), 10).unwrap();
+        assert_eq!(
+            collector.follow(page, Some(url(""))),
+            Err(Truncation::LinkLoop)
+        );
+
+        let mut collector = Collector::new(SMALL, &url(""));
+        let page = collector.add_page(tags(&["1", "2"]), 10).unwrap();
+        collector.follow(page, Some(url("?last=2"))).unwrap();
+        let page = collector.add_page(tags(&["2", "1"]), 10).unwrap();
+        assert_eq!(
+            collector.follow(page, Some(url("?last=3"))),
+            Err(Truncation::RepeatedPage)
+        );
+    }
+
+    #[test]
+    fn pages_over_the_byte_budget_truncate_the_listing() {
+        let mut collector = Collector::new(SMALL, &url(""));
+        let page = collector.add_page(tags(&["1"]), 1000).unwrap();
+        assert_eq!(collector.byte_budget(), 0);
+        assert_eq!(
+            collector.follow(page, Some(url("?last=1"))),
+            Err(Truncation::Bytes { limit: 1000 })
+        );
+        let mut collector = Collector::new(SMALL, &url(""));
+        assert_eq!(
+            collector.add_page(tags(&["1"]), 1001),
+            Err(Truncation::Bytes { limit: 1000 })
+        );
     }
 }

@@ -1,22 +1,33 @@
 //! The registry client against a real `docker-registry` (distribution 2.8.2): plain HTTP, HTTPS with a
 //! generated CA, htpasswd basic auth, and `auth: token` with a real challenge flow; with proxies in
-//! front for pagination, 429 and hostile tags (behaviour 2.8 does not have).
+//! front for pagination, a refused page size, 429, hostile and oversized tag lists (behaviour 2.8
+//! does not have).
+//!
+//! Retry, backoff and token-expiry tests run on paused time (`tokio::time::pause` once the registry is
+//! up): they assert on the requests made and the virtual time that passed, never on the wall clock.
+//! They reach the registry through `support::proxy`, whose upstream requests keep the paused clock
+//! from jumping ahead while the registry answers.
 
 use std::io::Write;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tagwatch::environment::Environment;
 use tagwatch::reference::ImageReference;
+use tagwatch::registry::pagination::{MAX_LISTING_BYTES, MAX_LISTING_TAGS, PAGE_SIZE};
 use tagwatch::registry::{
     ErrorClass, PasswordSource, RegistryAuthSettings, RegistryClient, RegistryError,
-    RegistrySettings,
+    RegistrySettings, Truncation,
 };
 use tagwatch::source::TagSource;
 
 use crate::support::proxy::{Last, LinkStyle, Mode, Proxy};
 use crate::support::registry::{Auth, PASSWORD, Registry};
 use crate::support::token_issuer::DEFAULT_TOKEN_TTL_SECONDS;
+
+/// Fails a test that would otherwise hang (a fetch stuck behind another); never reached when it passes.
+const HANG_GUARD: Duration = Duration::from_secs(60);
 
 const PASSWORD_ENV: &str = "TAGWATCH_TEST_REGISTRY_PASSWORD";
 const CREATED: &str = "2024-03-01T12:00:00Z";
@@ -154,15 +165,23 @@ async fn ten_thousand_tags_list_unpaginated_and_through_link_pagination() {
     )
     .await;
     let paged = client(vec![proxy_settings(&proxy)], "");
-    let listed = paged
-        .list_tags(&image(&proxy.host, "big/repo"))
+    let listing = paged
+        .listing(&image(&proxy.host, "big/repo"))
         .await
         .unwrap();
     assert_eq!(
         proxy.tag_pages.load(std::sync::atomic::Ordering::SeqCst),
         100
     );
-    assert_eq!(listed, sorted(tags));
+    assert_eq!(listing.pages, 100);
+    assert_eq!(listing.tags, sorted(tags));
+    // The first request asks for large pages; the proxy clamps `n` to its 100, as Quay does.
+    let queries = proxy.tag_queries();
+    assert_eq!(queries[0], format!("n={PAGE_SIZE}"));
+    assert!(
+        queries[1].starts_with("last=") && queries[1].ends_with("&n=100"),
+        "{queries:?}"
+    );
 }
 
 #[tokio::test]
@@ -217,9 +236,9 @@ async fn duplicate_tags_across_pages_are_listed_once() {
 }
 
 #[tokio::test]
-async fn a_registry_ignoring_last_is_read_once_not_looped() {
+async fn a_registry_ignoring_last_fails_the_listing_instead_of_looping_or_returning_page_one() {
     let registry = Registry::plain().await;
-    let tags = seed_tags(&registry, "acme/loop", 12).await;
+    seed_tags(&registry, "acme/loop", 12).await;
     let proxy = Proxy::start(
         &registry.url,
         Mode::Paginate {
@@ -229,16 +248,119 @@ async fn a_registry_ignoring_last_is_read_once_not_looped() {
         },
     )
     .await;
-    let (logs, _guard) = CapturedLogs::start();
     let client = client(vec![proxy_settings(&proxy)], "");
-    let listed = client
+    let error = client
         .list_tags(&image(&proxy.host, "acme/loop"))
         .await
-        .unwrap();
-    // Page 1 again and again: the client keeps what it got, warns, and stops at the repeat.
-    assert_eq!(listed, sorted(tags)[..5].to_vec());
+        .unwrap_err();
+    // Page 1 again, with the same `Link`: stopped at the repeat, and the 5 tags read are not a list.
+    assert!(
+        matches!(
+            error,
+            RegistryError::IncompleteListing {
+                truncation: Truncation::LinkLoop,
+                pages: 2,
+                tags: 5,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
     assert_eq!(proxy.tag_pages.load(std::sync::atomic::Ordering::SeqCst), 2);
-    assert!(logs.text().contains("WARN"), "{}", logs.text());
+    assert_eq!(error.class(), ErrorClass::Permanent);
+    let message = error.to_string();
+    assert!(
+        message.contains("incomplete") && message.contains("acme/loop/tags/list"),
+        "{message}"
+    );
+    assert!(error.hint().is_some_and(|hint| hint.contains("pagination")));
+}
+
+#[tokio::test]
+async fn a_listing_with_more_tags_than_the_cap_fails_the_image_instead_of_being_cut_short() {
+    let registry = Registry::plain().await;
+    seed_tags(&registry, "acme/huge", 3).await;
+    // One answer with MAX_LISTING_TAGS + 1 more valid, distinct tags (about 1.3 MB).
+    let extra: Vec<String> = (0..=MAX_LISTING_TAGS)
+        .map(|index| format!("2.{}.{}", index / 1000, index % 1000))
+        .collect();
+    let proxy = Proxy::start(&registry.url, Mode::InjectTags(extra)).await;
+    let error = client(vec![proxy_settings(&proxy)], "")
+        .list_tags(&image(&proxy.host, "acme/huge"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            RegistryError::IncompleteListing {
+                truncation: Truncation::Tags {
+                    limit: MAX_LISTING_TAGS
+                },
+                tags: MAX_LISTING_TAGS,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(error.class(), ErrorClass::Permanent);
+    assert!(
+        error.to_string().contains(&MAX_LISTING_TAGS.to_string()),
+        "the message names the limit: {error}"
+    );
+}
+
+#[tokio::test]
+async fn a_tag_list_over_the_byte_cap_is_refused_while_it_streams_in() {
+    let registry = Registry::plain().await;
+    seed_tags(&registry, "acme/padded", 3).await;
+    // Padding a page with tags nobody could use (too long for the grammar): 17 MiB and more.
+    let padding = "x".repeat(200);
+    let extra: Vec<String> = (0..(MAX_LISTING_BYTES / 200 + 1000))
+        .map(|index| format!("{padding}{index}"))
+        .collect();
+    let proxy = Proxy::start(&registry.url, Mode::InjectTags(extra)).await;
+    let error = client(vec![proxy_settings(&proxy)], "")
+        .list_tags(&image(&proxy.host, "acme/padded"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            RegistryError::IncompleteListing {
+                truncation: Truncation::Bytes {
+                    limit: MAX_LISTING_BYTES
+                },
+                pages: 0,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(error.class(), ErrorClass::Permanent);
+}
+
+#[tokio::test]
+async fn a_registry_refusing_the_page_size_is_asked_again_without_it_and_remembered() {
+    let registry = Registry::plain().await;
+    let tags = seed_tags(&registry, "acme/strict", 5).await;
+    // distribution 3.1.0 with `tags.maxtags: 100`: 400 PAGINATION_NUMBER_INVALID for n=1000.
+    let proxy = Proxy::start(&registry.url, Mode::RejectPageSize { max: 100 }).await;
+    let client = client(vec![proxy_settings(&proxy)], "");
+    let reference = image(&proxy.host, "acme/strict");
+    assert_eq!(
+        sorted(client.list_tags(&reference).await.unwrap()),
+        sorted(tags.clone())
+    );
+    assert_eq!(
+        proxy.tag_queries(),
+        [format!("n={PAGE_SIZE}"), String::new()]
+    );
+    // The next listing goes without `n` straight away.
+    assert_eq!(client.list_tags(&reference).await.unwrap().len(), 5);
+    assert_eq!(
+        proxy.tag_queries(),
+        [format!("n={PAGE_SIZE}"), String::new(), String::new()]
+    );
 }
 
 #[tokio::test]
@@ -278,6 +400,29 @@ async fn multi_arch_index_keeps_the_index_digest_and_created_comes_from_the_conf
         .await
         .unwrap_err();
     assert_eq!(missing.class(), ErrorClass::Permanent, "{missing}");
+}
+
+#[tokio::test]
+async fn concurrent_created_lookups_of_one_digest_share_one_config_fetch() {
+    let registry = Registry::plain().await;
+    let seeder = registry.seeder("acme/burst");
+    let manifest = seeder.image_manifest("acme/burst", CREATED, "amd64").await;
+    let tags: Vec<String> = (0..8).map(|index| format!("1.0.{index}")).collect();
+    seeder
+        .tag_all("acme/burst", manifest, tags.clone(), 8)
+        .await;
+    let proxy = Proxy::start(&registry.url, Mode::InjectTags(Vec::new())).await;
+    let client = client(vec![proxy_settings(&proxy)], "");
+    let reference = image(&proxy.host, "acme/burst");
+    let lookups = tags.iter().map(|tag| client.created(&reference, tag));
+    for created in futures_util::future::join_all(lookups).await {
+        assert_eq!(
+            created.unwrap().unwrap().to_rfc3339(),
+            "2024-03-01T12:00:00+00:00"
+        );
+    }
+    // Eight manifests, one config blob between them.
+    assert_eq!(proxy.requests.load(Ordering::SeqCst), 9);
 }
 
 #[tokio::test]
@@ -451,19 +596,114 @@ async fn bearer_challenge_flow_caches_the_token_and_never_logs_a_secret() {
 
 #[tokio::test]
 async fn bearer_token_is_renewed_when_it_expires() {
-    // 4 s tokens: the client renews them 2 s early (half the lifetime, as the margin is capped there).
-    let registry = Registry::start(false, Auth::Token { ttl_seconds: 4 }).await;
+    let registry = Registry::start(
+        false,
+        Auth::Token {
+            ttl_seconds: DEFAULT_TOKEN_TTL_SECONDS,
+        },
+    )
+    .await;
     seed_tags(&registry, "team/short", 2).await;
+    let proxy = Proxy::start(&registry.url, Mode::InjectTags(Vec::new())).await;
     let issuer = registry.token_issuer.as_ref().unwrap();
-    let issued = || issuer.issued.load(std::sync::atomic::Ordering::SeqCst);
-    let client = client(vec![registry.settings(PASSWORD_ENV)], PASSWORD);
-    let reference = image(&registry.host, "team/short");
+    let issued = || issuer.issued.load(Ordering::SeqCst);
+    let mut settings = proxy_settings(&proxy);
+    settings.auth = registry.settings(PASSWORD_ENV).auth;
+    let client = client(vec![settings], PASSWORD);
+    let reference = image(&proxy.host, "team/short");
+    tokio::time::pause();
     assert_eq!(client.list_tags(&reference).await.unwrap().len(), 2);
     assert_eq!(client.list_tags(&reference).await.unwrap().len(), 2);
     assert_eq!(issued(), 1, "the token is reused while valid");
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // 300 s tokens are renewed 10 s before they expire: not yet at 289 s, at 291 s.
+    tokio::time::advance(Duration::from_secs(289)).await;
+    assert_eq!(client.list_tags(&reference).await.unwrap().len(), 2);
+    assert_eq!(issued(), 1, "still valid");
+    tokio::time::advance(Duration::from_secs(2)).await;
     assert_eq!(client.list_tags(&reference).await.unwrap().len(), 2);
     assert_eq!(issued(), 2, "an expiring token is replaced before use");
+}
+
+#[tokio::test]
+async fn a_slow_token_for_one_repository_does_not_hold_up_another_repositorys() {
+    let registry = Registry::start(
+        false,
+        Auth::Token {
+            ttl_seconds: DEFAULT_TOKEN_TTL_SECONDS,
+        },
+    )
+    .await;
+    for repository in ["team/warm", "team/slow", "team/other"] {
+        seed_tags(&registry, repository, 1).await;
+    }
+    let issuer = registry.token_issuer.as_ref().unwrap();
+    let client = client(vec![registry.settings(PASSWORD_ENV)], PASSWORD);
+    // The first listing learns that the registry wants Bearer tokens: from then on a repository's
+    // token is fetched before its first request.
+    client
+        .list_tags(&image(&registry.host, "team/warm"))
+        .await
+        .unwrap();
+    let slow_scope = "repository:team/slow:pull";
+    let hold = issuer.hold(slow_scope);
+    let slow = tokio::spawn({
+        let (client, reference) = (client.clone(), image(&registry.host, "team/slow"));
+        async move { client.list_tags(&reference).await }
+    });
+    issuer.wait_for_requests(slow_scope, 1).await;
+
+    // team/slow's token is still being fetched; team/other's is fetched and used meanwhile.
+    let other = tokio::time::timeout(
+        HANG_GUARD,
+        client.list_tags(&image(&registry.host, "team/other")),
+    )
+    .await
+    .expect("a token fetch waited for another repository's");
+    assert_eq!(other.unwrap(), ["1.0.0"]);
+    assert!(!slow.is_finished());
+    assert_eq!(issuer.requests_for("repository:team/other:pull"), 1);
+
+    drop(hold);
+    assert_eq!(slow.await.unwrap().unwrap(), ["1.0.0"]);
+    assert_eq!(issuer.requests_for(slow_scope), 1);
+}
+
+#[tokio::test]
+async fn concurrent_requests_for_one_repository_share_one_token_fetch() {
+    let registry = Registry::start(
+        false,
+        Auth::Token {
+            ttl_seconds: DEFAULT_TOKEN_TTL_SECONDS,
+        },
+    )
+    .await;
+    for repository in ["team/warm", "team/burst"] {
+        seed_tags(&registry, repository, 1).await;
+    }
+    let issuer = registry.token_issuer.as_ref().unwrap();
+    let client = client(vec![registry.settings(PASSWORD_ENV)], PASSWORD);
+    client
+        .list_tags(&image(&registry.host, "team/warm"))
+        .await
+        .unwrap();
+    let scope = "repository:team/burst:pull";
+    let hold = issuer.hold(scope);
+    let mut listings = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (client, reference) = (client.clone(), image(&registry.host, "team/burst"));
+        listings.spawn(async move { client.list_tags(&reference).await });
+    }
+    // All eight were polled before the first token request reached the issuer; they wait for it.
+    issuer.wait_for_requests(scope, 1).await;
+    drop(hold);
+    while let Some(listing) = listings.join_next().await {
+        assert_eq!(listing.unwrap().unwrap(), ["1.0.0"]);
+    }
+    assert_eq!(
+        issuer.requests_for(scope),
+        1,
+        "one token fetch for the burst"
+    );
 }
 
 #[tokio::test]
@@ -480,15 +720,21 @@ async fn rate_limited_registry_is_retried_after_retry_after() {
     )
     .await;
     let client = client(vec![proxy_settings(&proxy)], "");
-    let started = Instant::now();
+    tokio::time::pause();
+    let started = tokio::time::Instant::now();
     let listed = client
         .list_tags(&image(&proxy.host, "acme/busy"))
         .await
         .unwrap();
     assert_eq!(sorted(listed), sorted(tags));
-    assert_eq!(proxy.requests.load(std::sync::atomic::Ordering::SeqCst), 3);
-    // Both waits honoured the server's one second (not the 200 ms exponential start).
-    assert!(started.elapsed() >= Duration::from_millis(1900));
+    assert_eq!(proxy.requests.load(Ordering::SeqCst), 3);
+    // Both waits were the server's one second, not the 100-200 ms exponential start, and nothing else
+    // advanced the clock.
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_millis(2100),
+        "{waited:?}"
+    );
 
     // A registry that keeps refusing: the error says rate-limited, with the server's hint.
     let refusing = Proxy::start(
@@ -512,6 +758,7 @@ async fn rate_limited_registry_is_retried_after_retry_after() {
         "{error}"
     );
     assert!(error.to_string().contains("429"), "{error}");
+    assert_eq!(refusing.requests.load(Ordering::SeqCst), 4);
 }
 
 #[tokio::test]
@@ -530,11 +777,19 @@ async fn unavailable_registry_is_retried_with_backoff_then_reported_as_transient
     .await;
     let client = client(vec![proxy_settings(&flaky)], "");
     let reference = image(&flaky.host, "acme/flaky");
+    tokio::time::pause();
+    let started = tokio::time::Instant::now();
     assert_eq!(
         client.manifest_digest(&reference, "1.0.0").await.unwrap(),
         digest
     );
-    assert_eq!(flaky.requests.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(flaky.requests.load(Ordering::SeqCst), 3);
+    // Two backoff steps with equal jitter: 100-200 ms, then 200-400 ms.
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300) && waited <= Duration::from_millis(610),
+        "{waited:?}"
+    );
 
     let down = Proxy::start(
         &registry.url,
@@ -545,13 +800,19 @@ async fn unavailable_registry_is_retried_with_backoff_then_reported_as_transient
         },
     )
     .await;
+    let started = tokio::time::Instant::now();
     let error = self::client(vec![proxy_settings(&down)], "")
         .manifest_digest(&image(&down.host, "acme/flaky"), "1.0.0")
         .await
         .unwrap_err();
     assert_eq!(error.class(), ErrorClass::Transient, "{error}");
-    // Four attempts in all (backoff::DEFAULT_MAX_ATTEMPTS), then a clear error.
-    assert_eq!(down.requests.load(std::sync::atomic::Ordering::SeqCst), 4);
+    // Four attempts in all (backoff::DEFAULT_MAX_ATTEMPTS), three waits, then a clear error.
+    assert_eq!(down.requests.load(Ordering::SeqCst), 4);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(700) && waited <= Duration::from_millis(1410),
+        "{waited:?}"
+    );
     assert!(
         error.to_string().contains("502") && error.to_string().contains("4 attempts"),
         "{error}"
@@ -590,7 +851,7 @@ async fn tags_outside_the_grammar_are_dropped_and_logged_escaped() {
 
 #[tokio::test]
 async fn unreachable_registry_is_a_transient_error_naming_the_url() {
-    let port = crate::support::registry::free_port();
+    let port = crate::support::ports::free_port();
     let host = format!("127.0.0.1:{port}");
     let mut settings = RegistrySettings::anonymous(host.clone());
     settings.insecure = true;
@@ -644,4 +905,13 @@ async fn requests_to_one_registry_respect_its_concurrency_limit() {
         (1..=2).contains(&max),
         "{max} requests in flight with a limit of 2"
     );
+}
+
+#[test]
+fn free_port_never_hands_out_a_port_twice() {
+    let ports: Vec<u16> = (0..200)
+        .map(|_| crate::support::ports::free_port())
+        .collect();
+    let distinct: std::collections::HashSet<u16> = ports.iter().copied().collect();
+    assert_eq!(distinct.len(), ports.len());
 }

@@ -1,11 +1,16 @@
 //! `tagwatch resolve` end to end through the binary against the real registry: the config's
 //! `registries:` entry, `minAge` read from real config blobs, `digest: true` pinning (also of a
-//! multi-arch index), wrong credentials, hostile tags and an unreachable registry.
+//! multi-arch index), wrong credentials, hostile tags, a tag list longer than the page cap and an
+//! unreachable registry.
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 
-use crate::support::proxy::{Mode, Proxy};
-use crate::support::registry::{Auth, PASSWORD, Registry, USER, free_port};
+use tagwatch::registry::pagination::MAX_PAGES;
+
+use crate::support::ports::free_port;
+use crate::support::proxy::{Last, LinkStyle, Mode, Proxy};
+use crate::support::registry::{Auth, PASSWORD, Registry, USER};
 
 struct Outcome {
     code: Option<i32>,
@@ -177,6 +182,51 @@ async fn tags_with_newlines_or_quotes_from_the_registry_are_never_printed_raw() 
         outcome.stderr
     );
     assert!(!outcome.stderr.contains("9.9.9\"x"), "{}", outcome.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_list_past_the_page_cap_exits_1_and_chooses_nothing_from_part_of_it() {
+    let registry = Registry::plain().await;
+    let seeder = registry.seeder("demo/long");
+    let manifest = seeder
+        .image_manifest("demo/long", "2024-01-01T00:00:00Z", "amd64")
+        .await;
+    // 1000.0.0 … 2000.0.0: lexical order is version order, so the newest tag, 2000.0.0, is alone on
+    // the page after the cap. Choosing from the pages read would pick 1999.0.0 — an older tag.
+    let tags: Vec<String> = (1000..=1000 + MAX_PAGES)
+        .map(|major| format!("{major}.0.0"))
+        .collect();
+    seeder.tag_all("demo/long", manifest, tags, 16).await;
+    let proxy = Proxy::start(
+        &registry.url,
+        Mode::Paginate {
+            page: 1,
+            link: LinkStyle::Relative,
+            last: Last::Honour,
+        },
+    )
+    .await;
+    let spec = format!(
+        "  image: {}/demo/long\n  semver: {{ range: \"*\" }}\n",
+        proxy.host
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = resolve(dir.path(), &plain_entry(&proxy.host), &spec, &[]).await;
+    assert_eq!(outcome.code, Some(1), "{}", outcome.stderr);
+    assert_eq!(outcome.stdout, "", "nothing is chosen");
+    assert_eq!(proxy.tag_pages.load(Ordering::SeqCst), MAX_PAGES);
+    for expected in [
+        "demo/long".to_string(),
+        "incomplete".to_string(),
+        format!("more pages than the {MAX_PAGES}"),
+    ] {
+        assert!(
+            outcome.stderr.contains(&expected),
+            "the reason names {expected:?}: {}",
+            outcome.stderr
+        );
+    }
+    assert!(!outcome.stderr.contains("1999.0.0"), "{}", outcome.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -151,8 +151,8 @@ fn unreachable_remote_is_a_transient_error() {
     let root = tempfile::tempdir().unwrap();
     let key = root.path().join("key");
     keygen(&key, "unused");
-    let http_port = crate::support::git_http::free_port();
-    let ssh_port = crate::support::git_http::free_port();
+    let http_port = crate::support::ports::free_port();
+    let ssh_port = crate::support::ports::free_port();
     let http = RemoteSettings::new(
         format!("http://127.0.0.1:{http_port}/git/config.git"),
         "main",

@@ -3,12 +3,14 @@
 //! CLI helpers the git tests share (seeding repos, reading a bare repo): the tests check tagwatch's
 //! libgit2 work with the real `git`, never with itself.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+use super::ports::free_port;
 
 /// The file every seeded repository holds, with the line tests bump.
 pub const SEED_FILE: &str = "clusters/prod/app.yaml";
@@ -182,14 +184,6 @@ fn write_tls_files(root: &Path) {
         format!("{}{}", server_cert.pem(), server_key.serialize_pem()),
     )
     .unwrap();
-}
-
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("bind a loopback port")
 }
 
 /// Starts the server `command_for(port)` builds (it writes the config naming the port) on a free

@@ -3,6 +3,7 @@
 pub mod daemon;
 pub mod fake_forge;
 pub mod git_http;
+pub mod ports;
 pub mod proxy;
 pub mod registry;
 pub mod seed;

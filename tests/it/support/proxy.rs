@@ -1,10 +1,16 @@
 //! A small HTTP proxy in front of a real registry, for behaviour distribution 2.8 does not have
 //! (scaffolding, like the token issuer): OCI `tags/list` pagination with `Link` (and its real-world
-//! quirks), 429 + `Retry-After` before answering, and tags outside the OCI grammar injected into
-//! `tags/list`. Everything else is forwarded unchanged.
+//! quirks), a 400 for a page size `n` above a maximum (distribution 3.1.0), 429 + `Retry-After` before
+//! answering, and extra tags (hostile ones, or very many) injected into `tags/list`. Everything else
+//! is forwarded unchanged.
+//!
+//! Paused test time: the proxy runs in the test's runtime, but talks to the registry from a runtime of
+//! its own, waited for in `spawn_blocking`. A blocking task stops a paused clock from auto-advancing,
+//! so while the registry (another process) is answering, no timer of the client under test (its
+//! request timeout) fires early; only the client's own sleeps advance the clock.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -49,8 +55,11 @@ pub enum Mode {
         status: u16,
         retry_after_seconds: Option<u64>,
     },
-    /// Append these (hostile) tags to every `tags/list` answer.
+    /// Append these tags (hostile ones, or very many) to every `tags/list` answer.
     InjectTags(Vec<String>),
+    /// Answer `tags/list` with 400 `PAGINATION_NUMBER_INVALID` when `n` is above `max`, as
+    /// distribution 3.1.0 does above its `tags.maxtags`; forward everything else.
+    RejectPageSize { max: usize },
 }
 
 pub struct Proxy {
@@ -60,17 +69,24 @@ pub struct Proxy {
     pub requests: Arc<AtomicUsize>,
     /// `tags/list` requests received.
     pub tag_pages: Arc<AtomicUsize>,
+    /// The query string of every `tags/list` request, in order (`""` for none).
+    pub tag_queries: Arc<Mutex<Vec<String>>>,
     /// The most requests that were in flight at once.
     pub max_in_flight: Arc<AtomicUsize>,
     server: tokio::task::JoinHandle<()>,
+    /// Dropping it stops the upstream runtime's thread.
+    _stop_upstream: tokio::sync::oneshot::Sender<()>,
 }
 
 struct ProxyState {
     upstream: String,
     mode: Mode,
     http: reqwest::Client,
+    /// The runtime (on its own thread) that talks to the upstream registry.
+    upstream_runtime: tokio::runtime::Handle,
     requests: Arc<AtomicUsize>,
     tag_pages: Arc<AtomicUsize>,
+    tag_queries: Arc<Mutex<Vec<String>>>,
     in_flight: AtomicUsize,
     max_in_flight: Arc<AtomicUsize>,
 }
@@ -80,7 +96,9 @@ impl Proxy {
     pub async fn start(upstream: &str, mode: Mode) -> Proxy {
         let requests = Arc::new(AtomicUsize::new(0));
         let tag_pages = Arc::new(AtomicUsize::new(0));
+        let tag_queries = Arc::new(Mutex::new(Vec::new()));
         let max_in_flight = Arc::new(AtomicUsize::new(0));
+        let (upstream_runtime, stop_upstream) = upstream_runtime();
         let state = Arc::new(ProxyState {
             upstream: upstream.trim_end_matches('/').to_string(),
             mode,
@@ -88,8 +106,10 @@ impl Proxy {
                 .tcp_nodelay(true)
                 .build()
                 .unwrap(),
+            upstream_runtime,
             requests: requests.clone(),
             tag_pages: tag_pages.clone(),
+            tag_queries: tag_queries.clone(),
             in_flight: AtomicUsize::new(0),
             max_in_flight: max_in_flight.clone(),
         });
@@ -107,9 +127,70 @@ impl Proxy {
             host,
             requests,
             tag_pages,
+            tag_queries,
             max_in_flight,
             server,
+            _stop_upstream: stop_upstream,
         }
+    }
+
+    /// The query strings of the `tags/list` requests so far.
+    pub fn tag_queries(&self) -> Vec<String> {
+        self.tag_queries.lock().unwrap().clone()
+    }
+}
+
+/// A one-thread runtime of the proxy's own, for its requests to the registry, and the sender whose drop
+/// stops it (the runtime is dropped on its own thread, never inside the test's runtime).
+fn upstream_runtime() -> (tokio::runtime::Handle, tokio::sync::oneshot::Sender<()>) {
+    let (handle_sender, handle_receiver) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        handle_sender.send(runtime.handle().clone()).unwrap();
+        runtime.block_on(async {
+            let _ = stopped.await;
+        });
+    });
+    (handle_receiver.recv().unwrap(), stop)
+}
+
+/// A forwarded answer: status, headers, body.
+type Upstream = Result<
+    (
+        reqwest::StatusCode,
+        reqwest::header::HeaderMap,
+        axum::body::Bytes,
+    ),
+    String,
+>;
+
+impl ProxyState {
+    /// Sends `request` to the registry from the upstream runtime and waits for the whole answer in a
+    /// blocking task (which keeps a paused clock from auto-advancing meanwhile).
+    async fn upstream(&self, request: reqwest::RequestBuilder) -> Upstream {
+        let (answer, answered) = std::sync::mpsc::channel();
+        self.upstream_runtime.spawn(async move {
+            let result = async {
+                let response = request.send().await?;
+                let status = response.status();
+                let headers = response.headers().clone();
+                Ok((status, headers, response.bytes().await?))
+            }
+            .await
+            .map_err(|error: reqwest::Error| error.to_string());
+            let _ = answer.send(result);
+        });
+        tokio::task::spawn_blocking(move || {
+            answered
+                .recv()
+                .unwrap_or_else(|_| Err("the upstream runtime stopped".to_string()))
+        })
+        .await
+        .unwrap()
     }
 }
 
@@ -134,6 +215,21 @@ async fn forward(state: &ProxyState, request: Request) -> Response {
     let is_tag_list = path.starts_with("/v2/") && path.ends_with("/tags/list");
     if is_tag_list {
         state.tag_pages.fetch_add(1, Ordering::SeqCst);
+        state
+            .tag_queries
+            .lock()
+            .unwrap()
+            .push(query.clone().unwrap_or_default());
+    }
+    if let Mode::RejectPageSize { max } = &state.mode
+        && is_tag_list
+        && let Some(n) = parameter(query.as_deref(), "n").and_then(|n| n.parse::<usize>().ok())
+        && n > *max
+    {
+        let body = format!(
+            r#"{{"errors":[{{"code":"PAGINATION_NUMBER_INVALID","message":"invalid number of results requested","detail":{{"n":{n}}}}}]}}"#
+        );
+        return (StatusCode::BAD_REQUEST, body).into_response();
     }
     if let Mode::Refuse {
         failures,
@@ -174,20 +270,17 @@ async fn forward(state: &ProxyState, request: Request) -> Response {
     let body = axum::body::to_bytes(request.into_body(), usize::MAX)
         .await
         .unwrap();
-    let upstream = match forwarded.body(body).send().await {
-        Ok(response) => response,
-        Err(error) => return (StatusCode::BAD_GATEWAY, error.to_string()).into_response(),
+    let (status, headers, body) = match state.upstream(forwarded.body(body)).await {
+        Ok(answer) => answer,
+        Err(error) => return (StatusCode::BAD_GATEWAY, error).into_response(),
     };
-    let status = upstream.status();
-    let headers = upstream.headers().clone();
-    let body = upstream.bytes().await.unwrap_or_default();
     if is_tag_list && status.is_success() {
         match &state.mode {
             Mode::Paginate { page, link, last } => {
                 return paginate(&body, query.as_deref(), &path, *page, *link, *last);
             }
             Mode::InjectTags(extra) => return inject(&body, extra),
-            Mode::Refuse { .. } => {}
+            Mode::Refuse { .. } | Mode::RejectPageSize { .. } => {}
         }
     }
     let mut response = Response::builder().status(status.as_u16());
@@ -216,13 +309,7 @@ fn paginate(
     let mut list: TagList = serde_json::from_slice(body).unwrap();
     let mut tags = list.tags.take().unwrap_or_default();
     tags.sort();
-    let parameter = |name: &str| {
-        query
-            .unwrap_or_default()
-            .split('&')
-            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-            .map(str::to_string)
-    };
+    let parameter = |name: &str| parameter(query, name);
     let n = parameter("n")
         .and_then(|n| n.parse::<usize>().ok())
         .map_or(page, |n| n.min(page));
@@ -251,6 +338,15 @@ fn paginate(
         );
     }
     response
+}
+
+/// The value of query parameter `name`, if present.
+fn parameter(query: Option<&str>, name: &str) -> Option<String> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        .map(str::to_string)
 }
 
 fn inject(body: &[u8], extra: &[String]) -> Response {

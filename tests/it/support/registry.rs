@@ -1,24 +1,32 @@
 //! A real registry (Debian's `docker-registry`, CNCF distribution 2.8.2) on a free loopback port, with
 //! a generated config: plain HTTP, HTTPS with a CA the test generates, htpasswd basic auth, or
 //! `auth: token` backed by [`TokenIssuer`]. Stopped (killed) on drop; its data lives in a temp dir.
+//! When its port was taken before it could bind it, it is started again on another; it counts as ready
+//! only once `/v2/` answers with its own identity header. Start it before pausing test time.
 //!
 //! Know the server: 2.8.2 ignores `n`/`last` on `tags/list`, never sends `Link`, and lists tags in
 //! storage order. Pagination is exercised through `support::proxy`.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
 use tagwatch::registry::{PasswordSource, RegistryAuthSettings, RegistrySettings};
 
+use super::ports::free_port;
 use super::seed::{SeedAuth, Seeder};
 use super::token_issuer::TokenIssuer;
 
 const REGISTRY_BINARY: &str = "/usr/bin/docker-registry";
 /// How long a registry may take to answer `/v2/` after start (it is usually ready within 100 ms).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+/// Ports tried before giving up: a port can be taken between `free_port` and the registry's bind.
+const START_ATTEMPTS: usize = 5;
+/// A response header every answer of our registry carries (`http.headers`) with a value unique to it:
+/// readiness is only ever concluded from our own registry, not from whatever took its port.
+const IDENTITY_HEADER: &str = "X-Tagwatch-Test-Registry";
 
 pub const USER: &str = "tester";
 pub const PASSWORD: &str = "correct-horse-battery-staple-7f3a";
@@ -44,7 +52,6 @@ pub struct Registry {
     pub ca_file: Option<PathBuf>,
     pub token_issuer: Option<TokenIssuer>,
     child: Child,
-    log: PathBuf,
     /// Config, data and logs; removed on drop.
     _dir: tempfile::TempDir,
 }
@@ -56,17 +63,25 @@ impl Registry {
 
     pub async fn start(tls: bool, auth: Auth) -> Registry {
         ensure_installed();
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let identity = format!(
+            "{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        );
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let host = format!("127.0.0.1:{port}");
+        // Everything but the listening address, which each attempt fills in.
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  cache:\n    blobdescriptor: inmemory\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: {host}\n  secret: tagwatch-test-secret\n",
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  cache:\n    blobdescriptor: inmemory\n  maintenance:\n    uploadpurging:\n      enabled: false\n",
             data = dir.path().join("data").display(),
+        );
+        let mut http = format!(
+            "http:\n  secret: tagwatch-test-secret\n  headers:\n    {IDENTITY_HEADER}: [\"{identity}\"]\n"
         );
         let mut ca_file = None;
         if tls {
             let (ca, cert, key) = write_tls(dir.path());
-            config.push_str(&format!(
+            http.push_str(&format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 cert.display(),
                 key.display()
@@ -91,7 +106,7 @@ impl Registry {
             }
             Auth::Token { ttl_seconds } => {
                 let issuer = TokenIssuer::start(
-                    &format!("registry-{port}"),
+                    &format!("registry-{identity}"),
                     &[(USER, PASSWORD)],
                     ttl_seconds,
                 )
@@ -109,66 +124,41 @@ impl Registry {
             }
         }
         let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config).unwrap();
         let log = dir.path().join("registry.log");
-        let child = Command::new(REGISTRY_BINARY)
-            .arg("serve")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(dir.path().join("registry.out")).unwrap())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start docker-registry");
-        let registry = Registry {
-            url: format!("{}://{host}", if tls { "https" } else { "http" }),
-            host,
-            tls,
-            auth,
-            ca_file,
-            token_issuer,
-            child,
-            log,
-            _dir: dir,
-        };
-        registry.wait_ready().await;
-        registry
-    }
-
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        let http = self.http_client();
-        loop {
-            if let Ok(response) = http.get(format!("{}/v2/", self.url)).send().await {
-                // 200 anonymous, 401 with auth: either way the registry is serving.
-                if response.status().as_u16() == 200 || response.status().as_u16() == 401 {
-                    return;
-                }
+        let http_client = http_client(ca_file.as_deref());
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port();
+            let host = format!("127.0.0.1:{port}");
+            std::fs::write(&config_path, format!("{config}{http}  addr: {host}\n")).unwrap();
+            let mut child = Command::new(REGISTRY_BINARY)
+                .arg("serve")
+                .arg(&config_path)
+                .stdin(Stdio::null())
+                .stdout(std::fs::File::create(dir.path().join("registry.out")).unwrap())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("start docker-registry");
+            let url = format!("{}://{host}", if tls { "https" } else { "http" });
+            if wait_ready(&http_client, &url, &identity, &mut child, &log).await {
+                return Registry {
+                    url,
+                    host,
+                    tls,
+                    auth,
+                    ca_file,
+                    token_issuer,
+                    child,
+                    _dir: dir,
+                };
             }
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not become ready: {}",
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            // The port was taken before the registry bound it: try another.
+            let _ = child.kill();
+            let _ = child.wait();
         }
-    }
-
-    fn http_client(&self) -> reqwest::Client {
-        let mut builder = reqwest::Client::builder();
-        if let Some(ca) = &self.ca_file {
-            builder = builder.add_root_certificate(
-                reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap(),
-            );
-        }
-        builder.build().unwrap()
-    }
-
-    pub fn log_text(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut file) = std::fs::File::open(&self.log) {
-            let _ = file.read_to_string(&mut text);
-        }
-        text
+        panic!(
+            "docker-registry did not start on any of {START_ATTEMPTS} ports: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
     }
 
     /// A seeder with push rights (basic credentials, or a minted push token for `repository`).
@@ -216,13 +206,47 @@ impl Drop for Registry {
     }
 }
 
-/// A port that was free a moment ago (bind :0, read, release): the registry binds it itself.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Waits until the registry at `url` answers `/v2/` as itself (its identity header); false when the
+/// child exits first (its port was taken). Panics when it neither answers nor exits in time.
+async fn wait_ready(
+    http: &reqwest::Client,
+    url: &str,
+    identity: &str,
+    child: &mut Child,
+    log: &Path,
+) -> bool {
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        if let Ok(response) = http.get(format!("{url}/v2/")).send().await {
+            let ours = response
+                .headers()
+                .get(IDENTITY_HEADER)
+                .is_some_and(|value| value == identity);
+            // 200 anonymous, 401 with auth: either way the registry is serving.
+            if ours && matches!(response.status().as_u16(), 200 | 401) {
+                return true;
+            }
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "docker-registry did not become ready: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn http_client(ca_file: Option<&Path>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder();
+    if let Some(ca) = ca_file {
+        builder = builder.add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap(),
+        );
+    }
+    builder.build().unwrap()
 }
 
 /// Installs the Debian packages through the project's script when the registry is missing.

@@ -1,7 +1,8 @@
 //! A token service for `auth: token` registries (scaffolding: the registry's challenge flow is real).
 //! It answers `GET /token?service=…&scope=…` with an ES256 JWT whose `x5c` chain ends at a CA the
 //! registry trusts (`rootcertbundle`), checking HTTP basic credentials and granting every requested
-//! action to a known user and nothing to anyone else.
+//! action to a known user and nothing to anyone else. A test can hold the answers for one scope (a slow
+//! token service for one repository) and wait until requests for a scope have arrived.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,6 +41,24 @@ struct IssuerState {
     issued: Arc<AtomicUsize>,
     served: Arc<Mutex<Vec<String>>>,
     ttl_seconds: u64,
+    /// Token requests received per requested scope, held ones included.
+    requests: tokio::sync::watch::Sender<HashMap<String, usize>>,
+    /// Scopes whose answers wait until their [`Hold`] is dropped.
+    holds: Mutex<HashMap<String, tokio::sync::watch::Receiver<()>>>,
+}
+
+/// While it lives, token requests for its scope are received but not answered.
+pub struct Hold {
+    state: Arc<IssuerState>,
+    scope: String,
+    _release: tokio::sync::watch::Sender<()>,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        // Removing the receiver and dropping the sender wakes every waiting request.
+        self.state.holds.lock().unwrap().remove(&self.scope);
+    }
 }
 
 impl TokenIssuer {
@@ -70,6 +89,8 @@ impl TokenIssuer {
             issued: issued.clone(),
             served: served.clone(),
             ttl_seconds,
+            requests: tokio::sync::watch::Sender::new(HashMap::new()),
+            holds: Mutex::new(HashMap::new()),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -96,6 +117,41 @@ impl TokenIssuer {
     /// A token for `scope` signed like the served ones (for seeding with push access).
     pub fn mint(&self, subject: &str, scope: &str) -> String {
         self.state.sign(subject, &[scope.to_string()])
+    }
+
+    /// Holds every answer for `scope` (`repository:NAME:pull`) until the returned guard is dropped.
+    pub fn hold(&self, scope: &str) -> Hold {
+        let (release, released) = tokio::sync::watch::channel(());
+        self.state
+            .holds
+            .lock()
+            .unwrap()
+            .insert(scope.to_string(), released);
+        Hold {
+            state: self.state.clone(),
+            scope: scope.to_string(),
+            _release: release,
+        }
+    }
+
+    /// Token requests received so far for `scope`, answered or held.
+    pub fn requests_for(&self, scope: &str) -> usize {
+        self.state
+            .requests
+            .borrow()
+            .get(scope)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Waits until at least `count` requests for `scope` have arrived.
+    pub async fn wait_for_requests(&self, scope: &str, count: usize) {
+        self.state
+            .requests
+            .subscribe()
+            .wait_for(|requests| requests.get(scope).copied().unwrap_or(0) >= count)
+            .await
+            .unwrap();
     }
 }
 
@@ -156,6 +212,22 @@ async fn token(
         .filter(|(key, _)| key == "scope")
         .map(|(_, value)| value.clone())
         .collect();
+    state.requests.send_modify(|requests| {
+        for scope in &scopes {
+            *requests.entry(scope.clone()).or_default() += 1;
+        }
+    });
+    let held: Vec<_> = {
+        let holds = state.holds.lock().unwrap();
+        scopes
+            .iter()
+            .filter_map(|scope| holds.get(scope).cloned())
+            .collect()
+    };
+    for mut hold in held {
+        // Resolves (with an error) when the `Hold` is dropped: its sender goes away.
+        let _ = hold.changed().await;
+    }
     let subject = match basic_credentials(&headers) {
         None => None,
         Some((user, password)) if state.users.get(&user) == Some(&password) => Some(user),
