@@ -10,7 +10,8 @@ use crate::reconcile::{
 };
 use crate::support::daemon::{Daemon, daemon_block};
 use crate::support::git_http::git_bare;
-use crate::support::registry::{Registry, free_port};
+use crate::support::ports::free_port;
+use crate::support::registry::Registry;
 
 const HOOK_TOKEN: &str = "hook-token-5d1e0b";
 

@@ -268,14 +268,17 @@ fn library_agrees_with_node_semver_on_every_tag_list() {
     // node answers list N+1 while tagwatch ranks list N.
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::scope(|scope| {
-        scope.spawn(|| {
-            for ((_, tags), cases) in lists.iter().zip(&cases) {
+        // The sender moves into the oracle thread: if it panics (node-semver missing), the sender is
+        // dropped and `recv` fails instead of waiting forever.
+        let (lists, cases) = (&lists, &cases);
+        scope.spawn(move || {
+            for ((_, tags), cases) in lists.iter().zip(cases) {
                 if sender.send(oracle(tags, cases)).is_err() {
                     break;
                 }
             }
         });
-        for ((name, tags), cases) in lists.iter().zip(&cases) {
+        for ((name, tags), cases) in lists.iter().zip(cases) {
             let expected = receiver
                 .recv()
                 .expect("the oracle thread answers every list");
