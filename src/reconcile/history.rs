@@ -47,33 +47,34 @@ impl Written {
     }
 }
 
+/// A commit with `message` (tests of rollback decisions).
+#[cfg(test)]
+pub(crate) fn commit(message: &str) -> CommitInfo {
+    let person = crate::git::Person {
+        name: "tagwatch".into(),
+        email: "tagwatch@localhost".into(),
+    };
+    CommitInfo {
+        id: crate::git::Oid::ZERO_SHA1,
+        parents: Vec::new(),
+        author: person.clone(),
+        committer: person,
+        time: 0,
+        message: message.to_string(),
+        trailers: git2::message_trailers_strs(message)
+            .map(|trailers| {
+                trailers
+                    .iter()
+                    .map(|(key, value)| (key.to_string(), value.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::git::{Oid, Person};
-
-    fn commit(message: &str) -> CommitInfo {
-        let person = Person {
-            name: "a".into(),
-            email: "a@b".into(),
-        };
-        CommitInfo {
-            id: Oid::ZERO_SHA1,
-            parents: Vec::new(),
-            author: person.clone(),
-            committer: person,
-            time: 0,
-            message: message.to_string(),
-            trailers: git2::message_trailers_strs(message)
-                .map(|trailers| {
-                    trailers
-                        .iter()
-                        .map(|(key, value)| (key.to_string(), value.to_string()))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        }
-    }
 
     #[test]
     fn the_newest_write_of_a_field_counts() {

@@ -37,6 +37,64 @@ fn daemon_config(root: &Path, registry: &Registry, bare: &Path) -> (PathBuf, Str
     (config, address)
 }
 
+/// A registry with `tags` of `acme/app`, a bare repository whose `apps/a.yaml` deploys 1.0.0, and a
+/// daemon config for them (not started).
+struct Setup {
+    registry: Registry,
+    host: String,
+    root: tempfile::TempDir,
+    bare: PathBuf,
+    config: PathBuf,
+    address: String,
+}
+
+async fn setup(tags: &[&str]) -> Setup {
+    let registry = registry_with(tags).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let bare = bare_repo(
+        root.path(),
+        "local",
+        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
+    );
+    let (config, address) = daemon_config(root.path(), &registry, &bare);
+    Setup {
+        registry,
+        host,
+        root,
+        bare,
+        config,
+        address,
+    }
+}
+
+impl Setup {
+    async fn daemon(&self) -> Daemon {
+        let daemon = Daemon::start(&self.config, &self.address, &env()).await;
+        daemon.ready().await;
+        daemon
+    }
+
+    /// The generic webhook for `tag` of the tracked image, with the right token: its status.
+    async fn hook(&self, daemon: &Daemon, tag: &str) -> u16 {
+        daemon
+            .post(
+                "/webhook/generic",
+                &[("authorization", &format!("Bearer {HOOK_TOKEN}"))],
+                generic(&format!("{}/{IMAGE}", self.host), tag),
+            )
+            .await
+    }
+
+    fn file(&self) -> String {
+        show(&self.bare, "apps/a.yaml")
+    }
+
+    fn deploys(&self, tag: &str) -> bool {
+        self.file() == deployment(&self.host, tag, "")
+    }
+}
+
 fn env() -> Vec<(&'static str, &'static str)> {
     vec![("HOOK_TOKEN", HOOK_TOKEN)]
 }
@@ -54,33 +112,17 @@ fn count(bare: &Path) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_and_its_generic_webhook_become_a_commit() {
-    let registry = registry_with(&["1.0.0"]).await;
-    let host = registry.host.clone();
-    let root = tempfile::tempdir().unwrap();
-    let bare = bare_repo(
-        root.path(),
-        "local",
-        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
-    );
-    let (config, address) = daemon_config(root.path(), &registry, &bare);
-    let daemon = Daemon::start(&config, &address, &env()).await;
-    daemon.ready().await;
-    let before = count(&bare);
-    push_tags(&registry, &["1.2.0"]).await;
-    let status = daemon
-        .post(
-            "/webhook/generic",
-            &[("authorization", &format!("Bearer {HOOK_TOKEN}"))],
-            generic(&format!("{host}/{IMAGE}"), "1.2.0"),
-        )
-        .await;
-    assert_eq!(status, 202);
+    let setup = setup(&["1.0.0"]).await;
+    let daemon = setup.daemon().await;
+    let before = count(&setup.bare);
+    push_tags(&setup.registry, &["1.2.0"]).await;
+    assert_eq!(setup.hook(&daemon, "1.2.0").await, 202);
     daemon
         .until("the bump commit on the remote", async || {
-            show(&bare, "apps/a.yaml") == deployment(&host, "1.2.0", "")
+            setup.deploys("1.2.0")
         })
         .await;
-    assert_eq!(count(&bare), before + 1);
+    assert_eq!(count(&setup.bare), before + 1);
     // The status API and the metrics say what happened.
     let (status, body) = daemon.get("/api/v1/status").await.unwrap();
     assert_eq!(status, 200);
@@ -92,61 +134,38 @@ async fn a_push_and_its_generic_webhook_become_a_commit() {
     assert_eq!(target["repository"], "local");
     assert_eq!(target["file"], "apps/a.yaml");
     assert_eq!(target["state"], "current");
-    assert_eq!(target["current"], format!("{host}/{IMAGE}:1.2.0"));
+    assert_eq!(target["current"], format!("{}/{IMAGE}:1.2.0", setup.host));
     let (_, metrics) = daemon.get("/metrics").await.unwrap();
-    assert!(
-        metrics.contains("tagwatch_commits_total{repository=\"local\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics
-            .contains("tagwatch_webhook_events_total{endpoint=\"generic\",outcome=\"accepted\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("tagwatch_push_to_commit_seconds_count 1"),
-        "{metrics}"
-    );
+    for expected in [
+        "tagwatch_commits_total{repository=\"local\"} 1",
+        "tagwatch_webhook_events_total{endpoint=\"generic\",outcome=\"accepted\"} 1",
+        "tagwatch_push_to_commit_seconds_count 1",
+    ] {
+        assert!(metrics.contains(expected), "{expected} in {metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_credentials_oversized_bodies_and_unconfigured_endpoints_change_nothing() {
-    let registry = registry_with(&["1.0.0"]).await;
-    let host = registry.host.clone();
-    let root = tempfile::tempdir().unwrap();
-    let bare = bare_repo(
-        root.path(),
-        "local",
-        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
-    );
-    let (config, address) = daemon_config(root.path(), &registry, &bare);
-    let daemon = Daemon::start(&config, &address, &env()).await;
-    daemon.ready().await;
-    push_tags(&registry, &["1.2.0"]).await;
-    let before = count(&bare);
-    let body = generic(&format!("{host}/{IMAGE}"), "1.2.0");
+    let setup = setup(&["1.0.0"]).await;
+    let daemon = setup.daemon().await;
+    push_tags(&setup.registry, &["1.2.0"]).await;
+    let before = count(&setup.bare);
+    let body = generic(&format!("{}/{IMAGE}", setup.host), "1.2.0");
+    let wrong = [("authorization", "Bearer wrong")];
     assert_eq!(
-        daemon
-            .post(
-                "/webhook/generic",
-                &[("authorization", "Bearer wrong")],
-                body.clone()
-            )
-            .await,
+        daemon.post("/webhook/generic", &wrong, body.clone()).await,
         401
     );
     assert_eq!(
         daemon.post("/webhook/generic", &[], body.clone()).await,
         401
     );
+    let right = format!("Bearer {HOOK_TOKEN}");
     let big = vec![b' '; 2 * 1024 * 1024];
     assert_eq!(
         daemon
-            .post(
-                "/webhook/generic",
-                &[("authorization", &format!("Bearer {HOOK_TOKEN}"))],
-                big
-            )
+            .post("/webhook/generic", &[("authorization", &right)], big)
             .await,
         413
     );
@@ -161,58 +180,38 @@ async fn bad_credentials_oversized_bodies_and_unconfigured_endpoints_change_noth
         404,
         "an endpoint without a credential configured is off"
     );
-    assert_eq!(
-        daemon
-            .post(&format!("/webhook/dockerhub/{HOOK_TOKEN}"), &[], body)
-            .await,
-        404
-    );
+    let dockerhub = format!("/webhook/dockerhub/{HOOK_TOKEN}");
+    assert_eq!(daemon.post(&dockerhub, &[], body).await, 404);
     // Nothing was re-checked: no commit, even well after.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert_eq!(count(&bare), before);
-    assert_eq!(show(&bare, "apps/a.yaml"), deployment(&host, "1.0.0", ""));
+    assert_eq!(count(&setup.bare), before);
+    assert!(setup.deploys("1.0.0"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_fifty_pushes_is_coalesced_and_ends_on_the_newest() {
-    let registry = registry_with(&["1.0.0"]).await;
-    let host = registry.host.clone();
-    let root = tempfile::tempdir().unwrap();
-    let bare = bare_repo(
-        root.path(),
-        "local",
-        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
-    );
-    let (config, address) = daemon_config(root.path(), &registry, &bare);
-    let daemon = Daemon::start(&config, &address, &env()).await;
-    daemon.ready().await;
-    let before = count(&bare);
+    let setup = setup(&["1.0.0"]).await;
+    let daemon = setup.daemon().await;
+    let before = count(&setup.bare);
     let tags: Vec<String> = (1..=50).map(|patch| format!("1.0.{patch}")).collect();
     let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
-    push_tags(&registry, &tag_refs).await;
+    push_tags(&setup.registry, &tag_refs).await;
     // The registry's notifications for a burst of pushes arrive together.
-    let bearer = format!("Bearer {HOOK_TOKEN}");
-    let headers = [("authorization", bearer.as_str())];
-    let image = format!("{host}/{IMAGE}");
-    let statuses = futures_util::future::join_all(
-        tags.iter()
-            .map(|tag| daemon.post("/webhook/generic", &headers, generic(&image, tag))),
-    )
-    .await;
+    let statuses =
+        futures_util::future::join_all(tags.iter().map(|tag| setup.hook(&daemon, tag))).await;
     assert!(statuses.iter().all(|status| *status == 202), "{statuses:?}");
     daemon
         .until("the newest tag on the remote", async || {
-            show(&bare, "apps/a.yaml") == deployment(&host, "1.0.50", "")
+            setup.deploys("1.0.50")
         })
         .await;
-    let commits = count(&bare) - before;
+    let commits = count(&setup.bare) - before;
     assert!(
         (1..=3).contains(&commits),
         "{commits} commits for 50 events: not coalesced"
     );
-    // Every commit moved forward: each bump's `to` is newer than its `from`.
     let log = git_bare(
-        &bare,
+        &setup.bare,
         &[
             "log",
             "--format=%(trailers:key=Tagwatch-Bump,valueonly)",
@@ -222,29 +221,17 @@ async fn a_burst_of_fifty_pushes_is_coalesced_and_ends_on_the_newest() {
     let bumps: Vec<&str> = log.lines().filter(|line| !line.trim().is_empty()).collect();
     assert_eq!(bumps.len(), commits, "{log}");
     let (_, metrics) = daemon.get("/metrics").await.unwrap();
-    assert!(
-        metrics.contains(
-            "tagwatch_webhook_events_total{endpoint=\"generic\",outcome=\"accepted\"} 50"
-        ),
-        "{metrics}"
-    );
+    let accepted = "tagwatch_webhook_events_total{endpoint=\"generic\",outcome=\"accepted\"} 50";
+    assert!(metrics.contains(accepted), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_with_an_invalid_policy_keeps_the_old_config_and_a_valid_one_applies() {
-    let registry = registry_with(&["1.0.0"]).await;
-    let host = registry.host.clone();
-    let root = tempfile::tempdir().unwrap();
-    let bare = bare_repo(
-        root.path(),
-        "local",
-        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
-    );
-    let (config, address) = daemon_config(root.path(), &registry, &bare);
-    let daemon = Daemon::start(&config, &address, &env()).await;
-    daemon.ready().await;
-    let policy_file = root.path().join("policies/app.yaml");
-    std::fs::write(&policy_file, policy(&host, "").replace("^1", "not a range")).unwrap();
+    let setup = setup(&["1.0.0"]).await;
+    let daemon = setup.daemon().await;
+    let policy_file = setup.root.path().join("policies/app.yaml");
+    let tracking = |range: &str| policy(&setup.host, "").replace("^1", range);
+    std::fs::write(&policy_file, tracking("not a range")).unwrap();
     daemon.signal("HUP");
     daemon
         .until("the invalid config reported", async || {
@@ -253,64 +240,37 @@ async fn sighup_with_an_invalid_policy_keeps_the_old_config_and_a_valid_one_appl
         .await;
     assert!(daemon.logged("app.yaml:"), "{:#?}", daemon.log());
     // The old policy still works.
-    push_tags(&registry, &["1.2.0"]).await;
-    let hook = |tag: &str| generic(&format!("{host}/{IMAGE}"), tag);
-    let bearer = format!("Bearer {HOOK_TOKEN}");
-    assert_eq!(
-        daemon
-            .post(
-                "/webhook/generic",
-                &[("authorization", &bearer)],
-                hook("1.2.0")
-            )
-            .await,
-        202
-    );
+    push_tags(&setup.registry, &["1.2.0"]).await;
+    assert_eq!(setup.hook(&daemon, "1.2.0").await, 202);
     daemon
         .until("the bump under the old config", async || {
-            show(&bare, "apps/a.yaml") == deployment(&host, "1.2.0", "")
+            setup.deploys("1.2.0")
         })
         .await;
     // A valid new policy (track ^2) applies after SIGHUP.
-    std::fs::write(&policy_file, policy(&host, "").replace("^1", "^2")).unwrap();
+    std::fs::write(&policy_file, tracking("^2")).unwrap();
     daemon.signal("HUP");
     daemon
         .until("the reload", async || daemon.logged("config reloaded"))
         .await;
-    push_tags(&registry, &["2.0.0"]).await;
-    assert_eq!(
-        daemon
-            .post(
-                "/webhook/generic",
-                &[("authorization", &bearer)],
-                hook("2.0.0")
-            )
-            .await,
-        202
-    );
+    push_tags(&setup.registry, &["2.0.0"]).await;
+    assert_eq!(setup.hook(&daemon, "2.0.0").await, 202);
     daemon
         .until("the bump under the new config", async || {
-            show(&bare, "apps/a.yaml") == deployment(&host, "2.0.0", "")
+            setup.deploys("2.0.0")
         })
         .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_and_exits_0_and_status_reads_the_state_afterwards() {
-    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
-    let host = registry.host.clone();
-    let root = tempfile::tempdir().unwrap();
-    let bare = bare_repo(
-        root.path(),
-        "local",
-        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
-    );
-    let (config, address) = daemon_config(root.path(), &registry, &bare);
-    let mut daemon = Daemon::start(&config, &address, &env()).await;
-    daemon.ready().await;
-    assert_eq!(show(&bare, "apps/a.yaml"), deployment(&host, "1.2.0", ""));
+    let setup = setup(&["1.0.0", "1.2.0"]).await;
+    let mut daemon = setup.daemon().await;
+    assert!(setup.deploys("1.2.0"));
     // Asked while it runs.
-    let asked = crate::reconcile::tagwatch(&config, &["status", "--output", "json"], &env());
+    let status =
+        || crate::reconcile::tagwatch(&setup.config, &["status", "--output", "json"], &env());
+    let asked = status();
     assert_eq!(
         asked.status.code(),
         Some(0),
@@ -320,10 +280,10 @@ async fn sigterm_drains_and_exits_0_and_status_reads_the_state_afterwards() {
     let live: serde_json::Value = serde_json::from_slice(&asked.stdout).unwrap();
     assert_eq!(live["policies"][0]["tag"], "1.2.0");
     daemon.signal("TERM");
-    let status = daemon.wait();
-    assert_eq!(status.code(), Some(0), "{:#?}", daemon.log());
+    let exit = daemon.wait();
+    assert_eq!(exit.code(), Some(0), "{:#?}", daemon.log());
     // Without a daemon, status reads what the state directory kept.
-    let kept = crate::reconcile::tagwatch(&config, &["status", "--output", "json"], &env());
+    let kept = status();
     assert_eq!(
         kept.status.code(),
         Some(0),
@@ -336,20 +296,12 @@ async fn sigterm_drains_and_exits_0_and_status_reads_the_state_afterwards() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_before_the_push_then_a_restart_converges_to_one_commit() {
-    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
-    let host = registry.host.clone();
-    let root = tempfile::tempdir().unwrap();
-    let bare = bare_repo(
-        root.path(),
-        "local",
-        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
-    );
-    let (config, address) = daemon_config(root.path(), &registry, &bare);
-    let before = count(&bare);
+    let setup = setup(&["1.0.0", "1.2.0"]).await;
+    let before = count(&setup.bare);
     for point in ["before-push", "after-push"] {
         let mut environment = env();
         environment.push((tagwatch::reconcile::FAULT_POINT_VARIABLE, point));
-        let daemon = Daemon::start(&config, &address, &environment).await;
+        let daemon = Daemon::start(&setup.config, &setup.address, &environment).await;
         daemon
             .until("the fault point", async || {
                 daemon.logged(&format!("fault point {point} reached"))
@@ -358,10 +310,9 @@ async fn kill_9_before_the_push_then_a_restart_converges_to_one_commit() {
         daemon.signal("KILL");
         drop(daemon);
     }
-    let daemon = Daemon::start(&config, &address, &env()).await;
-    daemon.ready().await;
-    assert_eq!(show(&bare, "apps/a.yaml"), deployment(&host, "1.2.0", ""));
-    assert_eq!(count(&bare), before + 1, "no duplicate commit");
+    let _daemon = setup.daemon().await;
+    assert!(setup.deploys("1.2.0"));
+    assert_eq!(count(&setup.bare), before + 1, "no duplicate commit");
 }
 
 /// `--log-format json`: every stderr line is a JSON object, the final error included; without a

@@ -10,8 +10,9 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::*;
 use crate::config::{Author, GitAuth, Grouping, WriteBack, WriteBackMode};
-use crate::git::{CommitInfo, Oid, Person, Signing};
+use crate::git::Signing;
 use crate::policy::{Direction, Origin, Range, SemverOrder};
+use crate::reconcile::history::commit;
 use crate::reference::ImageReference;
 
 const IMAGE: &str = "r.io/acme/app";
@@ -93,6 +94,16 @@ fn chose(tag: &str) -> Result<Resolution, Problem> {
     })
 }
 
+/// A choice whose image was built at `created`.
+fn built(tag: &str, created: DateTime<Utc>) -> Result<Resolution, Problem> {
+    Ok(Resolution {
+        tag: tag.to_string(),
+        digest: None,
+        created: Some(created),
+        rejected: Vec::new(),
+    })
+}
+
 fn failed(policy: &str) -> Result<Resolution, Problem> {
     Err(Problem::new(
         "prod",
@@ -106,29 +117,6 @@ fn failed(policy: &str) -> Result<Resolution, Problem> {
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap()
-}
-
-fn commit(message: &str) -> CommitInfo {
-    let person = Person {
-        name: "tagwatch".into(),
-        email: "tagwatch@localhost".into(),
-    };
-    CommitInfo {
-        id: Oid::from_str("0123456789012345678901234567890123456789").unwrap(),
-        parents: Vec::new(),
-        author: person.clone(),
-        committer: person,
-        time: 0,
-        message: message.to_string(),
-        trailers: git2::message_trailers_strs(message)
-            .map(|trailers| {
-                trailers
-                    .iter()
-                    .map(|(key, value)| (key.to_string(), value.to_string()))
-                    .collect()
-            })
-            .unwrap_or_default(),
-    }
 }
 
 /// The inputs of one decision, owned, with defaults a test changes field by field.
@@ -250,15 +238,7 @@ fn newest_order_bumps_a_newer_build_whose_tag_sorts_lower() {
         vec![newest_policy("app")],
         vec![file("a.yaml", &pod(&["r.io/acme/app:main-fff"]))],
     )
-    .resolve(
-        "app",
-        Ok(Resolution {
-            tag: "main-abc".into(),
-            digest: None,
-            created: Some(at(10)),
-            rejected: Vec::new(),
-        }),
-    );
+    .resolve("app", built("main-abc", at(10)));
     case.created
         .insert((IMAGE.into(), "main-fff".into()), Ok(Some(at(9))));
     let plan = case.decide();
@@ -272,15 +252,7 @@ fn newest_order_never_downgrades_a_newer_build() {
         vec![newest_policy("app")],
         vec![file("a.yaml", &pod(&["r.io/acme/app:main-zzz"]))],
     )
-    .resolve(
-        "app",
-        Ok(Resolution {
-            tag: "main-abc".into(),
-            digest: None,
-            created: Some(at(10)),
-            rejected: Vec::new(),
-        }),
-    );
+    .resolve("app", built("main-abc", at(10)));
     case.created
         .insert((IMAGE.into(), "main-zzz".into()), Ok(Some(at(11))));
     let plan = case.decide();
@@ -294,15 +266,7 @@ fn newest_order_fails_closed_when_the_current_build_time_cannot_be_read() {
         vec![newest_policy("app")],
         vec![file("a.yaml", &pod(&["r.io/acme/app:main-zzz"]))],
     )
-    .resolve(
-        "app",
-        Ok(Resolution {
-            tag: "main-abc".into(),
-            digest: None,
-            created: Some(at(10)),
-            rejected: Vec::new(),
-        }),
-    );
+    .resolve("app", built("main-abc", at(10)));
     case.created.insert(
         (IMAGE.into(), "main-zzz".into()),
         failed("app").map(|_| None),
@@ -319,15 +283,7 @@ fn newest_order_bumps_when_the_current_tag_has_no_build_time() {
         vec![newest_policy("app")],
         vec![file("a.yaml", &pod(&["r.io/acme/app:gone"]))],
     )
-    .resolve(
-        "app",
-        Ok(Resolution {
-            tag: "main-abc".into(),
-            digest: None,
-            created: Some(at(10)),
-            rejected: Vec::new(),
-        }),
-    );
+    .resolve("app", built("main-abc", at(10)));
     assert_eq!(case.decide().bumps.len(), 1);
 }
 
@@ -501,15 +457,7 @@ fn a_newest_order_rollback_compares_build_times_not_tag_text() {
         vec![newest_policy("app")],
         vec![file("a.yaml", &pod(&["r.io/acme/app:main-old"]))],
     )
-    .resolve(
-        "app",
-        Ok(Resolution {
-            tag: "main-abc".into(),
-            digest: None,
-            created: Some(at(12)),
-            rejected: Vec::new(),
-        }),
-    );
+    .resolve("app", built("main-abc", at(12)));
     case.history = Ok(written);
     case.created
         .insert((IMAGE.into(), "main-zzz".into()), Ok(Some(at(11))));
