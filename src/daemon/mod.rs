@@ -114,8 +114,6 @@ pub async fn run(
             .expect("opening the state store does not panic")?
     };
     let state = Arc::new(state);
-    let client = RegistryClient::new(config.registries.clone(), &environment)
-        .map_err(DaemonError::Registry)?;
     let listen = config.daemon.listen;
     let grace = config.daemon.shutdown_grace;
     let (messages, inbox) = mpsc::unbounded_channel();
@@ -131,6 +129,12 @@ pub async fn run(
         webhooks: Mutex::new(server::WebhookSecrets::from_config(&config, &environment)),
         messages,
     });
+    let client = RegistryClient::observed(
+        config.registries.clone(),
+        &environment,
+        Some(registry_observer(&shared.metrics)),
+    )
+    .map_err(DaemonError::Registry)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| DaemonError::Listen {
@@ -169,6 +173,19 @@ pub async fn run(
     let _ = server.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Counts registry requests by registry and outcome.
+fn registry_observer(metrics: &Metrics) -> crate::registry::Observer {
+    let requests = metrics.registry_requests.clone();
+    Arc::new(move |registry: &str, outcome: &'static str| {
+        requests
+            .get_or_create(&metrics::RegistryLabels {
+                registry: registry.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    })
 }
 
 /// Repository reconciles use cached listings this young: image polls keep them fresh, so a reconcile
@@ -375,7 +392,11 @@ impl Daemon {
     }
 
     fn reload(&mut self, config: Config) {
-        let client = match RegistryClient::new(config.registries.clone(), &self.environment) {
+        let client = match RegistryClient::observed(
+            config.registries.clone(),
+            &self.environment,
+            Some(registry_observer(&self.shared.metrics)),
+        ) {
             Ok(client) => client,
             Err(error) => {
                 tracing::error!(error = %reconcile::chain(&error), "reload: the registry settings are unusable; the old config stays");
@@ -706,6 +727,7 @@ impl Daemon {
                 .inc_by(applied.rejected as u64);
             for (kind, count) in [
                 ("opened", applied.opened.len()),
+                ("updated", applied.updated.len()),
                 ("closed", applied.closed.len()),
             ] {
                 metrics

@@ -119,9 +119,11 @@ pub(super) async fn pull_request_mode<S: TagSource + Send + Sync + 'static>(
         )
         .await
         {
-            Ok((url, opened)) => {
-                if opened {
-                    applied.opened.push(url.clone());
+            Ok((url, change)) => {
+                match change {
+                    Change::Opened => applied.opened.push(url.clone()),
+                    Change::Updated => applied.updated.push(url.clone()),
+                    Change::Unchanged => {}
                 }
                 applied.pull_requests.push(PullRequestRef {
                     group: group.clone(),
@@ -183,8 +185,15 @@ pub(super) async fn pull_request_mode<S: TagSource + Send + Sync + 'static>(
     Ok(applied)
 }
 
-/// Opens the group's pull request, or refreshes its title and body; returns its address and whether
-/// it was opened now. `existing` is the one found by head branch, so no local state is needed.
+/// What publishing did to a pull request.
+enum Change {
+    Opened,
+    Updated,
+    Unchanged,
+}
+
+/// Opens the group's pull request, or refreshes its title and body; returns its address and what
+/// changed. `existing` is the one found by head branch, so no local state is needed.
 async fn publish(
     forge: &AnyForge,
     repository: &RepositoryConfig,
@@ -193,19 +202,20 @@ async fn publish(
     head: &str,
     group: &str,
     bumps: &[Bump],
-) -> Result<(String, bool), crate::forge::ForgeError> {
+) -> Result<(String, Change), crate::forge::ForgeError> {
     let changes = changes(bumps);
     let title = render::title(group, &changes);
     let body = render::entry_body(&repository.name, group, &changes);
     match existing {
         Some(existing) => {
-            if existing.title != title || existing.body != body {
-                forge
-                    .update_pull_request(existing.number, &title, &body)
-                    .await?;
-                tracing::info!(pull_request = existing.number, group = %group, "updated");
+            if existing.title == title && existing.body == body {
+                return Ok((existing.url, Change::Unchanged));
             }
-            Ok((existing.url, false))
+            forge
+                .update_pull_request(existing.number, &title, &body)
+                .await?;
+            tracing::info!(pull_request = existing.number, group = %group, "updated");
+            Ok((existing.url, Change::Updated))
         }
         None => {
             let (labels, reviewers) = repository
@@ -225,7 +235,7 @@ async fn publish(
                 })
                 .await?;
             tracing::info!(pull_request = opened.number, group = %group, "opened");
-            Ok((opened.url, true))
+            Ok((opened.url, Change::Opened))
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct Applied {
     pub pull_requests: Vec<PullRequestRef>,
     /// Pull requests opened this cycle (web addresses; also in `pull_requests`).
     pub opened: Vec<String>,
+    /// Pull requests whose title or body was refreshed this cycle (web addresses).
+    pub updated: Vec<String>,
     /// Pull requests closed because their group has nothing left to bump.
     pub closed: Vec<String>,
     /// Groups or pull requests that failed while the rest went on; each counts as a failure.

@@ -54,7 +54,13 @@ pub struct Endpoint {
     auth: Mutex<AuthState>,
     /// The registry answered 400 to a listing's `n`: later listings are sent without it.
     page_size_refused: AtomicBool,
+    /// Told about every HTTP exchange: the registry's host and the outcome (metrics).
+    observer: Option<Observer>,
 }
+
+/// Called once per HTTP exchange with the registry's host and one of `ok`, `unauthorized`,
+/// `rate-limited`, `server-error`, `client-error`, `transport-error`.
+pub type Observer = Arc<dyn Fn(&str, &'static str) + Send + Sync>;
 
 #[derive(Default)]
 struct AuthState {
@@ -159,7 +165,14 @@ impl Endpoint {
             limit: Semaphore::new(settings.max_concurrency.max(1)),
             auth: Mutex::new(AuthState::default()),
             page_size_refused: AtomicBool::new(false),
+            observer: None,
         })
+    }
+
+    /// Tells `observer` about every exchange.
+    pub fn observed(mut self, observer: Option<Observer>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// Whether this registry refused a listing's `n` (so listings go without it).
@@ -215,6 +228,17 @@ impl Endpoint {
             // The body is read under the permit too: the limit counts requests the registry is serving.
             let outcome = exchange(request, url.as_str(), max_body).await?;
             drop(permit);
+            if let Some(observer) = &self.observer {
+                let label = match &outcome {
+                    Err(_) => "transport-error",
+                    Ok((status, _, _)) if status.is_success() => "ok",
+                    Ok((StatusCode::UNAUTHORIZED, _, _)) => "unauthorized",
+                    Ok((StatusCode::TOO_MANY_REQUESTS, _, _)) => "rate-limited",
+                    Ok((status, _, _)) if status.is_server_error() => "server-error",
+                    Ok(_) => "client-error",
+                };
+                observer(&self.host, label);
+            }
             let (status, headers, body) = match outcome {
                 Ok(outcome) => outcome,
                 Err(error) => match backoff.next_delay(None) {

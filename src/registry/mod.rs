@@ -37,6 +37,7 @@ use crate::reference::{ImageReference, is_valid_digest, is_valid_tag};
 use crate::source::{TagListing, TagSource};
 use cache::ClockCache;
 use endpoint::Endpoint;
+pub use endpoint::Observer;
 use pagination::Collector;
 
 /// Every manifest type a digest or config lookup accepts: without the index types a registry would
@@ -72,6 +73,7 @@ struct Inner {
     /// bounded ([`CREATED_CACHE_CAPACITY`]) and the cell makes concurrent lookups of one digest share a
     /// single fetch (an entry being fetched is never evicted).
     created: Mutex<ClockCache<OnceCell<Option<DateTime<Utc>>>>>,
+    observer: Option<Observer>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -107,9 +109,18 @@ impl RegistryClient {
         settings: Vec<RegistrySettings>,
         environment: &Environment,
     ) -> Result<Self, RegistryError> {
+        Self::observed(settings, environment, None)
+    }
+
+    /// [`RegistryClient::new`], telling `observer` about every HTTP exchange (the daemon's metrics).
+    pub fn observed(
+        settings: Vec<RegistrySettings>,
+        environment: &Environment,
+        observer: Option<Observer>,
+    ) -> Result<Self, RegistryError> {
         let mut endpoints = HashMap::new();
         for settings in &settings {
-            let endpoint = Endpoint::new(settings, environment)?;
+            let endpoint = Endpoint::new(settings, environment)?.observed(observer.clone());
             endpoints.insert(endpoint.host.clone(), Arc::new(endpoint));
         }
         Ok(RegistryClient {
@@ -117,6 +128,7 @@ impl RegistryClient {
                 endpoints: Mutex::new(endpoints),
                 environment: environment.clone(),
                 created: Mutex::new(ClockCache::new(CREATED_CACHE_CAPACITY)),
+                observer,
             }),
         })
     }
@@ -127,10 +139,13 @@ impl RegistryClient {
         if let Some(endpoint) = endpoints.get(&host) {
             return Ok(endpoint.clone());
         }
-        let endpoint = Arc::new(Endpoint::new(
-            &RegistrySettings::anonymous(host.clone()),
-            &self.inner.environment,
-        )?);
+        let endpoint = Arc::new(
+            Endpoint::new(
+                &RegistrySettings::anonymous(host.clone()),
+                &self.inner.environment,
+            )?
+            .observed(self.inner.observer.clone()),
+        );
         endpoints.insert(host, endpoint.clone());
         Ok(endpoint)
     }

@@ -140,9 +140,58 @@ async fn a_push_and_its_generic_webhook_become_a_commit() {
         "tagwatch_commits_total{repository=\"local\"} 1",
         "tagwatch_webhook_events_total{endpoint=\"generic\",outcome=\"accepted\"} 1",
         "tagwatch_push_to_commit_seconds_count 1",
+        &format!(
+            "tagwatch_registry_requests_total{{registry=\"{}\",outcome=\"ok\"}}",
+            setup.host
+        ),
     ] {
         assert!(metrics.contains(expected), "{expected} in {metrics}");
     }
+}
+
+/// The real registry's own notifications (`notifications.endpoints` with a bearer header) reach
+/// `/webhook/distribution`: a push becomes a commit with no other help.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registrys_push_notification_becomes_a_commit() {
+    let address = format!("127.0.0.1:{}", free_port());
+    let registry = Registry::notifying(
+        &format!("http://{address}/webhook/distribution"),
+        HOOK_TOKEN,
+    )
+    .await;
+    push_tags(&registry, &["1.0.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let bare = bare_repo(
+        root.path(),
+        "local",
+        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
+    );
+    let (config, _) = daemon_config(root.path(), &registry, &bare);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let listen = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("listen: "))
+        .unwrap()
+        .to_string();
+    std::fs::write(&config, text.replace(&listen, &address)).unwrap();
+    let daemon = Daemon::start(&config, &address, &env()).await;
+    daemon.ready().await;
+    let before = count(&bare);
+    push_tags(&registry, &["1.2.0"]).await;
+    daemon
+        .until("the bump from the registry's notification", async || {
+            show(&bare, "apps/a.yaml") == deployment(&host, "1.2.0", "")
+        })
+        .await;
+    assert_eq!(count(&bare), before + 1);
+    let (_, metrics) = daemon.get("/metrics").await.unwrap();
+    assert!(
+        metrics.contains(
+            "tagwatch_webhook_events_total{endpoint=\"distribution\",outcome=\"accepted\"}"
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -62,6 +62,19 @@ impl Registry {
     }
 
     pub async fn start(tls: bool, auth: Auth) -> Registry {
+        Registry::start_with(tls, auth, "").await
+    }
+
+    /// A plain registry that sends its notifications (the CNCF distribution envelope) to `url` with
+    /// `Authorization: Bearer <token>`, as `notifications.endpoints[]` configures it.
+    pub async fn notifying(url: &str, token: &str) -> Registry {
+        let notifications = format!(
+            "notifications:\n  endpoints:\n    - name: tagwatch\n      url: {url}\n      headers:\n        Authorization: [\"Bearer {token}\"]\n      timeout: 2s\n      threshold: 3\n      backoff: 200ms\n"
+        );
+        Registry::start_with(false, Auth::Anonymous, &notifications).await
+    }
+
+    async fn start_with(tls: bool, auth: Auth, extra: &str) -> Registry {
         ensure_installed();
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let identity = format!(
@@ -75,6 +88,7 @@ impl Registry {
             "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  cache:\n    blobdescriptor: inmemory\n  maintenance:\n    uploadpurging:\n      enabled: false\n",
             data = dir.path().join("data").display(),
         );
+        config.push_str(extra);
         let mut http = format!(
             "http:\n  secret: tagwatch-test-secret\n  headers:\n    {IDENTITY_HEADER}: [\"{identity}\"]\n"
         );
