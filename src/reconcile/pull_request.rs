@@ -108,6 +108,7 @@ pub(super) async fn pull_request_mode<S: TagSource + Send + Sync + 'static>(
             applied.commits.push(commit);
             applied.pushes += 1;
         }
+        context.fault("before-pull-request");
         match publish(
             &forge,
             repository,

@@ -6,10 +6,11 @@
 use std::path::{Path, PathBuf};
 
 use crate::reconcile::{
-    IMAGE, bare_repo, deployment, file_url, policy, push_repository, push_tags, registry_with, show,
+    IMAGE, add_files, bare_repo, deployment, file_url, policy, push_repository, push_tags,
+    registry_with, show,
 };
 use crate::support::daemon::{Daemon, daemon_block};
-use crate::support::git_http::git_bare;
+use crate::support::git_http::{GitHttpServer, git_bare};
 use crate::support::ports::free_port;
 use crate::support::registry::Registry;
 
@@ -388,4 +389,128 @@ async fn json_log_format_makes_every_line_json() {
             assert!(!line.contains('\u{1b}'), "colour in {line}");
         }
     }
+}
+
+/// SIGTERM while a push is in flight (held by the server's pre-receive hook): the daemon lets the push
+/// finish, starts nothing new, and exits 0; the commit is on the remote exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_push_lets_it_finish_and_exits_0() {
+    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let server = GitHttpServer::start("bot", "hook-Pa55");
+    let bare = server.create_repo("hooked");
+    add_files(&bare, &[("apps/a.yaml", deployment(&host, "1.0.0", ""))]);
+    let started = root.path().join("hook-started");
+    let block = root.path().join("hook-block");
+    std::fs::write(&block, "").unwrap();
+    let hook = bare.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\ncat >/dev/null\ntouch '{}'\nwhile [ -e '{}' ]; do sleep 0.05; done\nexit 0\n",
+            started.display(),
+            block.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let address = format!("127.0.0.1:{}", free_port());
+    std::fs::create_dir_all(root.path().join("policies")).unwrap();
+    std::fs::write(root.path().join("policies/app.yaml"), policy(&host, "")).unwrap();
+    let config = root.path().join("tagwatch.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "registries:\n  - host: {host}\n    insecure: true\nrepositories:\n{}policies: [policies/]\n{}",
+            push_repository(
+                "hooked",
+                &server.url("hooked"),
+                "    auth: { username: bot, passwordEnv: GIT_PASSWORD }\n",
+            ),
+            daemon_block(&address, "    generic: { tokenEnv: HOOK_TOKEN }\n")
+        ),
+    )
+    .unwrap();
+    let before = count(&bare);
+    let mut environment = env();
+    environment.push(("GIT_PASSWORD", "hook-Pa55"));
+    let mut daemon = Daemon::start(&config, &address, &environment).await;
+    daemon
+        .until("the push to reach the hook", async || started.exists())
+        .await;
+    daemon.signal("TERM");
+    daemon
+        .until("the daemon to stop taking work", async || {
+            daemon.logged("stopping: no new work")
+        })
+        .await;
+    std::fs::remove_file(&block).unwrap();
+    let exit = daemon.wait();
+    assert_eq!(exit.code(), Some(0), "{:#?}", daemon.log());
+    assert_eq!(count(&bare), before + 1);
+    assert_eq!(show(&bare, "apps/a.yaml"), deployment(&host, "1.2.0", ""));
+}
+
+/// Pull-request mode: `kill -9` after the head branch was pushed and before the pull request was
+/// opened, then a restart: exactly one pull request, listed by `/api/v1/status`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_before_the_pull_request_then_a_restart_opens_exactly_one() {
+    use crate::support::fake_forge::{FakeForge, Flavor, NAME, OWNER, PullState};
+    const FORGE_TOKEN: &str = "forge-token-d43m0n";
+    let registry = registry_with(&["1.0.0", "1.2.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let bare = bare_repo(
+        root.path(),
+        "local",
+        &[("apps/a.yaml", deployment(&host, "1.0.0", ""))],
+    );
+    let fake = FakeForge::start(Flavor::GitHub, &bare, FORGE_TOKEN).await;
+    let address = format!("127.0.0.1:{}", free_port());
+    std::fs::create_dir_all(root.path().join("policies")).unwrap();
+    std::fs::write(root.path().join("policies/app.yaml"), policy(&host, "")).unwrap();
+    let config = root.path().join("tagwatch.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "registries:\n  - host: {host}\n    insecure: true\nrepositories:\n  - name: local\n    url: {}\n    paths: [apps]\n    writeBack:\n      mode: pull-request\n      forge: {{ kind: github, api: \"{}\", repo: {OWNER}/{NAME}, tokenEnv: FORGE_TOKEN }}\npolicies: [policies/]\n{}",
+            file_url(&bare),
+            fake.api_url(),
+            daemon_block(&address, "    generic: { tokenEnv: HOOK_TOKEN }\n")
+        ),
+    )
+    .unwrap();
+    let mut environment = env();
+    environment.push(("FORGE_TOKEN", FORGE_TOKEN));
+    let mut faulty = environment.clone();
+    faulty.push((
+        tagwatch::reconcile::FAULT_POINT_VARIABLE,
+        "before-pull-request",
+    ));
+    let daemon = Daemon::start(&config, &address, &faulty).await;
+    daemon
+        .until("the fault point", async || {
+            daemon.logged("fault point before-pull-request reached")
+        })
+        .await;
+    daemon.signal("KILL");
+    drop(daemon);
+    assert!(fake.pulls().is_empty());
+    let daemon = Daemon::start(&config, &address, &environment).await;
+    daemon.ready().await;
+    let pulls = fake.pulls();
+    assert_eq!(pulls.len(), 1, "{pulls:?}");
+    assert_eq!(pulls[0].state, PullState::Open);
+    let (_, body) = daemon.get("/api/v1/status").await.unwrap();
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["pullRequests"][0]["repository"], "local");
+    assert_eq!(report["pullRequests"][0]["group"], "local");
+    assert_eq!(report["targets"][0]["state"], "pending");
+    drop(daemon);
+    // One more restart: still one pull request.
+    let daemon = Daemon::start(&config, &address, &environment).await;
+    daemon.ready().await;
+    assert_eq!(fake.pulls().len(), 1);
+    fake.assert_clean();
 }
