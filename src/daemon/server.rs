@@ -3,8 +3,9 @@
 //!
 //! A webhook is answered at once: 404 when its endpoint has no credential configured (never open by
 //! default), 413 over [`webhook::MAX_BODY`], 401 for a bad or missing credential (constant-time
-//! comparison), 400 for a body that is not the endpoint's payload, else 202 — and its events go to the
-//! daemon's loop as hints, never awaited.
+//! comparison), 400 for a body that is not the endpoint's payload (202 for the distribution endpoint:
+//! a registry retries a non-2xx notification forever and blocks its queue), else 202 — and its events go
+//! to the daemon's loop as hints, never awaited.
 //!
 //! Must not: do the work an event asks for, or echo a credential or a payload in an answer or a log.
 
@@ -220,7 +221,14 @@ fn webhook_request(
         Err(error) => {
             count(label, "invalid");
             tracing::warn!(endpoint = label, error = %error, "webhook payload not understood");
-            (StatusCode::BAD_REQUEST, format!("{error}\n")).into_response()
+            // A registry retries every non-2xx notification forever, blocking its queue: an
+            // authenticated envelope it sent is acknowledged even when tagwatch cannot use it.
+            let status = if endpoint == Endpoint::Distribution {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            (status, format!("{error}\n")).into_response()
         }
         Ok(events) => {
             count(
