@@ -93,6 +93,9 @@ struct BumpLine<'a> {
     image: &'a str,
     from: &'a str,
     to: &'a str,
+    /// Promotion: a better version still soaking upstream (SPEC §11).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<&'a crate::reconcile::Upcoming>,
 }
 
 fn bump_json(bump: &Bump) -> String {
@@ -104,15 +107,27 @@ fn bump_json(bump: &Bump) -> String {
         image: &bump.image,
         from: &bump.from,
         to: &bump.to,
+        next: bump.next.as_ref(),
     })
     .expect("a bump serializes")
 }
 
 pub(crate) fn bump_text(bump: &Bump) -> String {
-    format!(
+    let mut text = format!(
         "{} {}:{} {} -> {} [{}]",
         bump.repository, bump.file, bump.line, bump.from, bump.to, bump.policy
-    )
+    );
+    if let Some(evidence) = &bump.evidence {
+        text.push_str(&format!(" ({evidence})"));
+    }
+    if let Some(next) = &bump.next {
+        text.push_str(&format!(
+            "; then {} at {}",
+            next.to,
+            next.until.to_rfc3339()
+        ));
+    }
+    text
 }
 
 fn note_text(note: &Note) -> String {
@@ -131,6 +146,13 @@ fn note_text(note: &Note) -> String {
             "{at} left alone: several policies track this image ({}); a `# tagwatch: POLICY` marker must choose",
             policies.join(", ")
         ),
+        Status::Soaking { until } => {
+            let to = note.to.as_deref().unwrap_or("?");
+            format!(
+                "{at} -> {to} soaks upstream; ready at {} [{policy}]",
+                until.to_rfc3339()
+            )
+        }
         Status::Waiting { until } => {
             let to = note.to.as_deref().unwrap_or("?");
             match until {

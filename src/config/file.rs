@@ -109,7 +109,91 @@ pub(super) fn load(
         repositories_complete.then_some(repository_names.as_slice()),
         context.report.diagnostics,
     );
+    check_promotions(&config, context.report.diagnostics);
     config
+}
+
+/// Promotion chains across policies: `requireStatus` needs a forge on the upstream, and following
+/// `from` for one image never comes back to where it started (dev → staging → prod, never prod → dev).
+fn check_promotions(config: &Config, diagnostics: &mut Vec<Diagnostic>) {
+    let at = |promotion: &crate::policy::Promotion, path: &str, message: String| Diagnostic {
+        file: promotion.origin.file.clone(),
+        mark: super::yaml::Mark {
+            line: promotion.origin.line,
+            column: promotion.origin.column,
+        },
+        path: path.to_string(),
+        message,
+    };
+    let names: Vec<&str> = config
+        .repositories
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    for policy in &config.policies {
+        let Some(promotion) = &policy.promotion else {
+            continue;
+        };
+        let upstream = config
+            .repositories
+            .iter()
+            .find(|r| r.name == promotion.from);
+        if !promotion.require_status.is_empty()
+            && upstream.is_some_and(|upstream| upstream.write_back.forge.is_none())
+        {
+            diagnostics.push(at(
+                promotion,
+                "spec.promotion.requireStatus",
+                format!(
+                    "requireStatus is read from the forge of repository {:?}, which has no writeBack.forge",
+                    promotion.from
+                ),
+            ));
+        }
+        // Edges of this image: every repository a promotion policy of it writes → its upstream.
+        let image = policy.image.name();
+        let edges: Vec<(&str, &str)> = config
+            .policies
+            .iter()
+            .filter(|other| other.image.name() == image)
+            .filter_map(|other| other.promotion.as_ref().map(|p| (other, p.from.as_str())))
+            .flat_map(|(other, from)| {
+                names
+                    .iter()
+                    .filter(move |name| other.applies_to(name))
+                    .map(move |name| (*name, from))
+            })
+            .collect();
+        // From the upstream, can we walk back into a repository this policy writes?
+        let mut seen = vec![promotion.from.as_str()];
+        let mut frontier = vec![promotion.from.as_str()];
+        let mut cycle = None;
+        while let Some(node) = frontier.pop() {
+            if names
+                .iter()
+                .any(|name| *name == node && policy.applies_to(name))
+            {
+                cycle = Some(node);
+                break;
+            }
+            for (_, next) in edges.iter().filter(|(source, _)| *source == node) {
+                if !seen.contains(next) {
+                    seen.push(next);
+                    frontier.push(next);
+                }
+            }
+        }
+        if let Some(node) = cycle {
+            diagnostics.push(at(
+                promotion,
+                "spec.promotion.from",
+                format!(
+                    "promotion of {image} forms a cycle: {:?} leads back to {node:?}, which policy {} writes",
+                    promotion.from, policy.name
+                ),
+            ));
+        }
+    }
 }
 
 pub(super) struct Context<'a, 'r> {

@@ -460,6 +460,9 @@ fn tag_policy(
         spec.repositories.unwrap_or_default(),
         known_repositories,
     );
+    let promotion = spec
+        .promotion
+        .and_then(|raw| promotion(context, file, raw, known_repositories, &repositories));
     if context.report.diagnostics.len() > errors_before {
         return None;
     }
@@ -476,6 +479,82 @@ fn tag_policy(
         windows,
         min_age,
         repositories,
+        promotion,
+    })
+}
+
+/// `spec.promotion`: an upstream repository of `tagwatch.yaml` (when loaded through one) that is not
+/// also one this policy is restricted to, relative paths, a soak duration, status names. Chains and
+/// cycles across policies are checked once every policy is loaded (`config::file`).
+fn promotion(
+    context: &mut Context<'_, '_>,
+    file: &Path,
+    raw: super::raw::RawPromotion,
+    known: Option<&[String]>,
+    restricted_to: &[String],
+) -> Option<crate::policy::Promotion> {
+    let errors_before = context.report.diagnostics.len();
+    let from = raw.from.trim().to_string();
+    if from.is_empty() {
+        context.error("spec.promotion.from", "must name the upstream repository");
+    } else if let Some(known) = known
+        && !known.contains(&from)
+    {
+        context.error(
+            "spec.promotion.from",
+            format!("no repository named {from:?} in tagwatch.yaml"),
+        );
+    } else if restricted_to.contains(&from) {
+        context.error(
+            "spec.promotion.from",
+            format!("{from:?} is also in spec.repositories: a policy cannot promote from a repository it writes"),
+        );
+    }
+    let mut paths = Vec::new();
+    for (index, text) in raw.paths.unwrap_or_default().iter().enumerate() {
+        let path = Path::new(text);
+        let escapes = text.is_empty()
+            || path.components().any(|component| {
+                !matches!(
+                    component,
+                    std::path::Component::Normal(_) | std::path::Component::CurDir
+                )
+            });
+        if escapes {
+            context.error(
+                &format!("spec.promotion.paths[{index}]"),
+                format!("{text:?} must be a relative path inside the repository"),
+            );
+        } else {
+            paths.push(path.to_path_buf());
+        }
+    }
+    let soak = context.duration("spec.promotion.soak", &raw.soak);
+    let mut require_status = Vec::new();
+    for (index, name) in raw
+        .require_status
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        if name.trim().is_empty() {
+            context.error(
+                &format!("spec.promotion.requireStatus[{index}]"),
+                "must not be empty",
+            );
+        } else if !require_status.contains(&name) {
+            require_status.push(name);
+        }
+    }
+    if context.report.diagnostics.len() > errors_before {
+        return None;
+    }
+    Some(crate::policy::Promotion {
+        from,
+        paths,
+        soak: soak?,
+        require_status,
+        origin: origin(file, context.positions.of("spec.promotion.from")),
     })
 }
 
@@ -636,6 +715,7 @@ fn flux_policy(
         windows: Vec::new(),
         min_age: Duration::ZERO,
         repositories: Vec::new(),
+        promotion: None,
         origin: flux.origin.clone(),
     })
 }

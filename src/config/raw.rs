@@ -255,6 +255,21 @@ pub struct RawTagPolicySpec {
     pub min_age: Option<String>,
     /// The repositories (names from `tagwatch.yaml`) this policy applies to; default: all.
     pub repositories: Option<Vec<String>>,
+    /// Candidates are the versions an upstream environment ran long enough (SPEC §11).
+    pub promotion: Option<RawPromotion>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPromotion {
+    /// The upstream: a repository name from `tagwatch.yaml`.
+    pub from: String,
+    /// Where in the upstream to look; default: that repository's `paths`.
+    pub paths: Option<Vec<String>>,
+    /// How long the upstream must have run a version, continuously, e.g. `24h`.
+    pub soak: String,
+    /// Forge commit statuses / check runs that must have succeeded on an upstream commit running the version.
+    pub require_status: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

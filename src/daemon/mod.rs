@@ -683,6 +683,7 @@ impl Daemon {
                             (Status::Held, "held")
                                 | (Status::Rollback { .. }, "rollback")
                                 | (Status::Waiting { .. }, "waiting")
+                                | (Status::Soaking { .. }, "soaking")
                         )
                     })
                     .count();

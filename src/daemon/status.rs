@@ -177,6 +177,7 @@ pub fn repository_part(outcome: &Outcome) -> RepositoryPart {
             Status::Held => ("held", None),
             Status::Rollback { .. } => ("rollback", None),
             Status::Waiting { until } => ("waiting", until.map(timestamp)),
+            Status::Soaking { until } => ("soaking", Some(timestamp(*until))),
             Status::Newer => ("newer", None),
             Status::Ambiguous { .. } => ("ambiguous", None),
         };

@@ -324,6 +324,38 @@ impl Store {
         Ok((commits, complete))
     }
 
+    /// The newest `limit` commits along the first-parent line from `head` (the branch's own history: a
+    /// merge counts once, at its merge commit), newest first; and whether the walk reached the root.
+    pub fn first_parent_commits(
+        &self,
+        head: Oid,
+        limit: usize,
+    ) -> Result<(Vec<CommitInfo>, bool), GitError> {
+        let walk_error = self.local("walk history");
+        let mut walk = self.repository.revwalk().map_err(&walk_error)?;
+        walk.simplify_first_parent().map_err(&walk_error)?;
+        walk.push(head).map_err(&walk_error)?;
+        let shallow_edge = history::shallow_commits(&self.repository);
+        let mut commits = Vec::new();
+        let mut complete = true;
+        for id in walk {
+            let id = id.map_err(&walk_error)?;
+            if commits.len() == limit {
+                complete = false;
+                break;
+            }
+            if shallow_edge.contains(&id) {
+                complete = false;
+            }
+            let commit = self
+                .repository
+                .find_commit(id)
+                .map_err(self.local("read a commit"))?;
+            commits.push(history::commit_info(&commit));
+        }
+        Ok((commits, complete))
+    }
+
     /// Commits reachable from `head` that changed `path` (compared with their first parent), newest
     /// first, stopping at `since` (exclusive) or after `limit` commits.
     pub fn file_history(

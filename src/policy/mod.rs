@@ -54,6 +54,8 @@ pub struct Policy {
     pub windows: Vec<Window>,
     /// Candidates younger than this (image config `created`) are skipped.
     pub min_age: Duration,
+    /// Candidates come from what an upstream environment ran (SPEC §11).
+    pub promotion: Option<Promotion>,
     /// The repositories (names from `tagwatch.yaml`) this policy applies to; empty: all of them.
     /// Flux `ImagePolicy` objects have no such field and apply everywhere.
     pub repositories: Vec<String>,
@@ -81,13 +83,22 @@ impl Policy {
             windows: Vec::new(),
             min_age: Duration::ZERO,
             repositories: Vec::new(),
+            promotion: None,
             origin,
         }
     }
 
     /// Whether this policy applies to targets in the repository named `repository`: it names no
     /// repositories (all), or names this one.
+    /// A promotion policy never applies to its own upstream (it would take its candidates from itself).
     pub fn applies_to(&self, repository: &str) -> bool {
+        if self
+            .promotion
+            .as_ref()
+            .is_some_and(|promotion| promotion.from == repository)
+        {
+            return false;
+        }
         self.repositories.is_empty() || self.repositories.iter().any(|name| name == repository)
     }
 }
@@ -96,6 +107,20 @@ impl Policy {
 pub enum PolicyKind {
     TagPolicy,
     FluxImagePolicy { namespace: String },
+}
+
+/// `spec.promotion`: take the versions an upstream repository ran for at least `soak`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promotion {
+    /// The upstream repository entry's name.
+    pub from: String,
+    /// Where in the upstream to look; empty: that repository's own `paths`.
+    pub paths: Vec<std::path::PathBuf>,
+    pub soak: Duration,
+    /// Status / check names that must have succeeded on an upstream commit running the version.
+    pub require_status: Vec<String>,
+    /// Where `spec.promotion.from` is written (for errors about the chain).
+    pub origin: Origin,
 }
 
 /// A position in a config or policy file (line and column count from 1).

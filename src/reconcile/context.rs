@@ -87,6 +87,9 @@ pub struct Context<S> {
     /// Policy name → (listing checksum, `now` when the choice depends on time, the choice).
     resolutions: Mutex<HashMap<String, KeptResolution>>,
     forges: Mutex<HashMap<String, Arc<AnyForge>>>,
+    /// Upstream histories for promotion: (upstream, paths) → (head, timeline).
+    pub(super) timelines:
+        Mutex<HashMap<String, (crate::git::Oid, Arc<super::promotion::Timeline>)>>,
     before_push: Option<BeforePush>,
     stopping: CancellationToken,
     /// Debug builds only: a fault point (`TAGWATCH_FAULT_POINT`) where the process stops, for crash tests.
@@ -121,6 +124,7 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
             generation: 0,
             resolutions: Mutex::new(HashMap::new()),
             forges: Mutex::new(HashMap::new()),
+            timelines: Mutex::new(HashMap::new()),
             before_push: None,
             stopping: CancellationToken::new(),
             fault_point,
@@ -142,6 +146,7 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
             generation: self.generation + 1,
             resolutions: Mutex::new(HashMap::new()),
             forges: Mutex::new(HashMap::new()),
+            timelines: Mutex::new(HashMap::new()),
             before_push: self.before_push.clone(),
             stopping: self.stopping.clone(),
             fault_point: self.fault_point.clone(),
@@ -189,6 +194,14 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    pub(super) fn environment(&self) -> &Environment {
+        &self.environment
+    }
+
+    pub(super) fn resolve_deadline(&self) -> Duration {
+        self.resolve_deadline
     }
 
     pub(super) fn config_arc(&self) -> &Arc<Config> {
@@ -282,23 +295,9 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
         };
         let lane = self.lane(&settings);
         let mut guard = lane.lock().await;
-        let store = match guard.as_ref() {
-            Some((generation, store)) if *generation == self.generation => store.clone(),
-            _ => {
-                // Dropped first: the cached clone's lock is released before it is opened again.
-                *guard = None;
-                let cache_root = self.cache_root.clone();
-                let opened = blocking(move || Store::open(&cache_root, &settings)).await;
-                match opened {
-                    Ok(Ok(store)) => {
-                        let store = Arc::new(Mutex::new(store));
-                        *guard = Some((self.generation, store.clone()));
-                        store
-                    }
-                    Ok(Err(error)) => return failed(repository_problem(error.into())),
-                    Err(error) => return failed(repository_problem(error)),
-                }
-            }
+        let store = match self.store_in(&mut guard, settings).await {
+            Ok(store) => store,
+            Err(error) => return failed(repository_problem(error)),
         };
         let plan = match self.plan_on(repository, &store, now).await {
             Ok(plan) => plan,
@@ -339,6 +338,26 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
         }
     }
 
+    /// The cached clone held by a locked lane, opened (again) when it is missing or from an older config.
+    pub(super) async fn store_in(
+        &self,
+        slot: &mut Option<(u64, SharedStore)>,
+        settings: crate::git::RemoteSettings,
+    ) -> Result<SharedStore, ReconcileError> {
+        if let Some((generation, store)) = slot.as_ref()
+            && *generation == self.generation
+        {
+            return Ok(store.clone());
+        }
+        // Dropped first: the cached clone's lock is released before it is opened again.
+        *slot = None;
+        let cache_root = self.cache_root.clone();
+        let store = blocking(move || Store::open(&cache_root, &settings)).await??;
+        let store = Arc::new(Mutex::new(store));
+        *slot = Some((self.generation, store.clone()));
+        Ok(store)
+    }
+
     /// The repositories whose last scan found a target naming `image` (normalized).
     pub fn repositories_using(&self, image: &str) -> Vec<String> {
         self.shared
@@ -366,8 +385,8 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
         index.retain(|_, names| !names.is_empty());
     }
 
-    fn lane(&self, settings: &crate::git::RemoteSettings) -> Lane {
-        let key = format!("{}\n{}", settings.redacted_url(), settings.branch);
+    pub(super) fn lane(&self, settings: &crate::git::RemoteSettings) -> Lane {
+        let key = lane_key(settings);
         self.shared
             .lanes
             .lock()
@@ -605,6 +624,11 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
         )
         .await
     }
+}
+
+/// Entries with the same remote and target branch share one cached clone and one lane.
+pub(super) fn lane_key(settings: &crate::git::RemoteSettings) -> String {
+    format!("{}\n{}", settings.redacted_url(), settings.branch)
 }
 
 /// An outcome that failed before anything was planned.

@@ -41,6 +41,15 @@ pub struct ScannedFile {
 /// has none, or the tag is gone), or the problem that kept it from being read.
 pub type CreatedTimes = HashMap<(String, String), Result<Option<DateTime<Utc>>, Problem>>;
 
+/// What promotion found for one policy (SPEC §11).
+#[derive(Debug, Clone, Default)]
+pub struct Promoted {
+    /// What backs the chosen version (the resolution's tag).
+    pub evidence: Option<super::promotion::Evidence>,
+    /// A better version still soaking upstream, and when it is ready (also when none is ready yet).
+    pub soaking: Option<(String, DateTime<Utc>)>,
+}
+
 /// Everything [`decide`] needs, gathered beforehand.
 pub struct Facts<'a> {
     pub repository: &'a RepositoryConfig,
@@ -52,6 +61,9 @@ pub struct Facts<'a> {
     /// What tagwatch wrote last per field, or why history could not be read.
     pub history: &'a Result<Written, Problem>,
     pub created: &'a CreatedTimes,
+    /// Promotion policies: their evidence and soaking versions (a promotion policy with nothing ready
+    /// has no resolution, only an entry here).
+    pub promotions: &'a BTreeMap<String, Promoted>,
     pub now: DateTime<Utc>,
 }
 
@@ -195,6 +207,9 @@ struct Decision {
     to_version: String,
     /// `Some` when the bump must wait (rollback hold or window).
     deferred: Option<Status>,
+    evidence: Option<super::promotion::Evidence>,
+    /// A better version soaking upstream: (tag, ready at).
+    next: Option<(String, DateTime<Utc>)>,
 }
 
 /// Decides the plan of one repository.
@@ -275,8 +290,44 @@ pub fn decide(facts: &Facts<'_>) -> RepositoryPlan {
                 Owner::Policy(policy) => policy,
             };
             let group = group_for(&policy.name);
+            let promoted = facts.promotions.get(&policy.name);
             let resolution = match facts.resolutions.get(&policy.name) {
                 Some(Ok(resolution)) => resolution,
+                None if policy.promotion.is_some() => {
+                    // Nothing ready upstream: at most a version still soaking.
+                    let Some((tag, until)) = promoted.and_then(|promoted| promoted.soaking.clone())
+                    else {
+                        continue;
+                    };
+                    let soaking = Resolution {
+                        tag,
+                        digest: None,
+                        created: None,
+                        rejected: Vec::new(),
+                    };
+                    if let Verdict::Change {
+                        edit,
+                        from_version,
+                        to_version,
+                        ..
+                    } = decide_target(facts, file, target, policy, &soaking)
+                    {
+                        decisions.push(Decision {
+                            file: file_index,
+                            target: target_index,
+                            policy: policy.name.clone(),
+                            image: policy.image.name(),
+                            group,
+                            edit,
+                            from_version,
+                            to_version,
+                            deferred: Some(Status::Soaking { until }),
+                            evidence: None,
+                            next: None,
+                        });
+                    }
+                    continue;
+                }
                 Some(Err(problem)) => {
                     plan.troubled.insert(group);
                     if reported_policies.insert(policy.name.clone()) {
@@ -321,6 +372,8 @@ pub fn decide(facts: &Facts<'_>) -> RepositoryPlan {
                     from_version,
                     to_version,
                     deferred,
+                    evidence: promoted.and_then(|promoted| promoted.evidence.clone()),
+                    next: promoted.and_then(|promoted| promoted.soaking.clone()),
                 }),
             }
         }
@@ -488,6 +541,24 @@ fn finish(facts: &Facts<'_>, decisions: Vec<Decision>, plan: &mut RepositoryPlan
             Ok(rewritten) => {
                 for (decision, to) in now.into_iter().zip(rewritten.written) {
                     let target = &file.discovery.targets[decision.target];
+                    let next = decision.next.as_ref().and_then(|(tag, until)| {
+                        let edit = manifest::Bump {
+                            name: None,
+                            tag: Some(tag.clone()),
+                            digest: decision.edit.digest.clone(),
+                        };
+                        let planned = Planned {
+                            target: decision.target,
+                            from: &target.written,
+                            image: &decision.image,
+                            edit: &edit,
+                            to: None,
+                        };
+                        rewrite(path, &file.bytes, &file.discovery, &[planned])
+                            .ok()
+                            .and_then(|rewritten| rewritten.written.into_iter().next())
+                            .map(|to| super::Upcoming { to, until: *until })
+                    });
                     plan.bumps.push(Bump {
                         repository: repository.to_string(),
                         file: file.path.clone(),
@@ -501,6 +572,8 @@ fn finish(facts: &Facts<'_>, decisions: Vec<Decision>, plan: &mut RepositoryPlan
                         to_version: decision.to_version,
                         target: decision.target,
                         edit: decision.edit,
+                        evidence: decision.evidence,
+                        next,
                     });
                 }
             }

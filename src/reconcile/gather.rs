@@ -3,19 +3,24 @@
 //! rollback detection and the creation times `order: newest` compares — then hand everything to the
 //! pure [`decide`](super::decide::decide) on a blocking thread (re-parsing rewritten files is CPU work).
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use tracing::Instrument as _;
 
 use chrono::{DateTime, Utc};
 
 use crate::config::RepositoryConfig;
 use crate::git::{GitError, Oid, Store};
 use crate::manifest::{self, files};
+use crate::policy::{Policy, Resolution};
 use crate::source::TagSource;
 
 use super::context::{Context, SharedStore, blocking};
-use super::decide::{self, Facts, ScannedFile};
+use super::decide::{self, Facts, Promoted, ScannedFile};
 use super::history::{HISTORY_LIMIT, Written};
+use super::promotion::{self, Readiness, Timeline, UpstreamCommit};
 use super::{Problem, ReconcileError, RepositoryPlan, Scope};
 
 /// The YAML files of one commit, read and discovered.
@@ -62,7 +67,30 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
             .map_err(|error| Problem::new(name, Scope::Repository, ReconcileError::History(error)));
         let config = Arc::clone(self.config_arc());
         let needed = decide::needed_policies(&scan.files, &config.policies, name);
-        let resolutions = self.resolve_all(name, needed, now).await;
+        let (promoting, plain): (Vec<&Policy>, Vec<&Policy>) = needed
+            .into_iter()
+            .partition(|policy| policy.promotion.is_some());
+        let mut resolutions = self.resolve_all(name, plain, now).await;
+        let mut promotions = BTreeMap::new();
+        for policy in promoting {
+            let span =
+                tracing::info_span!("policy", policy = %policy.name, image = %policy.image.name());
+            match self
+                .promote(name, store, policy, now)
+                .instrument(span)
+                .await
+            {
+                Ok((resolution, promoted)) => {
+                    if let Some(resolution) = resolution {
+                        resolutions.insert(policy.name.clone(), Ok(resolution));
+                    }
+                    promotions.insert(policy.name.clone(), promoted);
+                }
+                Err(problem) => {
+                    resolutions.insert(policy.name.clone(), Err(problem));
+                }
+            }
+        }
         let needed_created = decide::needed_created_times(
             &scan.files,
             &config.policies,
@@ -81,6 +109,7 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
                 resolutions: &resolutions,
                 history: &history,
                 created: &created,
+                promotions: &promotions,
                 now,
             })
         })
@@ -97,6 +126,300 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
         );
         Ok(plan)
     }
+}
+
+impl<S: TagSource + Send + Sync + 'static> Context<S> {
+    /// A promotion policy's choice: the best candidate (in the policy's own order, after its own
+    /// filters) that ran upstream long enough, with no rollback from it since, and (with
+    /// `requireStatus`) the named statuses green on an upstream commit running it. Also the best
+    /// version still soaking, when it is better than the choice.
+    async fn promote(
+        &self,
+        repository: &str,
+        store: &SharedStore,
+        policy: &Policy,
+        now: DateTime<Utc>,
+    ) -> Result<(Option<Resolution>, Promoted), Problem> {
+        let problem = |error| Problem::new(repository, Scope::Policy(policy.name.clone()), error);
+        let promotion = policy
+            .promotion
+            .as_ref()
+            .expect("promote is only called for promotion policies");
+        let upstream = self
+            .config()
+            .repositories
+            .iter()
+            .find(|candidate| candidate.name == promotion.from)
+            .ok_or_else(|| problem(ReconcileError::UnknownRepository(promotion.from.clone())))?;
+        let paths = if promotion.paths.is_empty() {
+            upstream.paths.clone()
+        } else {
+            promotion.paths.clone()
+        };
+        let timeline = self
+            .timeline(store, upstream, paths)
+            .await
+            .map_err(problem)?;
+        let image = policy.image.name();
+        let seen = promotion::versions_seen(&timeline, &image, now);
+        let selection = crate::policy::select(policy, &seen);
+        let is_older = |a: &str, b: &str| {
+            decide::compare(policy, a, b, &|_| Ok(None))
+                .ok()
+                .flatten()
+                .map(|order| order == std::cmp::Ordering::Less)
+        };
+        let mut soaking = None;
+        let mut chosen = None;
+        for candidate in &selection.candidates {
+            match promotion::readiness(&timeline, &image, candidate, promotion.soak, now, &is_older)
+            {
+                Readiness::Ready(stints) => {
+                    let passed = if promotion.require_status.is_empty() {
+                        Some((stints[0].clone(), Vec::new()))
+                    } else {
+                        self.statuses(upstream, &timeline, &stints, &promotion.require_status, now)
+                            .await
+                            .map_err(problem)?
+                    };
+                    match passed {
+                        Some((stint, statuses)) => {
+                            let evidence = promotion::evidence(&timeline, &stint, statuses);
+                            chosen = Some((candidate.clone(), evidence));
+                            break;
+                        }
+                        None => {
+                            tracing::info!(version = %candidate, "soaked upstream, but the required statuses are not all green")
+                        }
+                    }
+                }
+                Readiness::Soaking { until, .. } => {
+                    if soaking.is_none() {
+                        soaking = Some((candidate.clone(), until));
+                    }
+                }
+                Readiness::Not => {}
+            }
+        }
+        let Some((tag, evidence)) = chosen else {
+            return Ok((
+                None,
+                Promoted {
+                    evidence: None,
+                    soaking,
+                },
+            ));
+        };
+        let selection = crate::policy::Selection {
+            candidates: vec![tag],
+            rejected: Vec::new(),
+        };
+        let choice = tokio::time::timeout(
+            self.resolve_deadline(),
+            crate::policy::choose(policy, selection, self.source(), now),
+        )
+        .await
+        .map_err(|_| {
+            problem(ReconcileError::Deadline {
+                image: image.clone(),
+                after: self.resolve_deadline(),
+            })
+        })?
+        .map_err(|error| problem(ReconcileError::Resolve(error)))?;
+        Ok((
+            Some(choice),
+            Promoted {
+                evidence: Some(evidence),
+                soaking,
+            },
+        ))
+    }
+
+    /// The upstream's history of image versions, read from its cached clone (the one held by this
+    /// reconcile when both entries share a remote and branch; else its own lane is locked for the read —
+    /// chains are acyclic, so lanes are always taken in one direction).
+    async fn timeline(
+        &self,
+        current: &SharedStore,
+        upstream: &RepositoryConfig,
+        paths: Vec<PathBuf>,
+    ) -> Result<Arc<Timeline>, ReconcileError> {
+        let settings = super::remote_settings(upstream, self.environment())?;
+        let key = super::context::lane_key(&settings);
+        let same_lane = super::context::lane_key(lock(current).settings()) == key;
+        let lane = (!same_lane).then(|| self.lane(&settings));
+        let mut guard = match &lane {
+            Some(lane) => Some(lane.clone().lock_owned().await),
+            None => None,
+        };
+        let store = match guard.as_mut() {
+            Some(guard) => self.store_in(guard, settings).await?,
+            None => current.clone(),
+        };
+        let cache_key = format!(
+            "{}\n{}",
+            upstream.name,
+            paths
+                .iter()
+                .map(|path| path.display().to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let previous = self
+            .timelines
+            .lock()
+            .expect("timelines lock")
+            .get(&cache_key)
+            .cloned();
+        let name = upstream.name.clone();
+        let (head, timeline) =
+            blocking(move || build_timeline(&lock(&store), &name, &paths, previous)).await??;
+        drop(guard);
+        self.timelines
+            .lock()
+            .expect("timelines lock")
+            .insert(cache_key, (head, timeline.clone()));
+        Ok(timeline)
+    }
+
+    /// `requireStatus`: the first stint (newest first) with a commit on which every named status or
+    /// check succeeded, with what the forge reported; `None` when no commit of a ready stint has them all.
+    async fn statuses(
+        &self,
+        upstream: &RepositoryConfig,
+        timeline: &Timeline,
+        stints: &[promotion::Stint],
+        names: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Option<(promotion::Stint, Vec<(String, String)>)>, ReconcileError> {
+        let forge = self.forge(upstream)?;
+        let mut asked = 0usize;
+        for stint in stints {
+            for commit in promotion::commits_of(timeline, stint, now) {
+                if asked == MAX_STATUS_LOOKUPS {
+                    return Ok(None);
+                }
+                asked += 1;
+                let contexts = commit_checks(forge.as_ref(), &commit).await?;
+                let states: Vec<(String, String)> = names
+                    .iter()
+                    .map(|name| {
+                        let state = contexts
+                            .iter()
+                            .find(|(context, _)| context == name)
+                            .map(|(_, state)| state.to_string())
+                            .unwrap_or_else(|| "missing".to_string());
+                        (name.clone(), state)
+                    })
+                    .collect();
+                if states.iter().all(|(_, state)| state == "success") {
+                    return Ok(Some((stint.clone(), states)));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Every status / check context the forge reports on `commit`, with its state (`success`, …).
+async fn commit_checks(
+    _forge: &crate::forge::AnyForge,
+    _commit: &str,
+) -> Result<Vec<(String, String)>, ReconcileError> {
+    Err(ReconcileError::Forge(crate::forge::ForgeError::Settings(
+        "reading commit statuses is not available yet".into(),
+    )))
+}
+
+/// Image → the tags its targets hold.
+type Versions = BTreeMap<String, BTreeSet<String>>;
+
+/// Upstream commits whose statuses are asked per promotion policy and reconcile, at most: the newest
+/// commits of the ready stints are the ones acceptance tests report on.
+const MAX_STATUS_LOOKUPS: usize = 20;
+
+/// Reads the upstream branch's first-parent history and the image versions its targets under `paths`
+/// hold after each commit. `previous` is reused when the head has not moved.
+fn build_timeline(
+    store: &Store,
+    upstream: &str,
+    paths: &[PathBuf],
+    previous: Option<(Oid, Arc<Timeline>)>,
+) -> Result<(Oid, Arc<Timeline>), GitError> {
+    let branch = store.settings().branch.clone();
+    let head = store
+        .fetch(&branch)?
+        .ok_or_else(|| GitError::MissingBranch {
+            url: store.settings().redacted_url(),
+            branch: branch.clone(),
+        })?;
+    if let Some((known, timeline)) = previous
+        && known == head
+    {
+        return Ok((head, timeline));
+    }
+    let (mut commits, _) = store.first_parent_commits(head, HISTORY_LIMIT)?;
+    commits.reverse();
+    let mut blobs: HashMap<Oid, Vec<(String, String)>> = HashMap::new();
+    // The (path, blob) list of the previous commit and the versions it held: unchanged files are not
+    // read again.
+    let mut last: Option<(Vec<(String, Oid)>, Versions)> = None;
+    let mut timeline = Timeline {
+        upstream: upstream.to_string(),
+        commits: Vec::with_capacity(commits.len()),
+    };
+    for commit in commits {
+        let files = match store.list_files(commit.id, paths) {
+            Ok(listing) => listing.files,
+            // The path did not exist yet at this commit.
+            Err(GitError::MissingPath { .. }) => Vec::new(),
+            Err(error) => return Err(error),
+        };
+        let signature: Vec<(String, Oid)> = files
+            .iter()
+            .filter(|file| files::is_yaml_name(Path::new(&file.path)))
+            .map(|file| (file.path.clone(), file.blob))
+            .collect();
+        let versions = match &last {
+            Some((known, versions)) if *known == signature => versions.clone(),
+            _ => {
+                let mut versions = Versions::new();
+                for (path, blob) in &signature {
+                    if !blobs.contains_key(blob) {
+                        let found = match store
+                            .read_blob(*blob, manifest::discover::MAX_FILE_SIZE as u64)
+                        {
+                            Ok(bytes) => manifest::discover(Path::new(path), &bytes)
+                                .targets
+                                .iter()
+                                .filter_map(|target| {
+                                    Some((target.reference.name(), target.reference.tag.clone()?))
+                                })
+                                .collect(),
+                            Err(GitError::TooLarge { .. }) => Vec::new(),
+                            Err(error) => return Err(error),
+                        };
+                        blobs.insert(*blob, found);
+                    }
+                    for (image, tag) in &blobs[blob] {
+                        versions
+                            .entry(image.clone())
+                            .or_default()
+                            .insert(tag.clone());
+                    }
+                }
+                versions
+            }
+        };
+        let time = DateTime::from_timestamp(commit.time, 0).unwrap_or_default();
+        timeline.commits.push(UpstreamCommit {
+            id: commit.id.to_string(),
+            time,
+            versions: versions.clone(),
+        });
+        last = Some((signature, versions));
+    }
+    Ok((head, Arc::new(timeline)))
 }
 
 /// The store behind its lock (a panicked holder leaves nothing half-done in a store: every write is a

@@ -9,6 +9,8 @@ use super::Bump;
 pub const TRAILER_POLICY: &str = "Tagwatch-Policy";
 /// One trailer per change: `FILE IMAGE FROM -> TO` (versions as `tag` or `tag@digest`).
 pub const TRAILER_BUMP: &str = "Tagwatch-Bump";
+/// One trailer per promoted change: `IMAGE TO ran in UPSTREAM since TIME (commit ID)[, statuses …]`.
+pub const TRAILER_PROMOTION: &str = "Tagwatch-Promotion";
 
 /// Renders `template` for `bumps` (one commit's worth) and appends the trailers.
 ///
@@ -22,10 +24,14 @@ pub fn render_message(template: &str, bumps: &[Bump]) -> String {
     let changes = bumps
         .iter()
         .map(|bump| {
-            format!(
+            let mut line = format!(
                 "- {}:{} {} {} → {} ({})",
                 bump.file, bump.line, bump.image, bump.from_version, bump.to_version, bump.policy
-            )
+            );
+            if let Some(evidence) = &bump.evidence {
+                line.push_str(&format!(": {evidence}"));
+            }
+            line
         })
         .collect::<Vec<_>>()
         .join("\n");
@@ -64,6 +70,16 @@ pub fn render_message(template: &str, bumps: &[Bump]) -> String {
             "{TRAILER_BUMP}: {} {} {} -> {}\n",
             bump.file, bump.image, bump.from_version, bump.to_version
         ));
+    }
+    let promoted: BTreeSet<String> = bumps
+        .iter()
+        .filter_map(|bump| {
+            let evidence = bump.evidence.as_ref()?;
+            Some(format!("{} {} {evidence}", bump.image, bump.to_version))
+        })
+        .collect();
+    for line in promoted {
+        message.push_str(&format!("{TRAILER_PROMOTION}: {line}\n"));
     }
     message
 }
@@ -128,6 +144,8 @@ mod tests {
             to_version: to.into(),
             group: "prod".into(),
             target: 0,
+            evidence: None,
+            next: None,
             edit: crate::manifest::Bump {
                 name: None,
                 tag: Some(to.into()),

@@ -23,6 +23,7 @@ pub mod decide;
 mod gather;
 pub mod history;
 mod message;
+pub mod promotion;
 mod pull_request;
 mod push;
 pub mod rewrite;
@@ -77,6 +78,20 @@ pub struct Bump {
     /// The change as `manifest` carries it out.
     #[serde(skip)]
     pub edit: crate::manifest::Bump,
+    /// Promotion: what backs this version (the upstream stint and the statuses seen).
+    #[serde(skip)]
+    pub evidence: Option<promotion::Evidence>,
+    /// Promotion: a better version still soaking upstream, and when it will be ready.
+    #[serde(skip)]
+    pub next: Option<Upcoming>,
+}
+
+/// A version that will be ready later (promotion).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Upcoming {
+    /// The reference as it would be written.
+    pub to: String,
+    pub until: DateTime<Utc>,
 }
 
 /// Why a target that a policy owns is not bumped now.
@@ -91,6 +106,8 @@ pub enum Status {
     Rollback { reverted: String },
     /// Outside every window of the policy; lands at `until` (`None`: the schedule never fires again).
     Waiting { until: Option<DateTime<Utc>> },
+    /// Promotion: the version it would become still soaks upstream until `until`.
+    Soaking { until: DateTime<Utc> },
     /// The target is already newer than the policy's choice (never downgrade).
     Newer,
     /// Several policies track this image and no marker chooses one: left alone.
@@ -192,8 +209,14 @@ impl RepositoryPlan {
             .iter()
             .filter_map(|note| match note.status {
                 Status::Waiting { until } => until,
+                Status::Soaking { until } => Some(until),
                 _ => None,
             })
+            .chain(
+                self.bumps
+                    .iter()
+                    .filter_map(|bump| bump.next.as_ref().map(|next| next.until)),
+            )
             .min()
     }
 }

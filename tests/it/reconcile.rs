@@ -9,6 +9,7 @@
 mod controller;
 mod holds;
 mod plan;
+mod promotion;
 mod pull_request;
 mod run_once;
 

@@ -460,3 +460,51 @@ fn policy_naming_an_unknown_repository_is_reported_at_the_entry() {
         ]
     );
 }
+
+/// `promotion.from` must name a repository of tagwatch.yaml, not one the policy writes, and
+/// `requireStatus` needs a forge on the upstream.
+#[test]
+fn promotion_from_an_unknown_or_own_repository_is_reported_at_from() {
+    let found = problems(
+        &[
+            ("tagwatch.yaml", TWO_REPOSITORIES),
+            (
+                "policies/p.yaml",
+                &with_header(
+                    "  semver: { range: ^1 }\n  promotion: { from: qa, soak: 24h }\n---\napiVersion: tagwatch.dev/v1alpha1\nkind: TagPolicy\nmetadata: { name: own }\nspec:\n  image: nginx\n  semver: { range: ^1 }\n  repositories: [prod]\n  promotion: { from: prod, soak: 1h, requireStatus: [acceptance] }\n---\napiVersion: tagwatch.dev/v1alpha1\nkind: TagPolicy\nmetadata: { name: checked }\nspec:\n  image: redis\n  semver: { range: ^1 }\n  repositories: [prod]\n  promotion: { from: staging, soak: 1h, requireStatus: [acceptance] }\n",
+                ),
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(
+        found,
+        [
+            "policies/p.yaml:8:22: spec.promotion.from: no repository named \"qa\" in tagwatch.yaml",
+            "policies/p.yaml:17:22: spec.promotion.from: \"prod\" is also in spec.repositories: a policy cannot promote from a repository it writes",
+            "policies/p.yaml:26:22: spec.promotion.requireStatus: requireStatus is read from the forge of repository \"staging\", which has no writeBack.forge",
+        ]
+    );
+}
+
+/// Following `from` for one image must never come back: prod → staging → prod is a cycle.
+#[test]
+fn a_promotion_cycle_is_reported_at_from() {
+    let found = problems(
+        &[
+            ("tagwatch.yaml", TWO_REPOSITORIES),
+            (
+                "policies/p.yaml",
+                &with_header(
+                    "  semver: { range: ^1 }\n  repositories: [prod]\n  promotion: { from: staging, soak: 1h }\n---\napiVersion: tagwatch.dev/v1alpha1\nkind: TagPolicy\nmetadata: { name: back }\nspec:\n  image: nginx\n  semver: { range: ^1 }\n  repositories: [staging]\n  promotion: { from: prod, soak: 1h }\n",
+                ),
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found[0].starts_with("policies/p.yaml:9:22: spec.promotion.from: promotion of docker.io/library/nginx forms a cycle"),
+        "{found:?}"
+    );
+}

@@ -127,6 +127,7 @@ struct Case {
     resolutions: BTreeMap<String, Result<Resolution, Problem>>,
     history: Result<Written, Problem>,
     created: CreatedTimes,
+    promotions: BTreeMap<String, Promoted>,
     now: DateTime<Utc>,
 }
 
@@ -139,6 +140,7 @@ impl Case {
             resolutions: BTreeMap::new(),
             history: Ok(Written::default()),
             created: CreatedTimes::new(),
+            promotions: BTreeMap::new(),
             now: now(),
         }
     }
@@ -156,6 +158,7 @@ impl Case {
             resolutions: &self.resolutions,
             history: &self.history,
             created: &self.created,
+            promotions: &self.promotions,
             now: self.now,
         })
     }
