@@ -542,6 +542,17 @@ impl Daemon {
                     },
                     Next::Retry(class) => Ran::Failure(class),
                 };
+                if let Some(Ok(applied)) = &outcome.applied
+                    && applied.pushes > 0
+                {
+                    // Downstream environments start their soak clocks now: re-plan them.
+                    for downstream in self.downstream_of(&name) {
+                        tracing::info!(upstream = %name, repository = %downstream, "the upstream wrote a commit; re-planning");
+                        self.triggers
+                            .insert(downstream.clone(), Trigger::Upstream(name.clone()));
+                        self.scheduler.schedule(Key::Repository(downstream), now);
+                    }
+                }
                 let next = self.timing.next(&key.name(), ran, now, fastrand::f64());
                 // A repository that failed permanently is still re-read at its interval: a human may fix
                 // the branch or the remote without touching tagwatch's config.
@@ -570,6 +581,23 @@ impl Daemon {
                 });
             }
         }
+    }
+
+    /// Repositories with a promotion policy whose upstream is `upstream`.
+    fn downstream_of(&self, upstream: &str) -> Vec<String> {
+        self.repositories
+            .iter()
+            .filter(|repository| {
+                self.config.policies.iter().any(|policy| {
+                    policy
+                        .promotion
+                        .as_ref()
+                        .is_some_and(|promotion| promotion.from == upstream)
+                        && policy.applies_to(repository)
+                })
+            })
+            .cloned()
+            .collect()
     }
 
     fn count_listing(&self, image: &str, outcome: &str) {

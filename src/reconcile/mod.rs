@@ -232,8 +232,10 @@ pub enum Trigger {
     Image(String),
     /// A retry after a failure.
     Retry,
-    /// A waiting bump's window opened.
+    /// A waiting bump's window opened, or a promoted version finished soaking.
     Window,
+    /// The upstream it promotes from wrote a commit.
+    Upstream(String),
 }
 
 impl std::fmt::Display for Trigger {
@@ -244,6 +246,7 @@ impl std::fmt::Display for Trigger {
             Trigger::Image(image) => write!(f, "image {image}"),
             Trigger::Retry => f.write_str("retry"),
             Trigger::Window => f.write_str("window"),
+            Trigger::Upstream(upstream) => write!(f, "upstream {upstream}"),
         }
     }
 }

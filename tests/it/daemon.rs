@@ -514,3 +514,75 @@ async fn kill_9_before_the_pull_request_then_a_restart_opens_exactly_one() {
     assert_eq!(fake.pulls().len(), 1);
     fake.assert_clean();
 }
+
+/// Promotion in the daemon: an upstream bump tagwatch writes itself starts the clock, and once it has
+/// soaked the downstream bump is written with no new registry event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promoted_version_lands_downstream_after_its_soak_without_a_new_event() {
+    let registry = registry_with(&["1.0.0"]).await;
+    let host = registry.host.clone();
+    let root = tempfile::tempdir().unwrap();
+    let bare = bare_repo(
+        root.path(),
+        "envs",
+        &[
+            ("staging/a.yaml", deployment(&host, "1.0.0", "")),
+            ("prod/a.yaml", deployment(&host, "1.0.0", "")),
+        ],
+    );
+    let address = format!("127.0.0.1:{}", free_port());
+    std::fs::create_dir_all(root.path().join("policies")).unwrap();
+    let policies = format!(
+        "apiVersion: tagwatch.dev/v1alpha1\nkind: TagPolicy\nmetadata: {{ name: app }}\nspec:\n  image: {host}/{IMAGE}\n  semver: {{ range: \"^1\" }}\n  repositories: [staging]\n---\napiVersion: tagwatch.dev/v1alpha1\nkind: TagPolicy\nmetadata: {{ name: app-prod }}\nspec:\n  image: {host}/{IMAGE}\n  semver: {{ range: \"^1\" }}\n  repositories: [prod]\n  promotion: {{ from: staging, soak: 3s }}\n"
+    );
+    std::fs::write(root.path().join("policies/app.yaml"), policies).unwrap();
+    let url = file_url(&bare);
+    let entry = |name: &str| {
+        format!(
+            "  - name: {name}\n    url: {url}\n    paths: [{name}]\n    writeBack: {{ mode: push }}\n"
+        )
+    };
+    let config = root.path().join("tagwatch.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "registries:\n  - host: {host}\n    insecure: true\nrepositories:\n{}{}policies: [policies/]\n{}",
+            entry("staging"),
+            entry("prod"),
+            daemon_block(&address, "    generic: { tokenEnv: HOOK_TOKEN }\n")
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&config, &address, &env()).await;
+    daemon.ready().await;
+    push_tags(&registry, &["1.1.0"]).await;
+    let status = daemon
+        .post(
+            "/webhook/generic",
+            &[("authorization", &format!("Bearer {HOOK_TOKEN}"))],
+            generic(&format!("{host}/{IMAGE}"), "1.1.0"),
+        )
+        .await;
+    assert_eq!(status, 202);
+    daemon
+        .until("the promoted bump in prod", async || {
+            show(&bare, "prod/a.yaml") == deployment(&host, "1.1.0", "")
+        })
+        .await;
+    assert_eq!(
+        show(&bare, "staging/a.yaml"),
+        deployment(&host, "1.1.0", "")
+    );
+    let time = |path: &str| -> i64 {
+        git_bare(&bare, &["log", "-1", "--format=%ct", "main", "--", path])
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        time("prod") - time("staging") >= 3,
+        "prod was bumped before staging ran 1.1.0 for the soak"
+    );
+    let message = git_bare(&bare, &["log", "-1", "--format=%B", "main", "--", "prod"]);
+    assert!(message.contains("ran in staging since"), "{message}");
+}
