@@ -508,3 +508,35 @@ fn a_promotion_cycle_is_reported_at_from() {
         "{found:?}"
     );
 }
+
+/// The documented promotion setup validates.
+#[test]
+fn the_promotion_example_validates() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new(env!("CARGO_BIN_EXE_tagwatch"))
+        .args(["--config", "examples/promotion/tagwatch.yaml", "validate"])
+        .current_dir(root)
+        .env_clear()
+        .env("GIT_TOKEN", "x")
+        .env("GH_TOKEN", "x")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let environment = Environment::from_pairs([("GIT_TOKEN", "x"), ("GH_TOKEN", "x")]);
+    let config = Config::load(
+        Some(&root.join("examples/promotion/tagwatch.yaml")),
+        &environment,
+    )
+    .unwrap();
+    let prod = config.policy("api-prod").unwrap();
+    let promotion = prod.promotion.as_ref().unwrap();
+    assert_eq!(promotion.from, "staging");
+    assert_eq!(promotion.require_status, ["acceptance"]);
+    assert!(prod.applies_to("prod") && !prod.applies_to("staging"));
+}
