@@ -479,16 +479,16 @@ fn check_git_url(context: &mut Context<'_, '_>, path: &str, url: &str) {
         Some("file" | "https" | "http" | "ssh") => {
             let rest = &url[url.find("://").map_or(0, |i| i + 3)..];
             let authority = rest.split('/').next().unwrap_or_default();
-            if let Some((userinfo, _)) = authority.rsplit_once('@') {
-                if userinfo.contains(':') {
-                    context.error(
+            if let Some((userinfo, _)) = authority.rsplit_once('@')
+                && userinfo.contains(':')
+            {
+                context.error(
                         path,
                         format!(
                             "credentials in the URL ({}) are not allowed: use auth.tokenEnv or auth.passwordEnv",
                             crate::secret::redact_url(url)
                         ),
                     );
-                }
             }
             if rest.is_empty() {
                 context.error(path, format!("{url:?} names no repository"));

@@ -153,10 +153,10 @@ pub fn load_policy_files_for(
                     let at = origin(file, positions.of("metadata.name"));
                     let unique =
                         claim_name(&mut context, &mut names, raw.metadata.name.trim(), &at);
-                    if let Some(policy) = tag_policy(&mut context, file, raw, repositories) {
-                        if unique {
-                            policies.push(policy);
-                        }
+                    if let Some(policy) = tag_policy(&mut context, file, raw, repositories)
+                        && unique
+                    {
+                        policies.push(policy);
                     }
                     suppress_related(context.report.diagnostics, semantic_from, &broken);
                 }
@@ -253,10 +253,10 @@ pub fn load_policy_files_for(
         let name = format!("{}:{}", flux.namespace, flux.name);
         let semantic_from = context.report.diagnostics.len();
         let unique = claim_name(&mut context, &mut names, &name, &flux.origin);
-        if let Some(policy) = flux_policy(&mut context, &flux, &name, &flux_repositories) {
-            if unique {
-                policies.push(policy);
-            }
+        if let Some(policy) = flux_policy(&mut context, &flux, &name, &flux_repositories)
+            && unique
+        {
+            policies.push(policy);
         }
         suppress_related(context.report.diagnostics, semantic_from, &flux.broken);
     }
@@ -378,17 +378,16 @@ fn tag_policy(
         }
         (Some(semver), None) => {
             let variant = semver.variant.clone();
-            if let Some(variant) = &variant {
-                if variant.is_empty()
+            if let Some(variant) = &variant
+                && (variant.is_empty()
                     || !variant
                         .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-                {
-                    context.error(
-                        "spec.semver.variant",
-                        format!("{variant:?} is not a tag suffix"),
-                    );
-                }
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')))
+            {
+                context.error(
+                    "spec.semver.variant",
+                    format!("{variant:?} is not a tag suffix"),
+                );
             }
             semver_range(
                 context,

@@ -226,17 +226,17 @@ impl<'s> Walk<'s> {
     }
 
     fn bounds(&mut self, schema: &Value, number: f64, node: &Node, path: &str) -> bool {
-        if let Some(minimum) = schema.get("minimum").and_then(Value::as_f64) {
-            if number < minimum {
-                self.problem(node.mark, path, format!("must be at least {minimum}"));
-                return false;
-            }
+        if let Some(minimum) = schema.get("minimum").and_then(Value::as_f64)
+            && number < minimum
+        {
+            self.problem(node.mark, path, format!("must be at least {minimum}"));
+            return false;
         }
-        if let Some(maximum) = schema.get("maximum").and_then(Value::as_f64) {
-            if number > maximum {
-                self.problem(node.mark, path, format!("must be at most {maximum}"));
-                return false;
-            }
+        if let Some(maximum) = schema.get("maximum").and_then(Value::as_f64)
+            && number > maximum
+        {
+            self.problem(node.mark, path, format!("must be at most {maximum}"));
+            return false;
         }
         true
     }
@@ -307,10 +307,10 @@ impl<'s> Walk<'s> {
 
     fn enumeration(&mut self, allowed: &[Value], node: &Node, path: &str) -> Option<Value> {
         let names: Vec<&str> = allowed.iter().filter_map(Value::as_str).collect();
-        if let Some(text) = node.as_scalar().filter(|_| !node.is_null()) {
-            if names.contains(&text) {
-                return Some(Value::String(text.to_string()));
-            }
+        if let Some(text) = node.as_scalar().filter(|_| !node.is_null())
+            && names.contains(&text)
+        {
+            return Some(Value::String(text.to_string()));
         }
         let found = match node.as_scalar() {
             Some(text) if !node.is_null() => format!("`{text}`"),

@@ -181,13 +181,12 @@ impl Range {
             sets.retain(|set| !is_null_set(&set[0]));
             if sets.is_empty() {
                 sets = vec![first];
-            } else if sets.len() > 1 {
-                if let Some(any) = sets
+            } else if sets.len() > 1
+                && let Some(any) = sets
                     .iter()
                     .find(|set| set.len() == 1 && set[0].version.is_none())
-                {
-                    sets = vec![any.clone()];
-                }
+            {
+                sets = vec![any.clone()];
             }
         }
         Ok(Range {

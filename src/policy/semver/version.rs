@@ -103,12 +103,12 @@ impl fmt::Display for Version {
 
 impl Identifier {
     fn parse(text: &str) -> Identifier {
-        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-            if let Ok(value) = text.parse::<u64>() {
-                if value < MAX_SAFE_INTEGER {
-                    return Identifier::Numeric(value);
-                }
-            }
+        if !text.is_empty()
+            && text.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(value) = text.parse::<u64>()
+            && value < MAX_SAFE_INTEGER
+        {
+            return Identifier::Numeric(value);
         }
         Identifier::Text(text.to_string())
     }
