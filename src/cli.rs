@@ -73,6 +73,17 @@ pub enum Command {
         #[arg(long, required = true)]
         once: bool,
     },
+    /// Undo the latest bump of IMAGE: a commit or a pull request that restores every target it bumped.
+    Rollback {
+        /// The image, as policies name it (`ghcr.io/acme/api`).
+        image: String,
+        /// Only in this repository (default: every repository with a bump of IMAGE).
+        #[arg(long, value_name = "NAME")]
+        repository: Option<String>,
+        /// Restore this version (`tag` or `tag@digest`) instead of the one before the bump.
+        #[arg(long, value_name = "REF")]
+        to: Option<String>,
+    },
     /// Run forever: schedules, webhooks, metrics, health; stops cleanly on SIGTERM/SIGINT.
     Daemon,
     /// What a running daemon knows (or, without one, the state it kept).

@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod plan;
 mod report;
 pub mod resolve;
+pub mod rollback;
 pub mod run;
 pub mod schema;
 mod set;
@@ -46,6 +47,11 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Plan { output, at } => plan::run(cli, *output, *at),
         Command::Run { once: _ } => run::run(cli),
         Command::Daemon => daemon::run(cli),
+        Command::Rollback {
+            image,
+            repository,
+            to,
+        } => rollback::run(cli, image, repository.as_deref(), to.as_deref()),
         Command::Status { output } => status::run(cli, *output),
         Command::Set {
             assignment,

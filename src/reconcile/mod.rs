@@ -27,6 +27,7 @@ pub mod promotion;
 mod pull_request;
 mod push;
 pub mod rewrite;
+pub mod rollback;
 mod settings;
 
 use std::collections::BTreeSet;

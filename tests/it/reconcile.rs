@@ -11,6 +11,7 @@ mod holds;
 mod plan;
 mod promotion;
 mod pull_request;
+mod rollback;
 mod run_once;
 
 use std::path::{Path, PathBuf};
