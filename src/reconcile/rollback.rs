@@ -39,17 +39,8 @@ pub enum RollbackError {
         "no bump of {image} to undo in {searched} (the newest {HISTORY_LIMIT} commits of each branch were read)"
     )]
     NoBump { image: String, searched: String },
-    #[error(
-        "repository {repository}: {file}: {image} reads {found} now, not {bumped} as the bump in {commit} left it: the field changed since; nothing was written"
-    )]
-    Changed {
-        repository: String,
-        file: String,
-        image: String,
-        bumped: String,
-        found: String,
-        commit: String,
-    },
+    #[error("{0}")]
+    Changed(Box<ChangedSince>),
     #[error("--to {0:?} is not a tag or tag@digest")]
     InvalidTo(String),
     #[error("repository {repository}")]
@@ -59,6 +50,30 @@ pub enum RollbackError {
         source: ReconcileError,
     },
 }
+
+/// A target no longer reads what the bump wrote.
+#[derive(Debug)]
+pub struct ChangedSince {
+    pub repository: String,
+    pub file: String,
+    pub image: String,
+    pub bumped: String,
+    pub found: String,
+    pub commit: String,
+}
+
+impl std::fmt::Display for ChangedSince {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "repository {}: {}: {} reads {} now, not {} as the bump in {} left it: the field changed since; nothing was written",
+            self.repository, self.file, self.image, self.found, self.bumped, self.commit
+        )
+    }
+}
+
+/// One change a bump made, or a rollback restores: (file, from, to).
+pub type Change = (String, String, String);
 
 impl RollbackError {
     /// SPEC §2: 2 for an unknown image or repository (and a bad `--to`), 1 otherwise.
@@ -80,17 +95,14 @@ pub struct RolledBack {
     pub reverted: String,
     /// The revert commit (push mode) or the pull request's address (pull-request mode).
     pub written: String,
-    /// (file, from, to) per restored target.
-    pub changes: Vec<(String, String, String)>,
+    /// (file, bumped, restored) per restored target.
+    pub changes: Vec<Change>,
 }
 
 /// The latest bump of `image` in `commits` (newest first): the commit and its (file, from, to) changes.
-pub fn latest_bump(
-    commits: &[CommitInfo],
-    image: &str,
-) -> Option<(Oid, Vec<(String, String, String)>)> {
+pub fn latest_bump(commits: &[CommitInfo], image: &str) -> Option<(Oid, Vec<Change>)> {
     commits.iter().find_map(|commit| {
-        let changes: Vec<(String, String, String)> = commit
+        let changes: Vec<Change> = commit
             .trailers
             .iter()
             .filter(|(key, _)| key.eq_ignore_ascii_case(TRAILER_BUMP))
@@ -228,14 +240,14 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
                 let bytes = store
                     .file_at(head, &file, manifest::discover::MAX_FILE_SIZE as u64)
                     .map_err(|error| failed(error.into()))?
-                    .ok_or_else(|| RollbackError::Changed {
+                    .ok_or_else(|| RollbackError::Changed(Box::new(ChangedSince {
                         repository: repository_name.clone(),
                         file: file.clone(),
                         image: image_owned.clone(),
                         bumped: versions[0].0.clone(),
                         found: "no such file".into(),
                         commit: short.clone(),
-                    })?;
+                    })))?;
                 let path = Path::new(&file);
                 let discovery = manifest::discover(path, &bytes);
                 let (bumped, restored) = versions[0].clone();
@@ -260,14 +272,14 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
                         .first()
                         .map(|index| reads(*index))
                         .unwrap_or_else(|| "no reference to it".into());
-                    return Err(RollbackError::Changed {
+                    return Err(RollbackError::Changed(Box::new(ChangedSince {
                         repository: repository_name.clone(),
                         file,
                         image: image_owned.clone(),
                         bumped,
                         found,
                         commit: short.clone(),
-                    });
+                    })));
                 }
                 let (tag, digest) = split_version(&restored);
                 let edit = manifest::Bump {
@@ -407,5 +419,5 @@ struct Built {
     commit: Oid,
     reverted: Oid,
     short: String,
-    changes: Vec<(String, String, String)>,
+    changes: Vec<Change>,
 }
