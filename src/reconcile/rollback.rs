@@ -47,7 +47,7 @@ pub enum RollbackError {
     Reconcile {
         repository: String,
         #[source]
-        source: ReconcileError,
+        source: Box<ReconcileError>,
     },
 }
 
@@ -193,7 +193,7 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
         let name = repository.name.clone();
         let failed = |source: ReconcileError| RollbackError::Reconcile {
             repository: name.clone(),
-            source,
+            source: Box::new(source),
         };
         let settings = remote_settings(repository, self.environment()).map_err(failed)?;
         let lane = self.lane(&settings);
@@ -209,7 +209,7 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
             let store = lock(&shared);
             let failed = |source: ReconcileError| RollbackError::Reconcile {
                 repository: repository_name.clone(),
-                source,
+                source: Box::new(source),
             };
             let branch = store.settings().branch.clone();
             let head = store
