@@ -37,6 +37,21 @@ pub enum ForgeError {
     },
     #[error("forge settings: {0}")]
     Settings(String),
+    /// The forge refuses to merge now: a required check or approval, a draft, a closed pull request,
+    /// a branch protection rule.
+    #[error("pull request {number} cannot be merged: {message}")]
+    NotMergeable { number: u64, message: String },
+    /// The head conflicts with the base.
+    #[error("pull request {number} conflicts with its base: {message}")]
+    MergeConflict { number: u64, message: String },
+    /// The head is not the commit tagwatch decided to merge: someone pushed to the branch, or
+    /// tagwatch itself rebuilt it since.
+    #[error("pull request {number} was not merged: its head is {} instead of {expected}", found.as_deref().unwrap_or("unknown"))]
+    HeadMoved {
+        number: u64,
+        expected: String,
+        found: Option<String>,
+    },
 }
 
 impl ForgeError {
@@ -51,7 +66,11 @@ impl ForgeError {
             },
             ForgeError::Status { class, .. } => *class,
             ForgeError::Transport { .. } => ErrorClass::Transient,
-            ForgeError::Decode { .. } | ForgeError::Settings(_) => ErrorClass::Permanent,
+            ForgeError::Decode { .. }
+            | ForgeError::Settings(_)
+            | ForgeError::NotMergeable { .. }
+            | ForgeError::MergeConflict { .. }
+            | ForgeError::HeadMoved { .. } => ErrorClass::Permanent,
         }
     }
 
@@ -88,6 +107,43 @@ impl ForgeError {
             ForgeError::Status { status, .. } => Some(*status),
             _ => None,
         }
+    }
+}
+
+/// A refused merge as its own error: `405` (not mergeable now, or conflicts when the message says so),
+/// `409` (the head moved: GitHub, GitLab, and Gitea's "head out of date"), GitLab's `422` (the merge
+/// failed: conflicts). Any other error is returned as it is.
+pub fn merge_refusal(error: ForgeError, number: u64, expected_head_sha: &str) -> ForgeError {
+    let ForgeError::Status {
+        status, message, ..
+    } = &error
+    else {
+        return error;
+    };
+    let lower = message.to_ascii_lowercase();
+    match status {
+        405 | 422 if lower.contains("conflict") || lower.contains("cannot be merged") => {
+            ForgeError::MergeConflict {
+                number,
+                message: message.clone(),
+            }
+        }
+        405 => ForgeError::NotMergeable {
+            number,
+            message: message.clone(),
+        },
+        409 if lower.contains("conflict") && !lower.contains("head") => {
+            ForgeError::MergeConflict {
+                number,
+                message: message.clone(),
+            }
+        }
+        409 => ForgeError::HeadMoved {
+            number,
+            expected: expected_head_sha.to_string(),
+            found: None,
+        },
+        _ => error,
     }
 }
 

@@ -6,10 +6,13 @@ use reqwest::header::{AUTHORIZATION, HeaderMap};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::error::merge_refusal;
 use super::http::Api;
 use super::{
-    Forge, ForgeError, ForgeKind, ForgeSettings, NewPullRequest, PullRequest, PullRequestState,
-    add_labels_and_reviewers, comment_then_close, existing_or, owner_and_name, union,
+    Approval, CheckState, Checks, Comment, CommitRef, Forge, ForgeError, ForgeKind, ForgeSettings,
+    IssueComments, MergeMethod, MergeOutcome, NewPullRequest, PullRequest, PullRequestState,
+    WireCommit, add_labels_and_reviewers, comment_then_close, existing_or, latest_reviews,
+    merge_precheck, owner_and_name, union,
 };
 
 /// Page size of pull-request listings: Gitea's default `MAX_RESPONSE_ITEMS` is 50.
@@ -53,6 +56,40 @@ struct WireBranch {
     name: String,
     sha: Option<String>,
     repo_id: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct WireReview {
+    user: Option<WireUser>,
+    state: String,
+    #[serde(default)]
+    dismissed: bool,
+}
+
+#[derive(Deserialize)]
+struct WireUser {
+    login: String,
+}
+
+#[derive(Deserialize)]
+struct WireCombinedStatus {
+    statuses: Option<Vec<WireStatus>>,
+}
+
+#[derive(Deserialize)]
+struct WireStatus {
+    context: String,
+    status: String,
+}
+
+/// A commit status: `warning` passes (Gitea's combined state counts it so), `skipped` says nothing.
+fn status_state(status: &str) -> CheckState {
+    match status {
+        "success" | "warning" => CheckState::Success,
+        "pending" => CheckState::Pending,
+        "skipped" => CheckState::None,
+        _ => CheckState::Failure,
+    }
 }
 
 impl From<WirePull> for PullRequest {
@@ -157,6 +194,13 @@ impl Gitea {
         Ok(found.into_iter().map(PullRequest::from).collect())
     }
 
+    fn issue_comments(&self) -> IssueComments<'_> {
+        IssueComments {
+            api: &self.api,
+            repository: ["repos", &self.owner, &self.name],
+        }
+    }
+
     async fn patch(&self, number: u64, body: serde_json::Value) -> Result<PullRequest, ForgeError> {
         let url = self.repo_url(&["pulls", &number.to_string()], &[]);
         let pull: WirePull = self
@@ -239,6 +283,94 @@ impl Forge for Gitea {
             self.patch(number, json!({ "state": "closed" })),
         )
         .await
+    }
+
+    async fn review_state(&self, number: u64) -> Result<Approval, ForgeError> {
+        let url = self.repo_url(
+            &["pulls", &number.to_string(), "reviews"],
+            &[("limit", PAGE_LIMIT)],
+        );
+        let reviews = self
+            .api
+            .scan_pages::<WireReview>(url, |_| true, false)
+            .await?;
+        Ok(latest_reviews(reviews.iter().map(|review| {
+            let who = review.user.as_ref().map_or("", |user| user.login.as_str());
+            let state = if review.dismissed {
+                "DISMISSED"
+            } else {
+                review.state.as_str()
+            };
+            (who, state)
+        })))
+    }
+
+    async fn checks(&self, sha: &str) -> Result<Checks, ForgeError> {
+        // One page: the combined status is an object; see docs/forge.md.
+        let url = self.repo_url(&["commits", sha, "status"], &[("limit", PAGE_LIMIT)]);
+        let combined: WireCombinedStatus = self.api.send(Method::GET, url, None).await?.json()?;
+        let reports = combined
+            .statuses
+            .unwrap_or_default()
+            .into_iter()
+            .map(|status| (status.context, status_state(&status.status)));
+        Ok(Checks::from_latest_first(reports, None))
+    }
+
+    async fn merge(
+        &self,
+        number: u64,
+        method: MergeMethod,
+        expected_head_sha: &str,
+    ) -> Result<MergeOutcome, ForgeError> {
+        if let Some(done) = merge_precheck(self, number, expected_head_sha).await? {
+            return Ok(done);
+        }
+        let url = self.repo_url(&["pulls", &number.to_string(), "merge"], &[]);
+        // Forgejo's description spells the style `Do`, Gitea's `do`.
+        let style_key = match self.kind {
+            ForgeKind::Forgejo => "Do",
+            _ => "do",
+        };
+        let mut body = json!({ "head_commit_id": expected_head_sha });
+        body[style_key] = json!(method.to_string());
+        if let Err(error) = self.api.send(Method::POST, url, Some(&body)).await {
+            return Err(merge_refusal(error, number, expected_head_sha));
+        }
+        // The answer is empty; the pull request names the merge commit.
+        let merged = self.get_pull_request(number).await?;
+        Ok(MergeOutcome {
+            merge_commit_sha: merged.merge_commit_sha,
+            already_merged: false,
+        })
+    }
+
+    async fn comments(&self, number: u64) -> Result<Vec<Comment>, ForgeError> {
+        self.issue_comments().list(number, &[]).await
+    }
+
+    async fn add_comment(&self, number: u64, body: &str) -> Result<Comment, ForgeError> {
+        self.issue_comments().add(number, body).await
+    }
+
+    async fn edit_comment(&self, _number: u64, id: u64, body: &str) -> Result<Comment, ForgeError> {
+        self.issue_comments().edit(id, body).await
+    }
+
+    async fn head_commits(&self, number: u64) -> Result<Vec<CommitRef>, ForgeError> {
+        let url = self.repo_url(
+            &["pulls", &number.to_string(), "commits"],
+            &[
+                ("limit", PAGE_LIMIT),
+                ("verification", "false"),
+                ("files", "false"),
+            ],
+        );
+        let commits = self
+            .api
+            .scan_pages::<WireCommit>(url, |_| true, false)
+            .await?;
+        Ok(commits.into_iter().map(CommitRef::from).collect())
     }
 }
 

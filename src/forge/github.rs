@@ -5,10 +5,13 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderName, HeaderValue}
 use serde::Deserialize;
 use serde_json::json;
 
+use super::error::merge_refusal;
 use super::http::Api;
 use super::{
-    Forge, ForgeError, ForgeKind, ForgeSettings, NewPullRequest, PullRequest, PullRequestState,
-    add_labels_and_reviewers, comment_then_close, existing_or, owner_and_name, union,
+    Approval, CheckState, Checks, Comment, CommitRef, Forge, ForgeError, ForgeKind, ForgeSettings,
+    IssueComments, MergeMethod, MergeOutcome, NewPullRequest, PullRequest, PullRequestState,
+    WireCommit, add_labels_and_reviewers, comment_then_close, existing_or, latest_reviews,
+    merge_precheck, owner_and_name, union,
 };
 
 /// The REST API version tagwatch is written against; GitHub answers 400 to versions it does not know.
@@ -39,6 +42,73 @@ struct WirePull {
     merge_commit_sha: Option<String>,
     head: WireRef,
     base: WireRef,
+    /// `dirty` when the head conflicts with the base (only on a single pull request).
+    #[serde(default)]
+    mergeable_state: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireReview {
+    /// Null for a deleted account.
+    user: Option<WireUser>,
+    state: String,
+}
+
+#[derive(Deserialize)]
+struct WireUser {
+    login: String,
+}
+
+#[derive(Deserialize)]
+struct WireCombinedStatus {
+    statuses: Vec<WireStatus>,
+}
+
+#[derive(Deserialize)]
+struct WireStatus {
+    context: String,
+    state: String,
+}
+
+#[derive(Deserialize)]
+struct WireCheckRuns {
+    check_runs: Vec<WireCheckRun>,
+}
+
+#[derive(Deserialize)]
+struct WireCheckRun {
+    name: String,
+    status: String,
+    conclusion: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireMergeResult {
+    sha: String,
+    merged: bool,
+    message: String,
+}
+
+/// A commit status: `error` and `failure` fail.
+fn status_state(state: &str) -> CheckState {
+    match state {
+        "success" => CheckState::Success,
+        "pending" => CheckState::Pending,
+        _ => CheckState::Failure,
+    }
+}
+
+/// A check run: not completed is pending; `neutral` and `skipped` say nothing; any other conclusion
+/// (failure, cancelled, timed out, action required, stale) fails.
+fn check_run_state(run: &WireCheckRun) -> CheckState {
+    if run.status != "completed" {
+        return CheckState::Pending;
+    }
+    match run.conclusion.as_deref() {
+        Some("success") => CheckState::Success,
+        Some("neutral" | "skipped") => CheckState::None,
+        _ => CheckState::Failure,
+    }
 }
 
 #[derive(Deserialize)]
@@ -151,6 +221,13 @@ impl GitHub {
         Ok(pulls.into_iter().map(PullRequest::from).collect())
     }
 
+    fn issue_comments(&self) -> IssueComments<'_> {
+        IssueComments {
+            api: &self.api,
+            repository: ["repos", &self.owner, &self.name],
+        }
+    }
+
     async fn patch(&self, number: u64, body: serde_json::Value) -> Result<PullRequest, ForgeError> {
         let url = self.repo_url(&["pulls", &number.to_string()], &[]);
         let pull: WirePull = self
@@ -233,5 +310,105 @@ impl Forge for GitHub {
             self.patch(number, json!({ "state": "closed" })),
         )
         .await
+    }
+
+    async fn review_state(&self, number: u64) -> Result<Approval, ForgeError> {
+        let url = self.repo_url(
+            &["pulls", &number.to_string(), "reviews"],
+            &[("per_page", "100")],
+        );
+        let reviews = self
+            .api
+            .scan_pages::<WireReview>(url, |_| true, false)
+            .await?;
+        Ok(latest_reviews(reviews.iter().map(|review| {
+            let who = review.user.as_ref().map_or("", |user| user.login.as_str());
+            (who, review.state.as_str())
+        })))
+    }
+
+    async fn checks(&self, sha: &str) -> Result<Checks, ForgeError> {
+        // Both answers are objects with one page of up to 100 entries; see docs/forge.md.
+        let url = self.repo_url(&["commits", sha, "status"], &[("per_page", "100")]);
+        let combined: WireCombinedStatus = self.api.send(Method::GET, url, None).await?.json()?;
+        let url = self.repo_url(&["commits", sha, "check-runs"], &[("per_page", "100")]);
+        let runs: WireCheckRuns = self.api.send(Method::GET, url, None).await?.json()?;
+        let reports = combined
+            .statuses
+            .iter()
+            .map(|status| (status.context.clone(), status_state(&status.state)))
+            .chain(
+                runs.check_runs
+                    .iter()
+                    .map(|run| (run.name.clone(), check_run_state(run))),
+            );
+        Ok(Checks::from_latest_first(reports, None))
+    }
+
+    async fn merge(
+        &self,
+        number: u64,
+        method: MergeMethod,
+        expected_head_sha: &str,
+    ) -> Result<MergeOutcome, ForgeError> {
+        if let Some(done) = merge_precheck(self, number, expected_head_sha).await? {
+            return Ok(done);
+        }
+        let url = self.repo_url(&["pulls", &number.to_string(), "merge"], &[]);
+        let body = json!({ "sha": expected_head_sha, "merge_method": method.to_string() });
+        let result: WireMergeResult = match self.api.send(Method::PUT, url, Some(&body)).await {
+            Ok(answer) => answer.json()?,
+            Err(error) => {
+                let refusal = merge_refusal(error, number, expected_head_sha);
+                // GitHub says "not mergeable" for conflicts too; the pull request tells which.
+                if let ForgeError::NotMergeable { message, .. } = &refusal {
+                    let url = self.repo_url(&["pulls", &number.to_string()], &[]);
+                    let pull: WirePull = self.api.send(Method::GET, url, None).await?.json()?;
+                    if pull.mergeable_state.as_deref() == Some("dirty") {
+                        return Err(ForgeError::MergeConflict {
+                            number,
+                            message: message.clone(),
+                        });
+                    }
+                }
+                return Err(refusal);
+            }
+        };
+        if !result.merged {
+            return Err(ForgeError::NotMergeable {
+                number,
+                message: result.message,
+            });
+        }
+        Ok(MergeOutcome {
+            merge_commit_sha: Some(result.sha),
+            already_merged: false,
+        })
+    }
+
+    async fn comments(&self, number: u64) -> Result<Vec<Comment>, ForgeError> {
+        self.issue_comments()
+            .list(number, &[("per_page", "100")])
+            .await
+    }
+
+    async fn add_comment(&self, number: u64, body: &str) -> Result<Comment, ForgeError> {
+        self.issue_comments().add(number, body).await
+    }
+
+    async fn edit_comment(&self, _number: u64, id: u64, body: &str) -> Result<Comment, ForgeError> {
+        self.issue_comments().edit(id, body).await
+    }
+
+    async fn head_commits(&self, number: u64) -> Result<Vec<CommitRef>, ForgeError> {
+        let url = self.repo_url(
+            &["pulls", &number.to_string(), "commits"],
+            &[("per_page", "100")],
+        );
+        let commits = self
+            .api
+            .scan_pages::<WireCommit>(url, |_| true, false)
+            .await?;
+        Ok(commits.into_iter().map(CommitRef::from).collect())
     }
 }

@@ -5,10 +5,12 @@ use reqwest::header::{HeaderMap, HeaderName};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::error::merge_refusal;
 use super::http::Api;
 use super::{
-    Forge, ForgeError, ForgeKind, ForgeSettings, NewPullRequest, PullRequest, PullRequestState,
-    existing_or, union,
+    Approval, CheckState, Checks, Comment, CommitRef, Forge, ForgeError, ForgeKind, ForgeSettings,
+    MergeMethod, MergeOutcome, NewPullRequest, PullRequest, PullRequestState, existing_or,
+    merge_precheck, union,
 };
 
 pub struct GitLab {
@@ -39,6 +41,61 @@ struct WireMergeRequest {
     sha: Option<String>,
     merge_commit_sha: Option<String>,
     squash_commit_sha: Option<String>,
+    #[serde(default)]
+    has_conflicts: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct WireApprovals {
+    approved: bool,
+}
+
+#[derive(Deserialize)]
+struct WireReviewer {
+    state: String,
+}
+
+#[derive(Deserialize)]
+struct WireCommitStatus {
+    name: String,
+    status: String,
+    #[serde(default)]
+    allow_failure: bool,
+}
+
+#[derive(Deserialize)]
+struct WirePipeline {
+    status: String,
+}
+
+#[derive(Deserialize)]
+struct WireNote {
+    id: u64,
+    body: String,
+    #[serde(default)]
+    system: bool,
+}
+
+#[derive(Deserialize)]
+struct WireCommit {
+    id: String,
+    author_email: String,
+    committer_email: String,
+}
+
+/// A job, external status or pipeline status. A job allowed to fail says nothing when it fails; a
+/// manual job waits for a human, which is pending unless it is allowed to fail.
+fn status_state(status: &str, allow_failure: bool) -> CheckState {
+    match status {
+        "success" => CheckState::Success,
+        "failed" | "canceled" | "canceling" if allow_failure => CheckState::None,
+        "failed" | "canceled" | "canceling" => CheckState::Failure,
+        "skipped" => CheckState::None,
+        "manual" if allow_failure => CheckState::None,
+        // created, waiting_for_resource, preparing, pending, running, scheduled, manual, and
+        // anything newer: not done.
+        _ => CheckState::Pending,
+    }
 }
 
 impl From<WireMergeRequest> for PullRequest {
@@ -151,6 +208,12 @@ impl GitLab {
         Ok(found.into_iter().map(PullRequest::from).collect())
     }
 
+    fn project_url(&self, rest: &[&str], query: &[(&str, &str)]) -> reqwest::Url {
+        let mut segments = vec!["projects", self.project.as_str()];
+        segments.extend_from_slice(rest);
+        self.api.url(&segments, query)
+    }
+
     async fn put(&self, number: u64, body: serde_json::Value) -> Result<PullRequest, ForgeError> {
         let url = self.url(&[&number.to_string()], &[]);
         let merge_request: WireMergeRequest =
@@ -240,6 +303,169 @@ impl Forge for GitLab {
             .send(Method::POST, url, Some(&json!({ "body": comment })))
             .await?;
         self.put(number, json!({ "state_event": "close" })).await
+    }
+
+    async fn review_state(&self, number: u64) -> Result<Approval, ForgeError> {
+        let iid = number.to_string();
+        let url = self.url(&[&iid, "approvals"], &[]);
+        let approvals: WireApprovals = self.api.send(Method::GET, url, None).await?.json()?;
+        let url = self.url(&[&iid, "reviewers"], &[]);
+        let reviewers: Vec<WireReviewer> = self.api.send(Method::GET, url, None).await?.json()?;
+        Ok(Approval {
+            approved: approvals.approved,
+            changes_requested: reviewers
+                .iter()
+                .any(|reviewer| reviewer.state == "requested_changes"),
+        })
+    }
+
+    async fn checks(&self, sha: &str) -> Result<Checks, ForgeError> {
+        // The latest status per job or external name (GitLab's default, `all=false`).
+        let url = self.project_url(
+            &["repository", "commits", sha, "statuses"],
+            &[("per_page", "100")],
+        );
+        let statuses = self
+            .api
+            .scan_pages::<WireCommitStatus>(url, |_| true, false)
+            .await?;
+        let url = self.project_url(
+            &["pipelines"],
+            &[
+                ("sha", sha),
+                ("order_by", "id"),
+                ("sort", "desc"),
+                ("per_page", "1"),
+            ],
+        );
+        let pipelines: Vec<WirePipeline> = self.api.send(Method::GET, url, None).await?.json()?;
+        let pipeline = pipelines
+            .first()
+            .map(|pipeline| status_state(&pipeline.status, false));
+        let reports = statuses.iter().map(|status| {
+            (
+                status.name.clone(),
+                status_state(&status.status, status.allow_failure),
+            )
+        });
+        Ok(Checks::from_latest_first(reports, pipeline))
+    }
+
+    async fn merge(
+        &self,
+        number: u64,
+        method: MergeMethod,
+        expected_head_sha: &str,
+    ) -> Result<MergeOutcome, ForgeError> {
+        let squash = match method {
+            MergeMethod::Merge => false,
+            MergeMethod::Squash => true,
+            MergeMethod::Rebase => {
+                return Err(ForgeError::Settings(
+                    "GitLab merges with the project's merge method; writeBack.merge.method must be \
+                     merge or squash (a fast-forward project merges without a merge commit)"
+                        .into(),
+                ));
+            }
+        };
+        if let Some(done) = merge_precheck(self, number, expected_head_sha).await? {
+            return Ok(done);
+        }
+        let url = self.url(&[&number.to_string(), "merge"], &[]);
+        let body = json!({
+            "sha": expected_head_sha,
+            "squash": squash,
+            "should_remove_source_branch": true,
+        });
+        let merged: PullRequest = match self.api.send(Method::PUT, url, Some(&body)).await {
+            Ok(answer) => answer.json::<WireMergeRequest>()?.into(),
+            Err(error) => {
+                let refusal = merge_refusal(error, number, expected_head_sha);
+                // GitLab answers 405 for conflicts too; the merge request tells which.
+                if let ForgeError::NotMergeable { message, .. } = &refusal {
+                    let url = self.url(&[&number.to_string()], &[]);
+                    let current: WireMergeRequest =
+                        self.api.send(Method::GET, url, None).await?.json()?;
+                    if current.has_conflicts == Some(true) {
+                        return Err(ForgeError::MergeConflict {
+                            number,
+                            message: message.clone(),
+                        });
+                    }
+                }
+                return Err(refusal);
+            }
+        };
+        Ok(MergeOutcome {
+            merge_commit_sha: merged.merge_commit_sha,
+            already_merged: false,
+        })
+    }
+
+    async fn comments(&self, number: u64) -> Result<Vec<Comment>, ForgeError> {
+        let url = self.url(
+            &[&number.to_string(), "notes"],
+            &[
+                ("sort", "asc"),
+                ("order_by", "created_at"),
+                ("per_page", "100"),
+            ],
+        );
+        let notes = self
+            .api
+            .scan_pages::<WireNote>(url, |note| !note.system, false)
+            .await?;
+        Ok(notes
+            .into_iter()
+            .map(|note| Comment {
+                id: note.id,
+                body: note.body,
+            })
+            .collect())
+    }
+
+    async fn add_comment(&self, number: u64, body: &str) -> Result<Comment, ForgeError> {
+        let url = self.url(&[&number.to_string(), "notes"], &[]);
+        let note: WireNote = self
+            .api
+            .send(Method::POST, url, Some(&json!({ "body": body })))
+            .await?
+            .json()?;
+        Ok(Comment {
+            id: note.id,
+            body: note.body,
+        })
+    }
+
+    async fn edit_comment(&self, number: u64, id: u64, body: &str) -> Result<Comment, ForgeError> {
+        let url = self.url(&[&number.to_string(), "notes", &id.to_string()], &[]);
+        let note: WireNote = self
+            .api
+            .send(Method::PUT, url, Some(&json!({ "body": body })))
+            .await?
+            .json()?;
+        Ok(Comment {
+            id: note.id,
+            body: note.body,
+        })
+    }
+
+    async fn head_commits(&self, number: u64) -> Result<Vec<CommitRef>, ForgeError> {
+        let url = self.url(&[&number.to_string(), "commits"], &[("per_page", "100")]);
+        let commits = self
+            .api
+            .scan_pages::<WireCommit>(url, |_| true, false)
+            .await?;
+        // GitLab lists the newest first.
+        Ok(commits
+            .into_iter()
+            .rev()
+            .map(|commit| CommitRef {
+                sha: commit.id,
+                author_email: commit.author_email,
+                committer_email: commit.committer_email,
+            })
+            .collect())
     }
 }
 

@@ -175,6 +175,155 @@ pub struct NewPullRequest {
     pub reviewers: Vec<String>,
 }
 
+/// What reviewers said about a pull request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Approval {
+    /// The forge counts the pull request approved (GitHub, Gitea, Forgejo: someone's latest review
+    /// approves; GitLab: the approval rules are satisfied).
+    pub approved: bool,
+    /// Someone's latest review asks for changes. A pull request can be both approved (by one reviewer)
+    /// and have changes requested (by another): callers should not merge it.
+    pub changes_requested: bool,
+}
+
+/// The state of one check, or of all checks on a commit together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckState {
+    /// Queued or running, or a status said `pending`.
+    Pending,
+    Success,
+    /// Failed, errored, cancelled or timed out.
+    Failure,
+    /// Nothing reported: no status and no check on the commit (for the whole), or a check that was
+    /// skipped or is neutral (for one).
+    None,
+}
+
+impl CheckState {
+    /// The state of several checks together: any failure fails, else anything pending is pending,
+    /// else any success succeeds, else nothing was reported.
+    pub fn combine(states: impl IntoIterator<Item = CheckState>) -> CheckState {
+        let mut combined = CheckState::None;
+        for state in states {
+            combined = match (combined, state) {
+                (CheckState::Failure, _) | (_, CheckState::Failure) => CheckState::Failure,
+                (CheckState::Pending, _) | (_, CheckState::Pending) => CheckState::Pending,
+                (CheckState::Success, _) | (_, CheckState::Success) => CheckState::Success,
+                _ => CheckState::None,
+            };
+        }
+        combined
+    }
+}
+
+/// One named check on a commit: a commit status context, a check run (GitHub), or a CI job or
+/// external status (GitLab).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckContext {
+    pub name: String,
+    pub state: CheckState,
+}
+
+/// Everything the forge reports about a commit's checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checks {
+    /// All checks together ([`CheckState::combine`]; GitLab: with the newest pipeline's status).
+    pub state: CheckState,
+    /// Each check by name, the latest report per name, sorted by name.
+    pub contexts: Vec<CheckContext>,
+}
+
+impl Checks {
+    /// The state of the check called `name` (a status context, check run or job name), if reported:
+    /// what promotion's `requireStatus` asks.
+    pub fn context(&self, name: &str) -> Option<CheckState> {
+        self.contexts
+            .iter()
+            .find(|context| context.name == name)
+            .map(|context| context.state)
+    }
+
+    /// Builds the result from each reported `(name, state)`, the latest first per name (later ones
+    /// with the same name are older reports and ignored); `extra` joins the overall state only.
+    fn from_latest_first(
+        reports: impl IntoIterator<Item = (String, CheckState)>,
+        extra: Option<CheckState>,
+    ) -> Checks {
+        let mut contexts: Vec<CheckContext> = Vec::new();
+        for (name, state) in reports {
+            if !contexts.iter().any(|context| context.name == name) {
+                contexts.push(CheckContext { name, state });
+            }
+        }
+        contexts.sort_by(|a, b| a.name.cmp(&b.name));
+        let state = CheckState::combine(contexts.iter().map(|c| c.state).chain(extra));
+        Checks { state, contexts }
+    }
+}
+
+/// How a pull request is merged (`writeBack.merge.method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MergeMethod {
+    /// A merge commit.
+    #[default]
+    Merge,
+    /// One commit with every change of the pull request.
+    Squash,
+    /// The pull request's commits replayed on the base, no merge commit.
+    Rebase,
+}
+
+impl std::fmt::Display for MergeMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MergeMethod::Merge => "merge",
+            MergeMethod::Squash => "squash",
+            MergeMethod::Rebase => "rebase",
+        })
+    }
+}
+
+impl std::str::FromStr for MergeMethod {
+    type Err = ForgeError;
+
+    fn from_str(text: &str) -> Result<Self, ForgeError> {
+        match text {
+            "merge" => Ok(MergeMethod::Merge),
+            "squash" => Ok(MergeMethod::Squash),
+            "rebase" => Ok(MergeMethod::Rebase),
+            other => Err(ForgeError::Settings(format!(
+                "unknown merge method {other:?}: expected merge, squash or rebase"
+            ))),
+        }
+    }
+}
+
+/// What a merge did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeOutcome {
+    /// The commit the merge put on the base, when the forge says.
+    pub merge_commit_sha: Option<String>,
+    /// The pull request was merged already (a retry after a lost answer); nothing was done now.
+    pub already_merged: bool,
+}
+
+/// A comment on a pull request (GitLab: a note).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    /// The forge's comment id: what [`Forge::edit_comment`] takes.
+    pub id: u64,
+    pub body: String,
+}
+
+/// A commit on a pull request's head branch, with the identities that wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitRef {
+    pub sha: String,
+    /// As recorded in the commit (not the forge account): empty when the forge does not say.
+    pub author_email: String,
+    pub committer_email: String,
+}
+
 /// The pull-request operations `reconcile` needs. One implementation per forge API; tests can swap it.
 pub trait Forge {
     fn kind(&self) -> ForgeKind;
@@ -221,6 +370,58 @@ pub trait Forge {
         number: u64,
         comment: &str,
     ) -> impl Future<Output = Result<PullRequest, ForgeError>> + Send;
+
+    /// What the reviewers said: the latest review of each reviewer counts (GitLab: the approval state
+    /// and the reviewers' states).
+    fn review_state(
+        &self,
+        number: u64,
+    ) -> impl Future<Output = Result<Approval, ForgeError>> + Send;
+
+    /// The statuses and checks reported on commit `sha`.
+    fn checks(&self, sha: &str) -> impl Future<Output = Result<Checks, ForgeError>> + Send;
+
+    /// Merges pull request `number` with `method`, only while its head is still `expected_head_sha`
+    /// (the forge checks it atomically), so a pull request a human pushed to is never merged.
+    ///
+    /// One already merged is reported as such ([`MergeOutcome::already_merged`]). A refusal is
+    /// [`ForgeError::HeadMoved`], [`ForgeError::MergeConflict`] or [`ForgeError::NotMergeable`], all
+    /// permanent: the caller decides again on the next cycle.
+    fn merge(
+        &self,
+        number: u64,
+        method: MergeMethod,
+        expected_head_sha: &str,
+    ) -> impl Future<Output = Result<MergeOutcome, ForgeError>> + Send;
+
+    /// The comments on pull request `number`, oldest first (GitLab: its notes, without system
+    /// notes).
+    fn comments(
+        &self,
+        number: u64,
+    ) -> impl Future<Output = Result<Vec<Comment>, ForgeError>> + Send;
+
+    /// Posts a comment on pull request `number`.
+    fn add_comment(
+        &self,
+        number: u64,
+        body: &str,
+    ) -> impl Future<Output = Result<Comment, ForgeError>> + Send;
+
+    /// Replaces the text of comment `id` on pull request `number`.
+    fn edit_comment(
+        &self,
+        number: u64,
+        id: u64,
+        body: &str,
+    ) -> impl Future<Output = Result<Comment, ForgeError>> + Send;
+
+    /// The commits of pull request `number` (head branch commits not on the base), oldest first: who
+    /// wrote them tells a pull request a human pushed to.
+    fn head_commits(
+        &self,
+        number: u64,
+    ) -> impl Future<Output = Result<Vec<CommitRef>, ForgeError>> + Send;
 }
 
 /// Any of the supported forges, chosen at run time from [`ForgeSettings::kind`].
@@ -295,6 +496,39 @@ impl Forge for AnyForge {
         comment: &str,
     ) -> Result<PullRequest, ForgeError> {
         delegate!(self, forge => forge.close_pull_request(number, comment))
+    }
+
+    async fn review_state(&self, number: u64) -> Result<Approval, ForgeError> {
+        delegate!(self, forge => forge.review_state(number))
+    }
+
+    async fn checks(&self, sha: &str) -> Result<Checks, ForgeError> {
+        delegate!(self, forge => forge.checks(sha))
+    }
+
+    async fn merge(
+        &self,
+        number: u64,
+        method: MergeMethod,
+        expected_head_sha: &str,
+    ) -> Result<MergeOutcome, ForgeError> {
+        delegate!(self, forge => forge.merge(number, method, expected_head_sha))
+    }
+
+    async fn comments(&self, number: u64) -> Result<Vec<Comment>, ForgeError> {
+        delegate!(self, forge => forge.comments(number))
+    }
+
+    async fn add_comment(&self, number: u64, body: &str) -> Result<Comment, ForgeError> {
+        delegate!(self, forge => forge.add_comment(number, body))
+    }
+
+    async fn edit_comment(&self, number: u64, id: u64, body: &str) -> Result<Comment, ForgeError> {
+        delegate!(self, forge => forge.edit_comment(number, id, body))
+    }
+
+    async fn head_commits(&self, number: u64) -> Result<Vec<CommitRef>, ForgeError> {
+        delegate!(self, forge => forge.head_commits(number))
     }
 }
 
@@ -419,6 +653,156 @@ async fn add_labels_and_reviewers(
     }
 }
 
+/// A comment as GitHub, Gitea and Forgejo send it.
+#[derive(serde::Deserialize)]
+struct WireComment {
+    id: u64,
+    body: Option<String>,
+}
+
+impl From<WireComment> for Comment {
+    fn from(wire: WireComment) -> Self {
+        Comment {
+            id: wire.id,
+            body: wire.body.unwrap_or_default(),
+        }
+    }
+}
+
+/// Pull-request comments the GitHub way, which Gitea and Forgejo copy: `issues/N/comments` and
+/// `issues/comments/ID` under `repository` (the `repos/OWNER/NAME` segments).
+struct IssueComments<'a> {
+    api: &'a http::Api,
+    repository: [&'a str; 3],
+}
+
+impl IssueComments<'_> {
+    fn url(&self, rest: &[&str], query: &[(&str, &str)]) -> reqwest::Url {
+        let mut segments = self.repository.to_vec();
+        segments.extend_from_slice(rest);
+        self.api.url(&segments, query)
+    }
+
+    /// Every comment, oldest first; `query` is the forge's page-size parameter (none on Gitea, whose
+    /// comment listing is not paginated).
+    async fn list(&self, number: u64, query: &[(&str, &str)]) -> Result<Vec<Comment>, ForgeError> {
+        let url = self.url(&["issues", &number.to_string(), "comments"], query);
+        let comments = self.api.scan_pages::<WireComment>(url, |_| true, false).await?;
+        Ok(comments.into_iter().map(Comment::from).collect())
+    }
+
+    async fn add(&self, number: u64, body: &str) -> Result<Comment, ForgeError> {
+        let url = self.url(&["issues", &number.to_string(), "comments"], &[]);
+        let body = serde_json::json!({ "body": body });
+        let comment: WireComment = self
+            .api
+            .send(reqwest::Method::POST, url, Some(&body))
+            .await?
+            .json()?;
+        Ok(comment.into())
+    }
+
+    async fn edit(&self, id: u64, body: &str) -> Result<Comment, ForgeError> {
+        let url = self.url(&["issues", "comments", &id.to_string()], &[]);
+        let request = serde_json::json!({ "body": body });
+        let answer = self
+            .api
+            .send(reqwest::Method::PATCH, url, Some(&request))
+            .await?;
+        // Gitea answers 204 when the text did not change.
+        if answer.body.is_empty() {
+            return Ok(Comment {
+                id,
+                body: body.to_string(),
+            });
+        }
+        Ok(answer.json::<WireComment>()?.into())
+    }
+}
+
+/// A commit as GitHub, Gitea and Forgejo list a pull request's commits.
+#[derive(serde::Deserialize)]
+struct WireCommit {
+    sha: String,
+    commit: WireCommitDetail,
+}
+
+#[derive(serde::Deserialize)]
+struct WireCommitDetail {
+    author: Option<WireIdentity>,
+    committer: Option<WireIdentity>,
+}
+
+#[derive(serde::Deserialize)]
+struct WireIdentity {
+    email: Option<String>,
+}
+
+impl From<WireCommit> for CommitRef {
+    fn from(wire: WireCommit) -> Self {
+        let email = |identity: Option<WireIdentity>| {
+            identity
+                .and_then(|identity| identity.email)
+                .unwrap_or_default()
+        };
+        CommitRef {
+            sha: wire.sha,
+            author_email: email(wire.commit.author),
+            committer_email: email(wire.commit.committer),
+        }
+    }
+}
+
+/// Before merging: the pull request as the forge has it now. `Ok(Some(outcome))` when it is merged
+/// already (a retry after a lost answer); an error when it cannot be merged as asked (closed, or its
+/// head is no longer `expected_head_sha`); `Ok(None)` to go ahead.
+async fn merge_precheck<F: Forge>(
+    forge: &F,
+    number: u64,
+    expected_head_sha: &str,
+) -> Result<Option<MergeOutcome>, ForgeError> {
+    let current = forge.get_pull_request(number).await?;
+    match current.state {
+        PullRequestState::Merged => Ok(Some(MergeOutcome {
+            merge_commit_sha: current.merge_commit_sha,
+            already_merged: true,
+        })),
+        PullRequestState::Closed => Err(ForgeError::NotMergeable {
+            number,
+            message: "the pull request is closed".into(),
+        }),
+        PullRequestState::Open => match current.head_sha {
+            Some(head) if head == expected_head_sha => Ok(None),
+            head => Err(ForgeError::HeadMoved {
+                number,
+                expected: expected_head_sha.to_string(),
+                found: head,
+            }),
+        },
+    }
+}
+
+/// The latest review of each reviewer, GitHub's and Gitea's way: `(reviewer, state)` in the order the
+/// forge lists them (oldest first). Comments do not change a reviewer's standing; a dismissal clears it.
+fn latest_reviews<'a>(reviews: impl IntoIterator<Item = (&'a str, &'a str)>) -> Approval {
+    let mut standing: Vec<(&str, &str)> = Vec::new();
+    for (reviewer, state) in reviews {
+        let state = match state.to_ascii_uppercase().as_str() {
+            "APPROVED" => "approved",
+            "CHANGES_REQUESTED" | "REQUEST_CHANGES" => "changes",
+            "DISMISSED" => "none",
+            // COMMENTED, COMMENT, PENDING, REQUEST_REVIEW: no verdict.
+            _ => continue,
+        };
+        standing.retain(|(who, _)| *who != reviewer);
+        standing.push((reviewer, state));
+    }
+    Approval {
+        approved: standing.iter().any(|(_, state)| *state == "approved"),
+        changes_requested: standing.iter().any(|(_, state)| *state == "changes"),
+    }
+}
+
 /// `true` when a create call failed because a pull request for this head already exists.
 fn already_exists(error: &ForgeError) -> bool {
     match error {
@@ -462,6 +846,55 @@ mod tests {
             error.contains("bitbucket") && error.contains("forgejo"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_latest_review_of_each_reviewer_counts() {
+        let approval = latest_reviews([
+            ("alice", "CHANGES_REQUESTED"),
+            ("alice", "COMMENTED"),
+            ("alice", "APPROVED"),
+        ]);
+        assert_eq!(
+            approval,
+            Approval {
+                approved: true,
+                changes_requested: false
+            }
+        );
+        let split = latest_reviews([("alice", "APPROVED"), ("bob", "REQUEST_CHANGES")]);
+        assert!(split.approved && split.changes_requested);
+        let dismissed = latest_reviews([("alice", "APPROVED"), ("alice", "DISMISSED")]);
+        assert_eq!(dismissed, Approval::default());
+    }
+
+    #[test]
+    fn a_failure_outweighs_pending_which_outweighs_success() {
+        use CheckState::*;
+        assert_eq!(CheckState::combine([Success, Pending, Failure]), Failure);
+        assert_eq!(CheckState::combine([Success, Pending, None]), Pending);
+        assert_eq!(CheckState::combine([None, Success]), Success);
+        assert_eq!(CheckState::combine([]), None);
+        let checks = Checks::from_latest_first(
+            [
+                ("ci".to_string(), Success),
+                ("ci".to_string(), Failure),
+                ("acceptance".to_string(), Pending),
+            ],
+            Option::None,
+        );
+        assert_eq!(checks.state, Pending);
+        assert_eq!(checks.context("ci"), Some(Success));
+        assert_eq!(checks.contexts[0].name, "acceptance");
+        assert_eq!(checks.context("lint"), Option::None);
+    }
+
+    #[test]
+    fn merge_methods_parse_from_their_config_names() {
+        for method in [MergeMethod::Merge, MergeMethod::Squash, MergeMethod::Rebase] {
+            assert_eq!(method.to_string().parse::<MergeMethod>().unwrap(), method);
+        }
+        assert!("octopus".parse::<MergeMethod>().is_err());
     }
 
     #[test]

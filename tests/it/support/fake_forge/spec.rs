@@ -204,10 +204,13 @@ impl Spec {
             let path = op["path"].as_str().unwrap();
             let method = op["method"].as_str().unwrap();
             let described = &excerpt["paths"][path][method.to_lowercase()];
+            // Operations openapi_v2 does not cover carry their parameters (written from the docs)
+            // in the operation itself.
             let mut params: Vec<Param> = described["parameters"]
                 .as_array()
                 .into_iter()
                 .flatten()
+                .chain(op["parameters"].as_array().into_iter().flatten())
                 .filter(|p| p["in"] != "body")
                 .map(swagger_param)
                 .collect();
