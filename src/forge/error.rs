@@ -132,12 +132,10 @@ pub fn merge_refusal(error: ForgeError, number: u64, expected_head_sha: &str) ->
             number,
             message: message.clone(),
         },
-        409 if lower.contains("conflict") && !lower.contains("head") => {
-            ForgeError::MergeConflict {
-                number,
-                message: message.clone(),
-            }
-        }
+        409 if lower.contains("conflict") && !lower.contains("head") => ForgeError::MergeConflict {
+            number,
+            message: message.clone(),
+        },
         409 => ForgeError::HeadMoved {
             number,
             expected: expected_head_sha.to_string(),

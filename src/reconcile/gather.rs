@@ -12,6 +12,7 @@ use tracing::Instrument as _;
 use chrono::{DateTime, Utc};
 
 use crate::config::RepositoryConfig;
+use crate::forge::CheckState;
 use crate::git::{GitError, Oid, Store};
 use crate::manifest::{self, files};
 use crate::policy::{Policy, Resolution};
@@ -300,16 +301,17 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
                     return Ok(None);
                 }
                 asked += 1;
-                let contexts = commit_checks(forge.as_ref(), &commit).await?;
+                let checks = crate::forge::Forge::checks(forge.as_ref(), &commit).await?;
                 let states: Vec<(String, String)> = names
                     .iter()
                     .map(|name| {
-                        let state = contexts
-                            .iter()
-                            .find(|(context, _)| context == name)
-                            .map(|(_, state)| state.to_string())
-                            .unwrap_or_else(|| "missing".to_string());
-                        (name.clone(), state)
+                        let state = match checks.context(name) {
+                            Some(CheckState::Success) => "success",
+                            Some(CheckState::Pending) => "pending",
+                            Some(CheckState::Failure) => "failure",
+                            Some(CheckState::None) | None => "missing",
+                        };
+                        (name.clone(), state.to_string())
                     })
                     .collect();
                 if states.iter().all(|(_, state)| state == "success") {
@@ -319,16 +321,6 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
         }
         Ok(None)
     }
-}
-
-/// Every status / check context the forge reports on `commit`, with its state (`success`, …).
-async fn commit_checks(
-    _forge: &crate::forge::AnyForge,
-    _commit: &str,
-) -> Result<Vec<(String, String)>, ReconcileError> {
-    Err(ReconcileError::Forge(crate::forge::ForgeError::Settings(
-        "reading commit statuses is not available yet".into(),
-    )))
 }
 
 /// Image → the tags its targets hold.
