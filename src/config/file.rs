@@ -26,7 +26,7 @@ use crate::registry::settings::{
 /// Placeholders a commit message template may use (SPEC §7).
 const MESSAGE_PLACEHOLDERS: &[&str] = &["summary", "changes", "policy", "image", "from", "to"];
 /// Placeholders a pull-request head branch template may use.
-const BRANCH_PLACEHOLDERS: &[&str] = &["group"];
+const BRANCH_PLACEHOLDERS: &[&str] = &["group", "repository"];
 
 static CONFIG_SCHEMA: LazyLock<serde_json::Value> = LazyLock::new(super::config_schema);
 
@@ -572,6 +572,7 @@ fn write_back(
         message: None,
         forge: None,
         signing: None,
+        merge: None,
     });
     let mode = match raw.mode {
         Some(RawWriteBackMode::PullRequest) => WriteBackMode::PullRequest,
@@ -635,6 +636,36 @@ fn write_back(
             "missing: mode pull-request needs a forge",
         );
     }
+    let merge = raw.merge.and_then(|merge| {
+        let merge_path = child(path, "merge");
+        if mode != WriteBackMode::PullRequest {
+            context.error(&merge_path, "merge applies to mode pull-request only");
+            return None;
+        }
+        let windows = merge
+            .windows
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .filter_map(|(index, window)| {
+                super::policies::schedule_window(
+                    context,
+                    &format!("{merge_path}.windows[{index}]"),
+                    window,
+                )
+            })
+            .collect();
+        Some(super::MergeSettings {
+            require_approval: merge.require_approval.unwrap_or(true),
+            require_checks: merge.require_checks.unwrap_or(true),
+            method: match merge.method {
+                None | Some(super::raw::RawMergeMethod::Merge) => crate::forge::MergeMethod::Merge,
+                Some(super::raw::RawMergeMethod::Squash) => crate::forge::MergeMethod::Squash,
+                Some(super::raw::RawMergeMethod::Rebase) => crate::forge::MergeMethod::Rebase,
+            },
+            windows,
+        })
+    });
     WriteBack {
         mode,
         branch,
@@ -650,6 +681,7 @@ fn write_back(
             None => crate::git::Signing::None,
             Some(signing) => signing_config(context, &child(path, "signing"), signing),
         },
+        merge,
     }
 }
 

@@ -174,6 +174,33 @@ pub struct WriteBack {
     pub forge: Option<ForgeConfig>,
     /// How commits are signed (`writeBack.signing`; default: unsigned).
     pub signing: crate::git::Signing,
+    /// Pull-request mode: when tagwatch merges its own pull requests (`writeBack.merge`).
+    pub merge: Option<MergeSettings>,
+}
+
+/// `writeBack.merge` (SPEC §12).
+#[derive(Debug, Clone)]
+pub struct MergeSettings {
+    pub require_approval: bool,
+    pub require_checks: bool,
+    pub method: crate::forge::MergeMethod,
+    /// Empty: any time.
+    pub windows: Vec<crate::policy::window::Window>,
+}
+
+impl PartialEq for MergeSettings {
+    /// Windows compare by their schedules' text (`cron::Schedule` has no equality).
+    fn eq(&self, other: &Self) -> bool {
+        self.require_approval == other.require_approval
+            && self.require_checks == other.require_checks
+            && self.method == other.method
+            && self.windows.len() == other.windows.len()
+            && self.windows.iter().zip(&other.windows).all(|(a, b)| {
+                a.schedule.to_string() == b.schedule.to_string()
+                    && a.duration == b.duration
+                    && a.timezone == b.timezone
+            })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

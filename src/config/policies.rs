@@ -842,7 +842,11 @@ fn positive_duration(context: &mut Context<'_, '_>, path: &str, text: &str) -> O
     Some(duration)
 }
 
-fn schedule_window(context: &mut Context<'_, '_>, path: &str, raw: &RawWindow) -> Option<Window> {
+pub(super) fn schedule_window(
+    context: &mut Context<'_, '_>,
+    path: &str,
+    raw: &RawWindow,
+) -> Option<Window> {
     let schedule = match parse_schedule(&raw.schedule) {
         // A window that can never open again would hold its bumps forever, silently.
         Ok(schedule) if schedule.upcoming(chrono_tz::UTC).next().is_none() => {

@@ -105,6 +105,29 @@ pub struct RawWriteBack {
     pub forge: Option<RawForge>,
     /// Sign tagwatch's commits: `{ sshKeyFile: PATH }` or `{ gpgKeyId: ID, gnupgHome: DIR }`.
     pub signing: Option<RawSigning>,
+    /// Pull-request mode: merge tagwatch's pull requests when approved and green, inside the windows.
+    pub merge: Option<RawMerge>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawMerge {
+    /// The forge must report the pull request approved (default true).
+    pub require_approval: Option<bool>,
+    /// Every status and check on the head commit must have succeeded (default true).
+    pub require_checks: Option<bool>,
+    /// `merge` (default: keeps tagwatch's commit and its trailers), `squash` or `rebase`.
+    pub method: Option<RawMergeMethod>,
+    /// Merge only inside these windows (default: any time).
+    pub windows: Option<Vec<RawWindow>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawMergeMethod {
+    Merge,
+    Squash,
+    Rebase,
 }
 
 /// One of: `sshKeyFile` (signed with `ssh-keygen -Y sign`), or `gpgKeyId` (+ optional `gnupgHome`).

@@ -758,6 +758,7 @@ impl Daemon {
                 ("opened", applied.opened.len()),
                 ("updated", applied.updated.len()),
                 ("closed", applied.closed.len()),
+                ("merged", applied.merged.len()),
             ] {
                 metrics
                     .pull_requests

@@ -319,7 +319,7 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
             WriteBackMode::Push => push::push_mode(self, repository, &store, plan, now).await,
             WriteBackMode::PullRequest => {
                 let applied =
-                    pull_request::pull_request_mode(self, repository, &store, &plan).await;
+                    pull_request::pull_request_mode(self, repository, &store, &plan, now).await;
                 (plan, applied)
             }
         };

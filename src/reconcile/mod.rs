@@ -22,6 +22,7 @@ mod context;
 pub mod decide;
 mod gather;
 pub mod history;
+pub mod merge;
 mod message;
 pub mod promotion;
 mod pull_request;

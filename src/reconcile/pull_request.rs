@@ -20,6 +20,7 @@ use crate::source::TagSource;
 
 use super::context::{Context, SharedStore, blocking};
 use super::gather::lock;
+use super::merge::{self, Merged};
 use super::message::{TRAILER_BUMP, parse_bump_trailer};
 use super::push::{Applied, PullRequestRef, Write, by_group, commit_groups};
 use super::{Bump, Problem, ReconcileError, RepositoryPlan, Scope, Status, group_of};
@@ -29,6 +30,7 @@ pub(super) async fn pull_request_mode<S: TagSource + Send + Sync + 'static>(
     repository: &RepositoryConfig,
     store: &SharedStore,
     plan: &RepositoryPlan,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Applied, Problem> {
     let name = repository.name.as_str();
     let forge = context
@@ -120,7 +122,8 @@ pub(super) async fn pull_request_mode<S: TagSource + Send + Sync + 'static>(
         )
         .await
         {
-            Ok((url, change)) => {
+            Ok((pull_request, change)) => {
+                let url = pull_request.url.clone();
                 match change {
                     Change::Opened => applied.opened.push(url.clone()),
                     Change::Updated => applied.updated.push(url.clone()),
@@ -128,8 +131,36 @@ pub(super) async fn pull_request_mode<S: TagSource + Send + Sync + 'static>(
                 }
                 applied.pull_requests.push(PullRequestRef {
                     group: group.clone(),
-                    url,
+                    url: url.clone(),
                 });
+                if let Some(settings) = &repository.write_back.merge {
+                    let head = pushed.head.to_string();
+                    match merge::merge_pull_request(
+                        &forge,
+                        settings,
+                        pull_request.number,
+                        &head,
+                        pushed.ours,
+                        now,
+                    )
+                    .await
+                    {
+                        Ok(Merged::Merged) => applied.merged.push(url),
+                        Ok(Merged::Waiting(why)) => {
+                            tracing::info!(pull_request = pull_request.number, %why, "not merged yet");
+                        }
+                        Ok(Merged::Announced) => {
+                            tracing::info!(
+                                pull_request = pull_request.number,
+                                "outside the merge windows; the comment says when it merges"
+                            );
+                        }
+                        Ok(Merged::Refused(why)) => {
+                            tracing::warn!(pull_request = pull_request.number, %why, "never merged as it stands");
+                        }
+                        Err(error) => applied.problems.push(group_problem(error.into())),
+                    }
+                }
             }
             Err(error) => {
                 applied.problems.push(group_problem(error.into()));
@@ -203,20 +234,20 @@ async fn publish(
     head: &str,
     group: &str,
     bumps: &[Bump],
-) -> Result<(String, Change), crate::forge::ForgeError> {
+) -> Result<(PullRequest, Change), crate::forge::ForgeError> {
     let changes = changes(bumps);
     let title = render::title(group, &changes);
     let body = render::entry_body(&repository.name, group, &changes);
     match existing {
         Some(existing) => {
             if existing.title == title && existing.body == body {
-                return Ok((existing.url, Change::Unchanged));
+                return Ok((existing, Change::Unchanged));
             }
-            forge
+            let updated = forge
                 .update_pull_request(existing.number, &title, &body)
                 .await?;
             tracing::info!(pull_request = existing.number, group = %group, "updated");
-            Ok((existing.url, Change::Updated))
+            Ok((updated, Change::Updated))
         }
         None => {
             let (labels, reviewers) = repository
@@ -236,7 +267,7 @@ async fn publish(
                 })
                 .await?;
             tracing::info!(pull_request = opened.number, group = %group, "opened");
-            Ok((opened.url, Change::Opened))
+            Ok((opened, Change::Opened))
         }
     }
 }
@@ -270,7 +301,12 @@ fn safe(text: &str) -> String {
 }
 
 struct Pushed {
+    /// The commit pushed now, if one was.
     commit: Option<String>,
+    /// The head branch's commit after this cycle.
+    head: Oid,
+    /// The head is tagwatch's one commit (its identity) directly on the current base.
+    ours: bool,
 }
 
 /// Builds the group's commit on `base`; force-pushes it to `branch` unless the remote branch already
@@ -285,17 +321,33 @@ fn build_and_push(
 ) -> Result<Pushed, ReconcileError> {
     let groups = vec![(group.to_string(), bumps.to_vec())];
     let Some((commit, _)) = commit_groups(store, base, &groups, write)? else {
-        return Ok(Pushed { commit: None });
+        // Nothing to write on the base: whatever the branch holds is not a change of tagwatch's.
+        let head = store.fetch(branch)?.unwrap_or(base);
+        return Ok(Pushed {
+            commit: None,
+            head,
+            ours: false,
+        });
     };
     if let Some(remote) = store.fetch(branch)?
         && store.same_tree(remote, commit)?
-        && store.commit_info(remote)?.parents.first() == Some(&base)
     {
-        return Ok(Pushed { commit: None });
+        let info = store.commit_info(remote)?;
+        if info.parents == [base] {
+            let ours = info.author.email == write.identity.email
+                && info.committer.email == write.identity.email;
+            return Ok(Pushed {
+                commit: None,
+                head: remote,
+                ours,
+            });
+        }
     }
     store.force_push(commit, branch)?;
     Ok(Pushed {
         commit: Some(commit.to_string()),
+        head: commit,
+        ours: true,
     })
 }
 

@@ -48,6 +48,8 @@ pub struct Applied {
     pub updated: Vec<String>,
     /// Pull requests closed because their group has nothing left to bump.
     pub closed: Vec<String>,
+    /// Pull requests merged by tagwatch (`writeBack.merge`) this cycle.
+    pub merged: Vec<String>,
     /// Groups or pull requests that failed while the rest went on; each counts as a failure.
     pub problems: Vec<Problem>,
 }

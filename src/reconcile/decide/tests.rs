@@ -35,6 +35,7 @@ fn repository(grouping: Grouping) -> RepositoryConfig {
             message: "chore(images): {summary}".into(),
             forge: None,
             signing: Signing::None,
+            merge: None,
         },
         ca_file: None,
     }
