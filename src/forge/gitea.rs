@@ -45,6 +45,9 @@ struct WirePull {
     body: Option<String>,
     state: String,
     merged: Option<bool>,
+    /// `false` while the head conflicts with the base (or Gitea is still checking).
+    #[serde(default)]
+    mergeable: Option<bool>,
     merge_commit_sha: Option<String>,
     head: WireBranch,
     base: WireBranch,
@@ -335,7 +338,19 @@ impl Forge for Gitea {
         let mut body = json!({ "head_commit_id": expected_head_sha });
         body[style_key] = json!(method.to_string());
         if let Err(error) = self.api.send(Method::POST, url, Some(&body)).await {
-            return Err(merge_refusal(error, number, expected_head_sha));
+            let refusal = merge_refusal(error, number, expected_head_sha);
+            // Gitea refuses a conflicting pull request as not mergeable; the pull request tells.
+            if let ForgeError::NotMergeable { message, .. } = &refusal {
+                let url = self.repo_url(&["pulls", &number.to_string()], &[]);
+                let current: WirePull = self.api.send(Method::GET, url, None).await?.json()?;
+                if current.mergeable == Some(false) {
+                    return Err(ForgeError::MergeConflict {
+                        number,
+                        message: message.clone(),
+                    });
+                }
+            }
+            return Err(refusal);
         }
         // The answer is empty; the pull request names the merge commit.
         let merged = self.get_pull_request(number).await?;

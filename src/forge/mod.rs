@@ -687,7 +687,10 @@ impl IssueComments<'_> {
     /// comment listing is not paginated).
     async fn list(&self, number: u64, query: &[(&str, &str)]) -> Result<Vec<Comment>, ForgeError> {
         let url = self.url(&["issues", &number.to_string(), "comments"], query);
-        let comments = self.api.scan_pages::<WireComment>(url, |_| true, false).await?;
+        let comments = self
+            .api
+            .scan_pages::<WireComment>(url, |_| true, false)
+            .await?;
         Ok(comments.into_iter().map(Comment::from).collect())
     }
 

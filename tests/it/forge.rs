@@ -15,6 +15,8 @@ use tagwatch::secret::Secret;
 
 use crate::support::fake_forge::{FakeForge, Flavor, NAME, OWNER, PullState, RateLimit};
 
+mod review;
+
 const TOKEN: &str = "tw-test-token-0123456789abcdef";
 const HEAD: &str = "tagwatch/prod";
 const BASE: &str = "main";
