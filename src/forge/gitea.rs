@@ -11,8 +11,8 @@ use super::http::Api;
 use super::{
     Approval, CheckState, Checks, Comment, CommitRef, Forge, ForgeError, ForgeKind, ForgeSettings,
     IssueComments, MergeMethod, MergeOutcome, NewPullRequest, PullRequest, PullRequestState,
-    WireCommit, add_labels_and_reviewers, comment_then_close, existing_or, latest_reviews,
-    merge_precheck, owner_and_name, union,
+    ReviewEntry, WireCommit, add_labels_and_reviewers, comment_then_close, existing_or,
+    latest_reviews, merge_precheck, owner_and_name, union,
 };
 
 /// Page size of pull-request listings: Gitea's default `MAX_RESPONSE_ITEMS` is 50.
@@ -67,6 +67,8 @@ struct WireReview {
     state: String,
     #[serde(default)]
     dismissed: bool,
+    #[serde(default)]
+    official: bool,
 }
 
 #[derive(Deserialize)]
@@ -297,14 +299,14 @@ impl Forge for Gitea {
             .api
             .scan_pages::<WireReview>(url, |_| true, false)
             .await?;
-        Ok(latest_reviews(reviews.iter().map(|review| {
-            let who = review.user.as_ref().map_or("", |user| user.login.as_str());
-            let state = if review.dismissed {
+        Ok(latest_reviews(reviews.iter().map(|review| ReviewEntry {
+            reviewer: review.user.as_ref().map_or("", |user| user.login.as_str()),
+            state: if review.dismissed {
                 "DISMISSED"
             } else {
                 review.state.as_str()
-            };
-            (who, state)
+            },
+            trusted: review.official,
         })))
     }
 

@@ -19,6 +19,13 @@ async fn review_state_follows_each_reviewers_latest_verdict(flavor: Flavor) {
         Approval::default()
     );
 
+    // An approval by someone without write access approves nothing.
+    fake.add_review(pull.number, "mallory", Verdict::OutsiderApprove);
+    assert_eq!(
+        forge.review_state(pull.number).await.unwrap(),
+        Approval::default()
+    );
+
     fake.add_review(pull.number, "alice", Verdict::Comment);
     fake.add_review(pull.number, "bob", Verdict::RequestChanges);
     let state = forge.review_state(pull.number).await.unwrap();

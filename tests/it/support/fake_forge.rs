@@ -65,6 +65,9 @@ pub enum Verdict {
     Approve,
     RequestChanges,
     Comment,
+    /// An approval by someone without write access (GitHub: `author_association: NONE`; Gitea: not
+    /// `official`; GitLab: not an eligible approver, so no approval at all).
+    OutsiderApprove,
 }
 
 /// A check's state, as a test sets it (mapped onto each forge's words).

@@ -105,10 +105,13 @@ fn reviews(inner: &Inner, number: u64) -> Reply {
                 value["id"] = json!(review.id);
                 value["user"]["login"] = json!(review.user);
                 value["state"] = json!(match review.verdict {
-                    Verdict::Approve => "APPROVED",
+                    Verdict::Approve | Verdict::OutsiderApprove => "APPROVED",
                     Verdict::RequestChanges => "CHANGES_REQUESTED",
                     Verdict::Comment => "COMMENTED",
                 });
+                if review.verdict == Verdict::OutsiderApprove {
+                    value["author_association"] = json!("NONE");
+                }
                 value["commit_id"] = json!(review.commit);
                 value["html_url"] = json!(format!("{html}#pullrequestreview-{}", review.id));
                 value
@@ -117,13 +120,13 @@ fn reviews(inner: &Inner, number: u64) -> Reply {
                 "id": review.id,
                 "user": wire::gitea_user(&review.user, 100 + review.id),
                 "state": match review.verdict {
-                    Verdict::Approve => "APPROVED",
+                    Verdict::Approve | Verdict::OutsiderApprove => "APPROVED",
                     Verdict::RequestChanges => "REQUEST_CHANGES",
                     Verdict::Comment => "COMMENT",
                 },
                 "body": "",
                 "commit_id": review.commit,
-                "official": true,
+                "official": review.verdict != Verdict::OutsiderApprove,
                 "stale": false,
                 "dismissed": false,
                 "comments_count": 0,
@@ -195,7 +198,7 @@ fn gitlab_reviewers(inner: &Inner, number: u64) -> Reply {
                 "state": match verdict {
                     Verdict::Approve => "approved",
                     Verdict::RequestChanges => "requested_changes",
-                    Verdict::Comment => "reviewed",
+                    Verdict::Comment | Verdict::OutsiderApprove => "reviewed",
                 },
                 "created_at": CREATED,
             })
