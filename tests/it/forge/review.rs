@@ -185,6 +185,30 @@ async fn merge_refuses_a_head_a_human_pushed_to(flavor: Flavor) {
     fake.assert_clean();
 }
 
+/// A push that lands between tagwatch's last look and the merge: the forge's own head check refuses
+/// it, and the refusal is `HeadMoved`.
+async fn the_forge_refuses_a_head_that_moved_during_the_merge(flavor: Flavor) {
+    let remote = Remote::new();
+    let fake = FakeForge::start(flavor, &remote.bare, TOKEN).await;
+    let forge = client(&fake);
+    let pull = open_ours(&forge, flavor).await;
+    let ours = fake.branch_sha(HEAD);
+    let base = remote.base_sha();
+    fake.race_next_merge("human@example.com");
+    let error = forge
+        .merge(pull.number, MergeMethod::Squash, &ours)
+        .await
+        .unwrap_err();
+    match &error {
+        ForgeError::HeadMoved { expected, .. } => assert_eq!(expected, &ours),
+        other => panic!("expected HeadMoved, got {other:?}"),
+    }
+    assert_eq!(remote.base_sha(), base, "nothing merged");
+    let statuses: Vec<u16> = fake.log().iter().map(|l| l.status).collect();
+    assert!(statuses.contains(&409), "{statuses:?}");
+    fake.assert_clean();
+}
+
 /// A conflict with the base and a protection rule are told apart, and neither merges.
 async fn merge_refusals_are_told_apart(flavor: Flavor) {
     let remote = Remote::new();
@@ -291,6 +315,11 @@ macro_rules! review_tests {
             #[tokio::test]
             async fn merge_refuses_a_head_a_human_pushed_to() {
                 super::merge_refuses_a_head_a_human_pushed_to($flavor).await;
+            }
+
+            #[tokio::test]
+            async fn the_forge_refuses_a_head_that_moved_during_the_merge() {
+                super::the_forge_refuses_a_head_that_moved_during_the_merge($flavor).await;
             }
 
             #[tokio::test]

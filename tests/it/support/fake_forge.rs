@@ -149,6 +149,9 @@ struct FakeState {
     checks: Vec<FakeCheck>,
     /// Merges are refused as "not mergeable" with this message (a branch protection rule).
     merge_blocked: Option<String>,
+    /// The next merge request finds a human's commit (by this email) pushed just before it: the race
+    /// the forge's own head check exists for.
+    race_next_merge: Option<String>,
     violations: Vec<String>,
     log: Vec<Logged>,
     rate_limit: Option<(RateLimit, usize)>,
@@ -365,25 +368,13 @@ impl FakeForge {
     /// A human's commit on `branch` (authored and committed as `email`), as a push would add it.
     /// Returns the new head.
     pub fn push_foreign_commit(&self, branch: &str, email: &str) -> String {
-        let bare = &self.inner.bare;
-        let head = git_rev(bare, branch).expect("branch exists");
-        let tree = git(bare, &["rev-parse", &format!("{head}^{{tree}}")]);
-        let commit = git_as(
-            bare,
-            &["commit-tree", &tree, "-p", &head, "-m", "a human's change"],
-            ("Human", email),
-        )
-        .expect("commit-tree");
-        git(
-            bare,
-            &[
-                "update-ref",
-                &format!("refs/heads/{branch}"),
-                &commit,
-                &head,
-            ],
-        );
-        commit
+        push_foreign_commit(&self.inner.bare, branch, email)
+    }
+
+    /// The next merge through the API loses a race: a human (`email`) pushes to the head branch
+    /// after the client last read the pull request and before the forge merges.
+    pub fn race_next_merge(&self, email: &str) {
+        self.inner.state.lock().unwrap().race_next_merge = Some(email.to_string());
     }
 
     /// The commit a branch of the bare repository points at.
@@ -409,6 +400,28 @@ impl FakeForge {
         stored.merge_commit_sha = Some(commit.clone());
         commit
     }
+}
+
+/// A human's commit on `branch` of `bare`; returns the new head.
+fn push_foreign_commit(bare: &Path, branch: &str, email: &str) -> String {
+    let head = git_rev(bare, branch).expect("branch exists");
+    let tree = git(bare, &["rev-parse", &format!("{head}^{{tree}}")]);
+    let commit = git_as(
+        bare,
+        &["commit-tree", &tree, "-p", &head, "-m", "a human's change"],
+        ("Human", email),
+    )
+    .expect("commit-tree");
+    git(
+        bare,
+        &[
+            "update-ref",
+            &format!("refs/heads/{branch}"),
+            &commit,
+            &head,
+        ],
+    );
+    commit
 }
 
 /// Why a merge in the bare repository did not happen.

@@ -378,6 +378,10 @@ fn merge(inner: &Inner, number: u64, method: &str, expected: Option<String>) -> 
     let Some(pull) = find_pull(inner, number) else {
         return not_found(inner);
     };
+    let race = inner.state.lock().unwrap().race_next_merge.take();
+    if let Some(email) = race {
+        super::push_foreign_commit(&inner.bare, &pull.head, &email);
+    }
     let head = super::git_rev(&inner.bare, &pull.head);
     let blocked = inner.state.lock().unwrap().merge_blocked.clone();
     let not_mergeable = |message: &str| match flavor {
