@@ -1,10 +1,13 @@
-//! Forge adapter: the REST calls that open, find, update and close tagwatch's pull requests on GitHub,
-//! GitLab (merge requests), Gitea and Forgejo, and the text of those pull requests ([`render`]).
+//! Forge adapter: the REST calls that open, find, update, merge and close tagwatch's pull requests on
+//! GitHub, GitLab (merge requests), Gitea and Forgejo, read their reviews and the checks on a commit,
+//! and keep a comment current; and the text of those pull requests ([`render`]).
 //!
 //! Owns: forge authentication, rate limits and retries, mapping each forge's wire format onto one
-//! [`PullRequest`], pull-request titles, bodies and the hidden group marker.
-//! Must not: touch git (branches are pushed by `git`), decide what to bump or when (that is `reconcile`),
-//! or read the process environment (the token arrives as a [`Secret`] in [`ForgeSettings`]).
+//! [`PullRequest`], [`Approval`], [`Checks`] and [`MergeOutcome`], pull-request titles, bodies,
+//! comments and the hidden markers.
+//! Must not: touch git (branches are pushed by `git`), decide what to bump, when or whether to merge
+//! (that is `reconcile`), or read the process environment (the token arrives as a [`Secret`] in
+//! [`ForgeSettings`]).
 //!
 //! Decisions and limitations: `docs/forge.md`.
 
