@@ -12,7 +12,8 @@
 //! | [`registry`] | the OCI distribution client: auth, TLS, retries, pagination, digests | rank tags |
 //! | [`manifest`] | finding image references in YAML files and rewriting their tag/digest bytes, byte-exactly | re-serialize YAML, regex-edit YAML, do I/O outside `manifest::files` |
 //! | [`git`] | cache clones, fetch, commit, signing, push, history access (on `git2`) | decide what to change, force-push the target branch |
-//! | [`forge`] | pull requests on GitHub, GitLab, Gitea, Forgejo: REST calls, rate limits, PR title/body/marker | touch git or decide what to bump |
+//! | [`forge`] | pull requests on GitHub, GitLab, Gitea, Forgejo: REST calls (open, update, close, reviews, checks, merge with an expected head, comments), rate limits, PR title/body/markers | touch git or decide what to bump or when to merge |
+//! | [`notify`] | posting events (bumps, pull requests, holds, failures) to Slack-compatible or JSON webhooks: per-target queues, retries, one message per failure streak | block its caller, log a webhook URL, decide what happened |
 //! | [`reconcile`] | the controller: a long-lived `Context` (tag cache, clones, forge clients, image index); per repository gather → pure `decide` (match, never downgrade, holds, rollbacks, windows, fail closed) → apply (commits, push retries, pull requests) | parse YAML, talk HTTP, drive libgit2, sleep between cycles, or render errors |
 //! | [`error`] | the one failure classification (transient / rate-limited / permanent) every adapter maps onto | render messages or retry |
 //! | [`backoff`] | the one retry schedule: exponential, jittered, capped, `Retry-After` clamped | sleep |
@@ -31,6 +32,7 @@ pub mod error;
 pub mod forge;
 pub mod git;
 pub mod manifest;
+pub mod notify;
 pub mod policy;
 pub mod reconcile;
 pub mod reference;

@@ -216,6 +216,55 @@ mod tests {
         );
     }
 
+    fn answered(status: u16, message: &str) -> ForgeError {
+        ForgeError::Status {
+            method: "PUT".into(),
+            url: "https://forge.example/merge".into(),
+            status,
+            message: message.into(),
+            class: ErrorClass::Permanent,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn merge_refusals_become_their_own_permanent_errors() {
+        // The forge's atomic check of the expected head (GitHub, GitLab 409; Gitea "head out of date").
+        for message in [
+            "Head branch was modified. Review and try the merge again.",
+            "SHA does not match HEAD of source branch: abc",
+            "head out of date",
+        ] {
+            let error = merge_refusal(answered(409, message), 7, "abc");
+            assert!(
+                matches!(error, ForgeError::HeadMoved { number: 7, .. }),
+                "{error:?}"
+            );
+            assert_eq!(error.class(), ErrorClass::Permanent);
+        }
+        assert!(matches!(
+            merge_refusal(
+                answered(409, "merge conflicts: CONFLICT (content)"),
+                7,
+                "abc"
+            ),
+            ForgeError::MergeConflict { .. }
+        ));
+        assert!(matches!(
+            merge_refusal(answered(422, "Branch cannot be merged"), 7, "abc"),
+            ForgeError::MergeConflict { .. }
+        ));
+        assert!(matches!(
+            merge_refusal(answered(405, "Pull Request is not mergeable"), 7, "abc"),
+            ForgeError::NotMergeable { .. }
+        ));
+        // Anything else stays what it was (a rate limit is still retried later).
+        assert!(matches!(
+            merge_refusal(answered(403, "Resource not accessible"), 7, "abc"),
+            ForgeError::Status { status: 403, .. }
+        ));
+    }
+
     #[test]
     fn server_errors_are_transient_and_client_errors_permanent() {
         let none = headers(&[]);

@@ -11,8 +11,8 @@ use super::http::Api;
 use super::{
     Approval, CheckState, Checks, Comment, CommitRef, Forge, ForgeError, ForgeKind, ForgeSettings,
     IssueComments, MergeMethod, MergeOutcome, NewPullRequest, PullRequest, PullRequestState,
-    WireCommit, add_labels_and_reviewers, comment_then_close, existing_or, latest_reviews,
-    merge_precheck, owner_and_name, union,
+    ReviewEntry, WireCommit, add_labels_and_reviewers, comment_then_close, existing_or,
+    latest_reviews, merge_precheck, owner_and_name, union,
 };
 
 /// Page size of pull-request listings: Gitea's default `MAX_RESPONSE_ITEMS` is 50.
@@ -45,6 +45,9 @@ struct WirePull {
     body: Option<String>,
     state: String,
     merged: Option<bool>,
+    /// `false` while the head conflicts with the base (or Gitea is still checking).
+    #[serde(default)]
+    mergeable: Option<bool>,
     merge_commit_sha: Option<String>,
     head: WireBranch,
     base: WireBranch,
@@ -64,6 +67,8 @@ struct WireReview {
     state: String,
     #[serde(default)]
     dismissed: bool,
+    #[serde(default)]
+    official: bool,
 }
 
 #[derive(Deserialize)]
@@ -294,14 +299,14 @@ impl Forge for Gitea {
             .api
             .scan_pages::<WireReview>(url, |_| true, false)
             .await?;
-        Ok(latest_reviews(reviews.iter().map(|review| {
-            let who = review.user.as_ref().map_or("", |user| user.login.as_str());
-            let state = if review.dismissed {
+        Ok(latest_reviews(reviews.iter().map(|review| ReviewEntry {
+            reviewer: review.user.as_ref().map_or("", |user| user.login.as_str()),
+            state: if review.dismissed {
                 "DISMISSED"
             } else {
                 review.state.as_str()
-            };
-            (who, state)
+            },
+            trusted: review.official,
         })))
     }
 
@@ -335,7 +340,19 @@ impl Forge for Gitea {
         let mut body = json!({ "head_commit_id": expected_head_sha });
         body[style_key] = json!(method.to_string());
         if let Err(error) = self.api.send(Method::POST, url, Some(&body)).await {
-            return Err(merge_refusal(error, number, expected_head_sha));
+            let refusal = merge_refusal(error, number, expected_head_sha);
+            // Gitea refuses a conflicting pull request as not mergeable; the pull request tells.
+            if let ForgeError::NotMergeable { message, .. } = &refusal {
+                let url = self.repo_url(&["pulls", &number.to_string()], &[]);
+                let current: WirePull = self.api.send(Method::GET, url, None).await?.json()?;
+                if current.mergeable == Some(false) {
+                    return Err(ForgeError::MergeConflict {
+                        number,
+                        message: message.clone(),
+                    });
+                }
+            }
+            return Err(refusal);
         }
         // The answer is empty; the pull request names the merge commit.
         let merged = self.get_pull_request(number).await?;

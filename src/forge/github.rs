@@ -10,8 +10,8 @@ use super::http::Api;
 use super::{
     Approval, CheckState, Checks, Comment, CommitRef, Forge, ForgeError, ForgeKind, ForgeSettings,
     IssueComments, MergeMethod, MergeOutcome, NewPullRequest, PullRequest, PullRequestState,
-    WireCommit, add_labels_and_reviewers, comment_then_close, existing_or, latest_reviews,
-    merge_precheck, owner_and_name, union,
+    ReviewEntry, WireCommit, add_labels_and_reviewers, comment_then_close, existing_or,
+    latest_reviews, merge_precheck, owner_and_name, union,
 };
 
 /// The REST API version tagwatch is written against; GitHub answers 400 to versions it does not know.
@@ -52,6 +52,7 @@ struct WireReview {
     /// Null for a deleted account.
     user: Option<WireUser>,
     state: String,
+    author_association: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -321,9 +322,13 @@ impl Forge for GitHub {
             .api
             .scan_pages::<WireReview>(url, |_| true, false)
             .await?;
-        Ok(latest_reviews(reviews.iter().map(|review| {
-            let who = review.user.as_ref().map_or("", |user| user.login.as_str());
-            (who, review.state.as_str())
+        Ok(latest_reviews(reviews.iter().map(|review| ReviewEntry {
+            reviewer: review.user.as_ref().map_or("", |user| user.login.as_str()),
+            state: review.state.as_str(),
+            trusted: matches!(
+                review.author_association.as_deref(),
+                Some("OWNER" | "MEMBER" | "COLLABORATOR")
+            ),
         })))
     }
 

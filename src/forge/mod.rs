@@ -1,10 +1,13 @@
-//! Forge adapter: the REST calls that open, find, update and close tagwatch's pull requests on GitHub,
-//! GitLab (merge requests), Gitea and Forgejo, and the text of those pull requests ([`render`]).
+//! Forge adapter: the REST calls that open, find, update, merge and close tagwatch's pull requests on
+//! GitHub, GitLab (merge requests), Gitea and Forgejo, read their reviews and the checks on a commit,
+//! and keep a comment current; and the text of those pull requests ([`render`]).
 //!
 //! Owns: forge authentication, rate limits and retries, mapping each forge's wire format onto one
-//! [`PullRequest`], pull-request titles, bodies and the hidden group marker.
-//! Must not: touch git (branches are pushed by `git`), decide what to bump or when (that is `reconcile`),
-//! or read the process environment (the token arrives as a [`Secret`] in [`ForgeSettings`]).
+//! [`PullRequest`], [`Approval`], [`Checks`] and [`MergeOutcome`], pull-request titles, bodies,
+//! comments and the hidden markers.
+//! Must not: touch git (branches are pushed by `git`), decide what to bump, when or whether to merge
+//! (that is `reconcile`), or read the process environment (the token arrives as a [`Secret`] in
+//! [`ForgeSettings`]).
 //!
 //! Decisions and limitations: `docs/forge.md`.
 
@@ -785,24 +788,36 @@ async fn merge_precheck<F: Forge>(
     }
 }
 
-/// The latest review of each reviewer, GitHub's and Gitea's way: `(reviewer, state)` in the order the
-/// forge lists them (oldest first). Comments do not change a reviewer's standing; a dismissal clears it.
-fn latest_reviews<'a>(reviews: impl IntoIterator<Item = (&'a str, &'a str)>) -> Approval {
-    let mut standing: Vec<(&str, &str)> = Vec::new();
-    for (reviewer, state) in reviews {
-        let state = match state.to_ascii_uppercase().as_str() {
+/// One review as GitHub, Gitea and Forgejo list them, oldest first.
+struct ReviewEntry<'a> {
+    reviewer: &'a str,
+    state: &'a str,
+    /// The reviewer may approve: GitHub's `author_association` is OWNER, MEMBER or COLLABORATOR;
+    /// Gitea's review is `official`. Anyone's request for changes counts (fail closed); only these
+    /// reviewers' approvals do, so a passer-by's approval on a public repository merges nothing.
+    trusted: bool,
+}
+
+/// The latest review of each reviewer, GitHub's and Gitea's way. Comments do not change a reviewer's
+/// standing; a dismissal clears it.
+fn latest_reviews<'a>(reviews: impl IntoIterator<Item = ReviewEntry<'a>>) -> Approval {
+    let mut standing: Vec<(&str, &str, bool)> = Vec::new();
+    for review in reviews {
+        let state = match review.state.to_ascii_uppercase().as_str() {
             "APPROVED" => "approved",
             "CHANGES_REQUESTED" | "REQUEST_CHANGES" => "changes",
             "DISMISSED" => "none",
             // COMMENTED, COMMENT, PENDING, REQUEST_REVIEW: no verdict.
             _ => continue,
         };
-        standing.retain(|(who, _)| *who != reviewer);
-        standing.push((reviewer, state));
+        standing.retain(|(who, _, _)| *who != review.reviewer);
+        standing.push((review.reviewer, state, review.trusted));
     }
     Approval {
-        approved: standing.iter().any(|(_, state)| *state == "approved"),
-        changes_requested: standing.iter().any(|(_, state)| *state == "changes"),
+        approved: standing
+            .iter()
+            .any(|(_, state, trusted)| *state == "approved" && *trusted),
+        changes_requested: standing.iter().any(|(_, state, _)| *state == "changes"),
     }
 }
 
@@ -851,12 +866,20 @@ mod tests {
         );
     }
 
+    fn review<'a>(reviewer: &'a str, state: &'a str) -> ReviewEntry<'a> {
+        ReviewEntry {
+            reviewer,
+            state,
+            trusted: true,
+        }
+    }
+
     #[test]
     fn the_latest_review_of_each_reviewer_counts() {
         let approval = latest_reviews([
-            ("alice", "CHANGES_REQUESTED"),
-            ("alice", "COMMENTED"),
-            ("alice", "APPROVED"),
+            review("alice", "CHANGES_REQUESTED"),
+            review("alice", "COMMENTED"),
+            review("alice", "APPROVED"),
         ]);
         assert_eq!(
             approval,
@@ -865,10 +888,23 @@ mod tests {
                 changes_requested: false
             }
         );
-        let split = latest_reviews([("alice", "APPROVED"), ("bob", "REQUEST_CHANGES")]);
+        let split = latest_reviews([
+            review("alice", "APPROVED"),
+            review("bob", "REQUEST_CHANGES"),
+        ]);
         assert!(split.approved && split.changes_requested);
-        let dismissed = latest_reviews([("alice", "APPROVED"), ("alice", "DISMISSED")]);
+        let dismissed = latest_reviews([review("alice", "APPROVED"), review("alice", "DISMISSED")]);
         assert_eq!(dismissed, Approval::default());
+        let outsider = latest_reviews([ReviewEntry {
+            trusted: false,
+            ..review("mallory", "APPROVED")
+        }]);
+        assert!(!outsider.approved);
+        let outsider_objects = latest_reviews([ReviewEntry {
+            trusted: false,
+            ..review("mallory", "CHANGES_REQUESTED")
+        }]);
+        assert!(outsider_objects.changes_requested);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Registry adapter: talks the OCI distribution API to list tags, resolve manifest digests and read
-//! image config `created` times.
+//! image config `created` times, and the facts a pull-request body shows about an image ([`ImageFacts`]).
 //!
 //! Owns: authentication (anonymous, basic, Bearer challenge), TLS, retries and backoff, pagination and its
 //! quirks, per-registry concurrency limits, size limits on every answer and listing, the bounded
@@ -58,6 +58,29 @@ const MAX_CONFIG_BYTES: usize = 8 * 1024 * 1024;
 /// entries, so 50,000 keeps a large daemon's working set with room to spare, at about 10 MB. Beyond
 /// it an entry not looked up lately (clock) is dropped, and fetched again if it is ever needed.
 pub const CREATED_CACHE_CAPACITY: usize = 50_000;
+/// Manifest digests whose [`ImageFacts`] the client remembers. Facts are read only for the images of
+/// open pull requests (two per change), so 10,000 covers thousands of pull requests; an entry is a few
+/// hundred bytes.
+pub const FACTS_CACHE_CAPACITY: usize = 10_000;
+/// The OCI annotation (or label) naming the repository an image was built from.
+pub const SOURCE_ANNOTATION: &str = "org.opencontainers.image.source";
+/// The OCI annotation (or label) naming the commit an image was built from.
+pub const REVISION_ANNOTATION: &str = "org.opencontainers.image.revision";
+/// Longest annotation or label value kept in [`ImageFacts`]: a URL or a commit id, not an essay.
+const MAX_FACT_BYTES: usize = 2048;
+
+/// What a pull-request body tells a reviewer about one image version (SPEC §12).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageFacts {
+    /// The image config's `created`.
+    pub created: Option<DateTime<Utc>>,
+    /// The tag's manifest (or index) digest.
+    pub digest: Option<String>,
+    /// [`SOURCE_ANNOTATION`]: from the index's or manifest's annotations, else the config's labels.
+    pub source: Option<String>,
+    /// [`REVISION_ANNOTATION`], found the same way.
+    pub revision: Option<String>,
+}
 
 /// Client for every registry the config names (and anonymous HTTPS for the rest). Cheap to clone: clones
 /// share connections, tokens, concurrency limits and the config cache.
@@ -73,6 +96,8 @@ struct Inner {
     /// bounded ([`CREATED_CACHE_CAPACITY`]) and the cell makes concurrent lookups of one digest share a
     /// single fetch (an entry being fetched is never evicted).
     created: Mutex<ClockCache<OnceCell<Option<DateTime<Utc>>>>>,
+    /// Manifest digest → [`ImageFacts`], bounded like `created` ([`FACTS_CACHE_CAPACITY`]).
+    facts: Mutex<ClockCache<OnceCell<ImageFacts>>>,
     observer: Option<Observer>,
 }
 
@@ -103,6 +128,20 @@ struct ConfigCreated {
     created: Option<String>,
 }
 
+/// The parts of an image config [`ImageFacts`] reads.
+#[derive(Deserialize)]
+struct ConfigFacts {
+    created: Option<String>,
+    #[serde(default)]
+    config: Option<ConfigLabels>,
+}
+
+#[derive(Deserialize)]
+struct ConfigLabels {
+    #[serde(rename = "Labels", default)]
+    labels: Option<HashMap<String, String>>,
+}
+
 impl RegistryClient {
     /// Builds a client; reads credentials (env vars, files, docker config) through `environment`.
     pub fn new(
@@ -128,6 +167,7 @@ impl RegistryClient {
                 endpoints: Mutex::new(endpoints),
                 environment: environment.clone(),
                 created: Mutex::new(ClockCache::new(CREATED_CACHE_CAPACITY)),
+                facts: Mutex::new(ClockCache::new(FACTS_CACHE_CAPACITY)),
                 observer,
             }),
         })
@@ -366,6 +406,110 @@ impl RegistryClient {
         .copied()
     }
 
+    /// The [`ImageFacts`] of `image:tag`, for a pull-request body: its digest, its config's `created`,
+    /// and its source repository and revision from the index's or manifest's annotations (which win)
+    /// or the config's labels. Cached per manifest digest (one HEAD per call otherwise).
+    pub async fn image_facts(
+        &self,
+        image: &ImageReference,
+        tag: &str,
+    ) -> Result<ImageFacts, RegistryError> {
+        let endpoint = self.endpoint(image)?;
+        let tag = checked_tag(image, tag)?;
+        self.facts_in(&endpoint, image, tag)
+            .instrument(image_span(image))
+            .await
+    }
+
+    async fn facts_in(
+        &self,
+        endpoint: &Endpoint,
+        image: &ImageReference,
+        tag: &str,
+    ) -> Result<ImageFacts, RegistryError> {
+        let digest = self.digest_in(endpoint, image, tag).await?;
+        let cell = self
+            .inner
+            .facts
+            .lock()
+            .expect("facts cache lock")
+            .get_or_default(&digest);
+        cell.get_or_try_init(|| self.read_facts(endpoint, image, &digest))
+            .await
+            .cloned()
+    }
+
+    async fn read_facts(
+        &self,
+        endpoint: &Endpoint,
+        image: &ImageReference,
+        digest: &str,
+    ) -> Result<ImageFacts, RegistryError> {
+        let repository = &image.repository;
+        let mut url = endpoint.url(&format!("/v2/{repository}/manifests/{digest}"));
+        let mut manifest = self
+            .fetch_manifest(endpoint, url.clone(), repository)
+            .await?;
+        let mut annotations = std::collections::BTreeMap::new();
+        if let OciManifest::ImageIndex(index) = &manifest {
+            annotations.extend(index.annotations.clone().unwrap_or_default());
+            let entry = index.manifests.iter().find(|entry| {
+                is_valid_digest(&entry.digest)
+                    && entry
+                        .platform
+                        .as_ref()
+                        .is_none_or(|platform| platform.os.to_string() != "unknown")
+            });
+            let Some(entry) = entry else {
+                // No platform image to read a config from: what the index says is all there is.
+                return Ok(facts_from(digest, None, &annotations, None));
+            };
+            url = endpoint.url(&format!("/v2/{repository}/manifests/{}", entry.digest));
+            manifest = self
+                .fetch_manifest(endpoint, url.clone(), repository)
+                .await?;
+        }
+        let OciManifest::Image(image_manifest) = manifest else {
+            return Err(RegistryError::InvalidResponse {
+                url: url.to_string(),
+                reason: "an image index points at another index".to_string(),
+            });
+        };
+        for (key, value) in image_manifest.annotations.unwrap_or_default() {
+            annotations.entry(key).or_insert(value);
+        }
+        let config_digest = image_manifest.config.digest;
+        if !is_valid_digest(&config_digest) {
+            return Err(RegistryError::InvalidResponse {
+                url: url.to_string(),
+                reason: "the manifest's config digest is invalid".to_string(),
+            });
+        }
+        let url = endpoint.url(&format!("/v2/{repository}/blobs/{config_digest}"));
+        let answer = endpoint
+            .send(
+                Method::GET,
+                url.clone(),
+                CONFIG_ACCEPT,
+                repository,
+                MAX_CONFIG_BYTES,
+            )
+            .await?;
+        let config: ConfigFacts = serde_json::from_slice(&answer.body).map_err(|error| {
+            RegistryError::InvalidResponse {
+                url: url.to_string(),
+                reason: format!("not an image config: {error}"),
+            }
+        })?;
+        let labels = config.config.and_then(|config| config.labels);
+        let created = config.created.and_then(|text| {
+            DateTime::parse_from_rfc3339(&text)
+                .map(|time| time.with_timezone(&Utc))
+                .ok()
+        });
+        Ok(facts_from(digest, created, &annotations, labels.as_ref()))
+    }
+
     async fn fetch_manifest(
         &self,
         endpoint: &Endpoint,
@@ -385,6 +529,28 @@ impl RegistryClient {
             url: url.to_string(),
             reason: format!("not an image manifest or index: {error}"),
         })
+    }
+}
+
+/// [`ImageFacts`] from what was read: annotations win over labels; over-long values are dropped.
+fn facts_from(
+    digest: &str,
+    created: Option<DateTime<Utc>>,
+    annotations: &std::collections::BTreeMap<String, String>,
+    labels: Option<&HashMap<String, String>>,
+) -> ImageFacts {
+    let find = |key: &str| {
+        annotations
+            .get(key)
+            .or_else(|| labels.and_then(|labels| labels.get(key)))
+            .map(|value| value.trim().to_string())
+            .filter(|value| !value.is_empty() && value.len() <= MAX_FACT_BYTES)
+    };
+    ImageFacts {
+        created,
+        digest: Some(digest.to_string()),
+        source: find(SOURCE_ANNOTATION),
+        revision: find(REVISION_ANNOTATION),
     }
 }
 

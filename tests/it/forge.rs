@@ -15,6 +15,9 @@ use tagwatch::secret::Secret;
 
 use crate::support::fake_forge::{FakeForge, Flavor, NAME, OWNER, PullState, RateLimit};
 
+mod review;
+mod review_text;
+
 const TOKEN: &str = "tw-test-token-0123456789abcdef";
 const HEAD: &str = "tagwatch/prod";
 const BASE: &str = "main";

@@ -6,6 +6,7 @@ mod daemon;
 mod forge;
 mod git;
 mod invariants;
+mod notify;
 mod reconcile;
 mod registry;
 mod resolve;

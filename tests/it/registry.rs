@@ -915,3 +915,100 @@ fn free_port_never_hands_out_a_port_twice() {
     let distinct: std::collections::HashSet<u16> = ports.iter().copied().collect();
     assert_eq!(distinct.len(), ports.len());
 }
+
+/// The facts a pull-request body shows: source and revision from manifest annotations, from an
+/// index's annotations, or from config labels (annotations win); created and digest as the registry
+/// has them; read once per digest.
+#[tokio::test]
+async fn image_facts_come_from_annotations_or_labels_and_are_cached_per_digest() {
+    use tagwatch::registry::{REVISION_ANNOTATION, SOURCE_ANNOTATION};
+    let registry = Registry::plain().await;
+    let seeder = registry.seeder("acme/facts");
+    let repo = "https://github.com/acme/api";
+    // Labels only (docker build --label).
+    let labelled = seeder
+        .labelled_manifest(
+            "acme/facts",
+            "2024-01-01T00:00:00Z",
+            "amd64",
+            &[(SOURCE_ANNOTATION, repo), (REVISION_ANNOTATION, "aaaaaaa1")],
+            &[],
+        )
+        .await;
+    let labelled_digest = seeder
+        .put_manifest(
+            "acme/facts",
+            "1.0.0",
+            &labelled,
+            crate::support::seed::OCI_MANIFEST,
+        )
+        .await;
+    // Manifest annotations win over labels.
+    let annotated = seeder
+        .labelled_manifest(
+            "acme/facts",
+            "2024-02-01T00:00:00Z",
+            "amd64",
+            &[(REVISION_ANNOTATION, "0000000")],
+            &[(SOURCE_ANNOTATION, repo), (REVISION_ANNOTATION, "bbbbbbb2")],
+        )
+        .await;
+    seeder
+        .put_manifest(
+            "acme/facts",
+            "1.1.0",
+            &annotated,
+            crate::support::seed::OCI_MANIFEST,
+        )
+        .await;
+    // An index carrying the annotations, over an image with labels.
+    let index_digest = seeder
+        .push_annotated_index(
+            "acme/facts",
+            "1.2.0",
+            CREATED,
+            &[(SOURCE_ANNOTATION, "https://example.invalid/other")],
+            &[(SOURCE_ANNOTATION, repo), (REVISION_ANNOTATION, "ccccccc3")],
+        )
+        .await;
+    // Neither.
+    seeder.push_image("acme/facts", "0.9.0", CREATED).await;
+
+    let proxy = Proxy::start(&registry.url, Mode::InjectTags(Vec::new())).await;
+    let client = client(vec![proxy_settings(&proxy)], "");
+    let reference = image(&proxy.host, "acme/facts");
+
+    let facts = client.image_facts(&reference, "1.0.0").await.unwrap();
+    assert_eq!(facts.digest.as_deref(), Some(labelled_digest.as_str()));
+    assert_eq!(facts.source.as_deref(), Some(repo));
+    assert_eq!(facts.revision.as_deref(), Some("aaaaaaa1"));
+    assert_eq!(
+        facts.created.unwrap().to_rfc3339(),
+        "2024-01-01T00:00:00+00:00"
+    );
+
+    let facts = client.image_facts(&reference, "1.1.0").await.unwrap();
+    assert_eq!(facts.revision.as_deref(), Some("bbbbbbb2"));
+
+    let facts = client.image_facts(&reference, "1.2.0").await.unwrap();
+    assert_eq!(facts.digest.as_deref(), Some(index_digest.as_str()));
+    assert_eq!(facts.source.as_deref(), Some(repo));
+    assert_eq!(facts.revision.as_deref(), Some("ccccccc3"));
+    assert_eq!(
+        facts.created.unwrap().to_rfc3339(),
+        "2024-03-01T12:00:00+00:00"
+    );
+
+    let plain = client.image_facts(&reference, "0.9.0").await.unwrap();
+    assert_eq!((plain.source, plain.revision), (None, None));
+    assert!(plain.created.is_some() && plain.digest.is_some());
+
+    // Cached per digest: asking again costs only the digest lookup.
+    let before = proxy.requests.load(Ordering::SeqCst);
+    let again = client.image_facts(&reference, "1.2.0").await.unwrap();
+    assert_eq!(again.revision.as_deref(), Some("ccccccc3"));
+    assert_eq!(proxy.requests.load(Ordering::SeqCst), before + 1);
+
+    let missing = client.image_facts(&reference, "9.9.9").await.unwrap_err();
+    assert_eq!(missing.class(), ErrorClass::Permanent, "{missing}");
+}

@@ -6,6 +6,7 @@
 //! A request or response that breaks the description is recorded as a violation; `assert_clean` fails
 //! the test on any, and dropping the fake after a passing test asserts it too.
 
+mod review;
 mod serve;
 mod spec;
 mod wire;
@@ -48,8 +49,61 @@ pub struct FakePull {
     pub reviewers: Vec<String>,
     pub team_reviewers: Vec<String>,
     pub comments: Vec<String>,
+    /// The forge's id of each of `comments`.
+    pub comment_ids: Vec<u64>,
     pub merge_commit_sha: Option<String>,
     pub remove_source_branch: Option<bool>,
+    /// How the API merged it (`merge`, `squash`, `rebase`), when it did.
+    pub merge_method: Option<String>,
+    /// The head conflicts with the base (computed whenever the pull request is read).
+    pub conflicted: bool,
+}
+
+/// A reviewer's verdict, as a test adds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Approve,
+    RequestChanges,
+    Comment,
+    /// An approval by someone without write access (GitHub: `author_association: NONE`; Gitea: not
+    /// `official`; GitLab: not an eligible approver, so no approval at all).
+    OutsiderApprove,
+}
+
+/// A check's state, as a test sets it (mapped onto each forge's words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    Pending,
+    Success,
+    Failure,
+}
+
+#[derive(Debug, Clone)]
+struct FakeReview {
+    id: u64,
+    pull: u64,
+    user: String,
+    verdict: Verdict,
+    commit: String,
+}
+
+/// A commit status (GitHub, Gitea, Forgejo), a check run (GitHub) or a job / external status or a
+/// pipeline (GitLab), newest last.
+#[derive(Debug, Clone)]
+struct FakeCheck {
+    id: u64,
+    kind: CheckKind,
+    sha: String,
+    name: String,
+    state: Check,
+    allow_failure: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CheckKind {
+    Status,
+    CheckRun,
+    Pipeline,
 }
 
 /// How the first requests are refused.
@@ -89,6 +143,15 @@ struct Inner {
 struct FakeState {
     pulls: Vec<FakePull>,
     next_comment: u64,
+    /// Ids of reviews, statuses, check runs and pipelines.
+    next_id: u64,
+    reviews: Vec<FakeReview>,
+    checks: Vec<FakeCheck>,
+    /// Merges are refused as "not mergeable" with this message (a branch protection rule).
+    merge_blocked: Option<String>,
+    /// The next merge request finds a human's commit (by this email) pushed just before it: the race
+    /// the forge's own head check exists for.
+    race_next_merge: Option<String>,
     violations: Vec<String>,
     log: Vec<Logged>,
     rate_limit: Option<(RateLimit, usize)>,
@@ -236,10 +299,87 @@ impl FakeForge {
             reviewers: Vec::new(),
             team_reviewers: Vec::new(),
             comments: Vec::new(),
+            comment_ids: Vec::new(),
             merge_commit_sha: None,
             remove_source_branch: None,
+            merge_method: None,
+            conflicted: false,
         });
         number
+    }
+
+    /// `user` reviews pull request `number` (on its current head).
+    pub fn add_review(&self, number: u64, user: &str, verdict: Verdict) {
+        let commit = self.pull(number).head_sha;
+        let mut state = self.inner.state.lock().unwrap();
+        state.next_id += 1;
+        let id = state.next_id;
+        state.reviews.push(FakeReview {
+            id,
+            pull: number,
+            user: user.into(),
+            verdict,
+            commit,
+        });
+    }
+
+    /// Reports commit status `context` on `sha` (GitLab: a job or external status of that name).
+    pub fn set_status(&self, sha: &str, context: &str, check: Check) {
+        self.add_check(CheckKind::Status, sha, context, check, false);
+    }
+
+    /// GitLab: a job allowed to fail.
+    pub fn set_optional_job(&self, sha: &str, name: &str, check: Check) {
+        assert_eq!(self.flavor, Flavor::GitLab, "jobs are GitLab's");
+        self.add_check(CheckKind::Status, sha, name, check, true);
+    }
+
+    /// GitHub: reports check run `name` on `sha`.
+    pub fn set_check_run(&self, sha: &str, name: &str, check: Check) {
+        assert_eq!(self.flavor, Flavor::GitHub, "check runs are GitHub's");
+        self.add_check(CheckKind::CheckRun, sha, name, check, false);
+    }
+
+    /// GitLab: a pipeline for `sha` with this status (the newest one counts).
+    pub fn set_pipeline(&self, sha: &str, check: Check) {
+        assert_eq!(self.flavor, Flavor::GitLab, "pipelines are GitLab's");
+        self.add_check(CheckKind::Pipeline, sha, "pipeline", check, false);
+    }
+
+    fn add_check(&self, kind: CheckKind, sha: &str, name: &str, check: Check, allow_failure: bool) {
+        let mut state = self.inner.state.lock().unwrap();
+        state.next_id += 1;
+        let id = state.next_id;
+        state.checks.push(FakeCheck {
+            id,
+            kind,
+            sha: sha.into(),
+            name: name.into(),
+            state: check,
+            allow_failure,
+        });
+    }
+
+    /// Refuses merges through the API as "not mergeable" (a protection rule), or allows them again.
+    pub fn block_merges(&self, message: Option<&str>) {
+        self.inner.state.lock().unwrap().merge_blocked = message.map(str::to_string);
+    }
+
+    /// A human's commit on `branch` (authored and committed as `email`), as a push would add it.
+    /// Returns the new head.
+    pub fn push_foreign_commit(&self, branch: &str, email: &str) -> String {
+        push_foreign_commit(&self.inner.bare, branch, email)
+    }
+
+    /// The next merge through the API loses a race: a human (`email`) pushes to the head branch
+    /// after the client last read the pull request and before the forge merges.
+    pub fn race_next_merge(&self, email: &str) {
+        self.inner.state.lock().unwrap().race_next_merge = Some(email.to_string());
+    }
+
+    /// The commit a branch of the bare repository points at.
+    pub fn branch_sha(&self, branch: &str) -> String {
+        git_rev(&self.inner.bare, branch).expect("branch exists")
     }
 
     /// Merges pull request `number` as the forge's merge button would: a merge commit of head into base
@@ -251,40 +391,141 @@ impl FakeForge {
             PullState::Open,
             "only an open pull request merges"
         );
-        let bare = &self.inner.bare;
-        let base = git_rev(bare, &pull.base).expect("base exists");
-        let head = git_rev(bare, &pull.head).expect("head exists");
-        let tree = git(bare, &["merge-tree", "--write-tree", &base, &head]);
-        let message = format!("Merge pull request #{number} from {}", pull.head);
-        let commit = git(
-            bare,
-            &[
-                "commit-tree",
-                &tree,
-                "-p",
-                &base,
-                "-p",
-                &head,
-                "-m",
-                &message,
-            ],
-        );
-        git(
-            bare,
-            &[
-                "update-ref",
-                &format!("refs/heads/{}", pull.base),
-                &commit,
-                &base,
-            ],
-        );
+        let head = git_rev(&self.inner.bare, &pull.head).expect("head exists");
+        let commit = merge_into_base(&self.inner.bare, &pull, "merge").expect("no conflicts");
         let mut state = self.inner.state.lock().unwrap();
         let stored = state.pulls.iter_mut().find(|p| p.number == number).unwrap();
         stored.state = PullState::Merged;
-        stored.merge_commit_sha = Some(commit.clone());
         stored.head_sha = head;
+        stored.merge_commit_sha = Some(commit.clone());
         commit
     }
+}
+
+/// A human's commit on `branch` of `bare`; returns the new head.
+fn push_foreign_commit(bare: &Path, branch: &str, email: &str) -> String {
+    let head = git_rev(bare, branch).expect("branch exists");
+    let tree = git(bare, &["rev-parse", &format!("{head}^{{tree}}")]);
+    let commit = git_as(
+        bare,
+        &["commit-tree", &tree, "-p", &head, "-m", "a human's change"],
+        ("Human", email),
+    )
+    .expect("commit-tree");
+    git(
+        bare,
+        &[
+            "update-ref",
+            &format!("refs/heads/{branch}"),
+            &commit,
+            &head,
+        ],
+    );
+    commit
+}
+
+/// Why a merge in the bare repository did not happen.
+#[derive(Debug)]
+pub(crate) enum MergeFailure {
+    Conflict,
+}
+
+/// Merges `pull`'s head into its base in `bare` with `method` (`merge`: a merge commit; `squash`: one
+/// commit with the head's tree changes; `rebase`: each head commit replayed on the base, authors kept)
+/// and moves the base. Returns the new base commit.
+pub(crate) fn merge_into_base(
+    bare: &Path,
+    pull: &FakePull,
+    method: &str,
+) -> Result<String, MergeFailure> {
+    let base = git_rev(bare, &pull.base).expect("base exists");
+    let head = git_rev(bare, &pull.head).expect("head exists");
+    let commit = match method {
+        "merge" | "squash" => {
+            let tree = merge_tree(bare, &base, &head, None)?;
+            let message = if method == "merge" {
+                format!("Merge pull request #{} from {}", pull.number, pull.head)
+            } else {
+                format!("{} (#{})", pull.title, pull.number)
+            };
+            let mut args = vec!["commit-tree", tree.as_str(), "-p", base.as_str()];
+            if method == "merge" {
+                args.extend(["-p", head.as_str()]);
+            }
+            args.extend(["-m", message.as_str()]);
+            git(bare, &args)
+        }
+        "rebase" => {
+            let merge_base = git(bare, &["merge-base", &base, &head]);
+            let commits = git(
+                bare,
+                &["rev-list", "--reverse", &format!("{merge_base}..{head}")],
+            );
+            let mut onto = base.clone();
+            for commit in commits.lines() {
+                let parent = format!("{commit}^");
+                let tree = merge_tree(bare, &onto, commit, Some(&parent))?;
+                let message = git(bare, &["log", "-1", "--format=%B", commit]);
+                let name = git(bare, &["log", "-1", "--format=%an", commit]);
+                let email = git(bare, &["log", "-1", "--format=%ae", commit]);
+                onto = git_as(
+                    bare,
+                    &["commit-tree", &tree, "-p", &onto, "-m", &message],
+                    (&name, &email),
+                )
+                .expect("commit-tree");
+            }
+            onto
+        }
+        other => panic!("unknown merge method {other}"),
+    };
+    git(
+        bare,
+        &[
+            "update-ref",
+            &format!("refs/heads/{}", pull.base),
+            &commit,
+            &base,
+        ],
+    );
+    Ok(commit)
+}
+
+/// `git merge-tree --write-tree`: the merged tree, or a conflict.
+fn merge_tree(
+    bare: &Path,
+    ours: &str,
+    theirs: &str,
+    merge_base: Option<&str>,
+) -> Result<String, MergeFailure> {
+    let mut args = vec!["merge-tree", "--write-tree"];
+    if let Some(merge_base) = merge_base {
+        args.extend(["--merge-base", merge_base]);
+    }
+    args.extend([ours, theirs]);
+    let output = Command::new("git")
+        .arg("--git-dir")
+        .arg(bare)
+        .args(&args)
+        .output()
+        .expect("run git");
+    match output.status.code() {
+        Some(0) => Ok(String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()),
+        Some(1) => Err(MergeFailure::Conflict),
+        _ => panic!("git {args:?}: {}", String::from_utf8_lossy(&output.stderr)),
+    }
+}
+
+/// `true` when `head` cannot be merged into `base` without conflicts.
+pub(crate) fn conflicts(bare: &Path, base: &str, head: &str) -> bool {
+    matches!(
+        merge_tree(bare, base, head, None),
+        Err(MergeFailure::Conflict)
+    )
 }
 
 impl Drop for FakeForge {
@@ -316,6 +557,25 @@ fn git(bare: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+/// Runs git with `identity` as author and committer; `None` on failure.
+fn git_as(bare: &Path, args: &[&str], identity: (&str, &str)) -> Option<String> {
+    let (name, email) = identity;
+    let output = Command::new("git")
+        .arg("--git-dir")
+        .arg(bare)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", name)
+        .env("GIT_AUTHOR_EMAIL", email)
+        .env("GIT_COMMITTER_NAME", name)
+        .env("GIT_COMMITTER_EMAIL", email)
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
 fn git_rev(bare: &Path, branch: &str) -> Option<String> {

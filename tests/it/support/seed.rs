@@ -154,24 +154,89 @@ impl Seeder {
         created: &str,
         architecture: &str,
     ) -> Vec<u8> {
+        self.labelled_manifest(repository, created, architecture, &[], &[])
+            .await
+    }
+
+    /// [`Seeder::image_manifest`] with `labels` in the config (`config.Labels`, as `docker build
+    /// --label` writes them) and `annotations` on the manifest (as `buildx --annotation` writes them).
+    pub async fn labelled_manifest(
+        &self,
+        repository: &str,
+        created: &str,
+        architecture: &str,
+        labels: &[(&str, &str)],
+        annotations: &[(&str, &str)],
+    ) -> Vec<u8> {
         let layer = self.push_blob(repository, EMPTY_LAYER, OCI_LAYER).await;
+        let labels: serde_json::Map<String, serde_json::Value> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+            .collect();
+        let image_config = if labels.is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::json!({ "Labels": labels })
+        };
         let config = serde_json::json!({
             "created": created,
             "architecture": architecture,
             "os": "linux",
-            "config": {},
+            "config": image_config,
             "rootfs": {"type": "layers", "diff_ids": [EMPTY_LAYER_DIFF_ID]},
         });
         let config = self
             .push_blob(repository, config.to_string().as_bytes(), OCI_CONFIG)
             .await;
-        let manifest = serde_json::json!({
+        let mut manifest = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
             "config": descriptor(&config),
             "layers": [descriptor(&layer)],
         });
+        if !annotations.is_empty() {
+            manifest["annotations"] = annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+        }
         manifest.to_string().into_bytes()
+    }
+
+    /// An OCI index tagged `tag` with `annotations` of its own, over one linux/amd64 image whose
+    /// config carries `labels`; returns the index digest.
+    pub async fn push_annotated_index(
+        &self,
+        repository: &str,
+        tag: &str,
+        created: &str,
+        labels: &[(&str, &str)],
+        annotations: &[(&str, &str)],
+    ) -> String {
+        let manifest = self
+            .labelled_manifest(repository, created, "amd64", labels, &[])
+            .await;
+        let digest = sha256(&manifest);
+        self.put_manifest(repository, &digest, &manifest, OCI_MANIFEST)
+            .await;
+        let annotations: serde_json::Map<String, serde_json::Value> = annotations
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+            .collect();
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [{
+                "mediaType": OCI_MANIFEST,
+                "digest": digest,
+                "size": manifest.len(),
+                "platform": {"architecture": "amd64", "os": "linux"},
+            }],
+            "annotations": annotations,
+        });
+        self.put_manifest(repository, tag, index.to_string().as_bytes(), OCI_INDEX)
+            .await
     }
 
     /// One image tagged `tag`; returns the manifest digest.

@@ -16,14 +16,14 @@ use super::{
 };
 
 /// An answer before it is checked and sent.
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Option<Value>,
+pub(super) struct Reply {
+    pub(super) status: u16,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: Option<Value>,
 }
 
 impl Reply {
-    fn json(status: u16, body: Value) -> Reply {
+    pub(super) fn json(status: u16, body: Value) -> Reply {
         Reply {
             status,
             headers: Vec::new(),
@@ -31,7 +31,7 @@ impl Reply {
         }
     }
 
-    fn error(flavor: Flavor, status: u16, message: &str) -> Reply {
+    pub(super) fn error(flavor: Flavor, status: u16, message: &str) -> Reply {
         Reply::json(status, wire::error(flavor, status, message))
     }
 }
@@ -378,11 +378,14 @@ fn dispatch(
             }
             reply
         }
-        other => Reply::error(
-            flavor,
-            404,
-            &format!("the fake forge does not serve {other}"),
-        ),
+        other => match super::review::dispatch(inner, other, params, query, body, number) {
+            Some(reply) => reply,
+            None => Reply::error(
+                flavor,
+                404,
+                &format!("the fake forge does not serve {other}"),
+            ),
+        },
     }
 }
 
@@ -413,6 +416,8 @@ fn with_pull(inner: &Inner, number: u64, change: impl FnOnce(&mut FakePull)) -> 
         && let Some(sha) = git_rev(&inner.bare, &pull.head)
     {
         pull.head_sha = sha;
+        pull.conflicted = git_rev(&inner.bare, &pull.base)
+            .is_some_and(|base| super::conflicts(&inner.bare, &base, &pull.head_sha));
     }
     Reply::json(200, inner.render(pull))
 }
@@ -580,8 +585,11 @@ fn create(inner: &Inner, body: &Value) -> Reply {
         reviewers,
         team_reviewers: Vec::new(),
         comments: Vec::new(),
+        comment_ids: Vec::new(),
         merge_commit_sha: None,
         remove_source_branch: body["remove_source_branch"].as_bool(),
+        merge_method: None,
+        conflicted: false,
     };
     let mut reply = Reply::json(201, inner.render(&pull));
     if flavor == Flavor::GitHub {
@@ -606,6 +614,7 @@ fn comment(inner: &Inner, number: u64, body: String) -> Reply {
         return Reply::error(flavor, 404, "Not Found");
     };
     pull.comments.push(body.clone());
+    pull.comment_ids.push(id);
     let repository = &inner.repository;
     let value = match flavor {
         Flavor::GitHub => wire::github_comment(

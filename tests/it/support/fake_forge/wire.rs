@@ -8,8 +8,8 @@ use super::spec::Flavor;
 use super::{FakePull, PullState, Repository};
 
 /// Timestamps are fixed: the tests judge behaviour, not clocks.
-const CREATED: &str = "2026-01-02T03:04:05Z";
-const UPDATED: &str = "2026-01-02T04:05:06Z";
+pub const CREATED: &str = "2026-01-02T03:04:05Z";
+pub const UPDATED: &str = "2026-01-02T04:05:06Z";
 
 pub fn pull(flavor: Flavor, repo: &Repository, pull: &FakePull, examples: &Value) -> Value {
     match flavor {
@@ -70,6 +70,14 @@ fn github_pull(repo: &Repository, pull: &FakePull, examples: &Value) -> Value {
     set(&mut value, "merged", json!(merged));
     set(&mut value, "merge_commit_sha", json!(pull.merge_commit_sha));
     set(&mut value, "draft", json!(false));
+    if pull.state == PullState::Open {
+        set(&mut value, "mergeable", json!(!pull.conflicted));
+        set(
+            &mut value,
+            "mergeable_state",
+            json!(if pull.conflicted { "dirty" } else { "clean" }),
+        );
+    }
     set(&mut value, "comments", json!(pull.comments.len()));
     let label_template = examples["label-items"]["value"][0].clone();
     set(
@@ -181,7 +189,7 @@ pub fn github_labels(examples: &Value, names: &[String]) -> Value {
     )
 }
 
-fn gitea_user(login: &str, id: u64) -> Value {
+pub fn gitea_user(login: &str, id: u64) -> Value {
     json!({
         "id": id,
         "login": login,
@@ -230,7 +238,7 @@ fn gitea_pull(flavor: Flavor, repo: &Repository, pull: &FakePull) -> Value {
         "body": pull.body,
         "state": if pull.state == PullState::Open { "open" } else { "closed" },
         "merged": pull.state == PullState::Merged,
-        "mergeable": true,
+        "mergeable": !pull.conflicted,
         "draft": false,
         "is_locked": false,
         "comments": pull.comments.len(),
@@ -333,7 +341,7 @@ pub fn gitea_review_requests(pull: &FakePull, repo: &Repository, logins: &[Strin
     )
 }
 
-fn gitlab_user(username: &str, id: u64) -> Value {
+pub fn gitlab_user(username: &str, id: u64) -> Value {
     json!({
         "id": id,
         "username": username,
@@ -407,7 +415,7 @@ pub fn gitlab_merge_request(repo: &Repository, pull: &FakePull) -> Value {
         "web_url": format!("{}/{full}/-/merge_requests/{}", repo.web_url, pull.number),
         "squash": false,
         "squash_on_merge": false,
-        "has_conflicts": false,
+        "has_conflicts": pull.conflicted,
         "blocking_discussions_resolved": true,
     });
     let nested = json!({

@@ -1,11 +1,20 @@
 //! Pull-request text: the title and Markdown body for one group of bumps, and the hidden marker that lets
 //! tagwatch recognise its own pull requests. Pure: no I/O, no forge calls.
 //!
-//! Everything that comes from outside (file paths, image names, tags, policy names, group names) is
-//! escaped so it can neither break the table nor forge a marker.
+//! Everything that comes from outside (file paths, image names, tags, policy names, group names,
+//! image labels and annotations, promotion evidence) is escaped so it can neither break the table nor
+//! forge a marker.
+
+mod images;
+mod notice;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+
+pub use crate::registry::ImageFacts;
+pub use notice::{MergeWait, is_merge_notice, merge_notice};
 
 /// Prefix of every title: conventional-commit style, so changelog tools file bumps as chores.
 pub const TITLE_PREFIX: &str = "chore(images): ";
@@ -36,6 +45,32 @@ pub struct Change {
     pub policy: String,
     /// Web page of the new tag at its registry, when one is known.
     pub registry_link: Option<String>,
+}
+
+/// A change with what a reviewer needs to decide on it in seconds, gathered by the caller (this module
+/// does no I/O).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reviewed {
+    pub change: Change,
+    /// The rule that chose `to`: `semver ^1.2`, `newest`, `filter+numerical`, or a promotion's evidence
+    /// (upstream repository, the commit that started the stint, its start time, the statuses seen).
+    pub why: String,
+    /// The image `from` names, as its registry describes it (all `None` when unknown).
+    pub from_image: ImageFacts,
+    /// The image `to` names.
+    pub to_image: ImageFacts,
+}
+
+impl Reviewed {
+    /// A change with nothing known beyond it.
+    pub fn bare(change: Change) -> Self {
+        Reviewed {
+            change,
+            why: String::new(),
+            from_image: ImageFacts::default(),
+            to_image: ImageFacts::default(),
+        }
+    }
 }
 
 /// The title of the pull request for `changes` (one group).
@@ -69,7 +104,8 @@ pub fn title(group: &str, changes: &[Change]) -> String {
 
 /// The Markdown body: a sentence, a table of every change, and the hidden group marker (last line).
 pub fn body(group: &str, changes: &[Change]) -> String {
-    body_with_marker(group, group, changes)
+    let reviewed: Vec<Reviewed> = changes.iter().cloned().map(Reviewed::bare).collect();
+    body_with_marker(group, group, &reviewed, None)
 }
 
 /// The marker value of `group` of repository entry `repository`: entries that share a remote keep
@@ -85,14 +121,35 @@ pub fn split_group_key(key: &str) -> Option<(&str, &str)> {
 
 /// [`body`] for `group` of repository entry `repository`: the marker carries both ([`group_key`]).
 pub fn entry_body(repository: &str, group: &str, changes: &[Change]) -> String {
-    body_with_marker(group, &group_key(repository, group), changes)
+    let reviewed: Vec<Reviewed> = changes.iter().cloned().map(Reviewed::bare).collect();
+    body_with_marker(group, &group_key(repository, group), &reviewed, None)
 }
 
-fn body_with_marker(group: &str, marker_value: &str, changes: &[Change]) -> String {
-    let mut sorted: Vec<&Change> = changes.iter().collect();
-    sorted.sort_by(|a, b| (&a.file, a.line, &a.image).cmp(&(&b.file, b.line, &b.image)));
+/// The body a reviewer decides on in seconds, for `group` of repository entry `repository`: every
+/// change with why it was chosen, then per image when the new version was built (its age at `now`),
+/// its digest and the source changes between the two versions. The marker is [`entry_body`]'s.
+pub fn review_body(
+    repository: &str,
+    group: &str,
+    changes: &[Reviewed],
+    now: DateTime<Utc>,
+) -> String {
+    body_with_marker(group, &group_key(repository, group), changes, Some(now))
+}
 
-    let images: BTreeSet<&str> = changes.iter().map(|c| c.image.as_str()).collect();
+fn body_with_marker(
+    group: &str,
+    marker_value: &str,
+    changes: &[Reviewed],
+    now: Option<DateTime<Utc>>,
+) -> String {
+    let mut sorted: Vec<&Reviewed> = changes.iter().collect();
+    sorted.sort_by(|a, b| {
+        let (a, b) = (&a.change, &b.change);
+        (&a.file, a.line, &a.image).cmp(&(&b.file, b.line, &b.image))
+    });
+
+    let images: BTreeSet<&str> = changes.iter().map(|c| c.change.image.as_str()).collect();
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -101,7 +158,7 @@ fn body_with_marker(group: &str, marker_value: &str, changes: &[Change]) -> Stri
         plural(changes.len(), "place"),
         code_span(&one_line(group))
     );
-    out.push_str("| File | Image | From | To | Policy |\n| --- | --- | --- | --- | --- |\n");
+    out.push_str("| File | Image | From → To | Policy | Why |\n| --- | --- | --- | --- | --- |\n");
 
     let footer = format!(
         "\n---\nThis pull request is managed by tagwatch: its branch is rebuilt from the base on every \
@@ -109,22 +166,65 @@ fn body_with_marker(group: &str, marker_value: &str, changes: &[Change]) -> Stri
          the base or are no longer wanted.\n\n{}\n",
         marker(marker_value)
     );
+    let image_rows = now.map(|now| image_rows(&sorted, now)).unwrap_or_default();
+    let images_section = if image_rows.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\n### Images\n\n| Image | From → To | Built | Digest | Source changes |\n\
+             | --- | --- | --- | --- | --- |\n{}",
+            image_rows.concat()
+        )
+    };
+    let mut shown_all = true;
     for (index, change) in sorted.iter().enumerate() {
         let row = table_row(change);
         let remaining = sorted.len() - index;
-        // Keep room for the summary line and the footer so the marker is never cut off.
-        if out.len() + row.len() + footer.len() + 100 > MAX_BODY_BYTES {
+        // Keep room for the images, the summary line and the footer so the marker is never cut off.
+        if out.len() + row.len() + images_section.len() + footer.len() + 100 > MAX_BODY_BYTES {
             let _ = writeln!(
                 out,
                 "\n… and {} not shown (the body would be too long for the forge); the commit lists them all.",
                 plural(remaining, "more change")
             );
+            shown_all = false;
             break;
         }
         out.push_str(&row);
     }
+    if shown_all || out.len() + images_section.len() + footer.len() <= MAX_BODY_BYTES {
+        out.push_str(&images_section);
+    }
     out.push_str(&footer);
     out
+}
+
+/// One row per image and version pair, in the order of the changes: when the new image was built,
+/// its digest, and the source changes.
+fn image_rows(sorted: &[&Reviewed], now: DateTime<Utc>) -> Vec<String> {
+    let mut seen: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
+    let mut rows = Vec::new();
+    for reviewed in sorted {
+        let change = &reviewed.change;
+        if !seen.insert((&change.image, &change.from, &change.to)) {
+            continue;
+        }
+        if reviewed.from_image == ImageFacts::default()
+            && reviewed.to_image == ImageFacts::default()
+        {
+            continue;
+        }
+        rows.push(format!(
+            "| {} | {} → {} | {} | {} | {} |\n",
+            code(&change.image),
+            code(&change.from),
+            code(&change.to),
+            images::created_cell(reviewed.to_image.created, now),
+            images::digest_cell(reviewed.to_image.digest.as_deref()),
+            images::source_cell(&reviewed.from_image, &reviewed.to_image),
+        ));
+    }
+    rows
 }
 
 /// Why tagwatch closes one of its pull requests.
@@ -195,13 +295,19 @@ pub fn parse_marker(body: &str) -> Option<String> {
     decode_marker_value(&rest[..end])
 }
 
-fn table_row(change: &Change) -> String {
+fn table_row(reviewed: &Reviewed) -> String {
+    let change = &reviewed.change;
     let image = match change.registry_link.as_deref().and_then(safe_link) {
         Some(link) => format!("[{}]({link})", cell_text(&change.image)),
         None => code(&change.image),
     };
+    let why = if reviewed.why.trim().is_empty() {
+        "—".to_string()
+    } else {
+        cell_text(&reviewed.why)
+    };
     format!(
-        "| {} | {image} | {} | {} | {} |\n",
+        "| {} | {image} | {} → {} | {} | {why} |\n",
         code(&format!("{}:{}", change.file, change.line)),
         code(&change.from),
         code(&change.to),
@@ -359,9 +465,12 @@ mod tests {
             policy in any::<String>(),
             link in proptest::option::of(any::<String>()),
         ) {
-            let row = table_row(&Change {
-                file, line: 1, image, from, to, policy,
-                registry_link: link.map(|l| format!("https://{l}")),
+            let row = table_row(&Reviewed {
+                why: policy.clone(),
+                ..Reviewed::bare(Change {
+                    file, line: 1, image, from, to, policy,
+                    registry_link: link.map(|l| format!("https://{l}")),
+                })
             });
             prop_assert_eq!(row.matches('\n').count(), 1);
             prop_assert!(!row.contains('\r'));
@@ -440,7 +549,11 @@ mod tests {
     fn pipes_and_newlines_cannot_break_a_row() {
         let mut c = change("ghcr.io/a|b", "1|2", "3\n| x | y |");
         c.policy = "`tick`".into();
-        let row = table_row(&c);
+        let row = table_row(&Reviewed {
+            why: "semver |x| <!-- tagwatch:group=evil -->\n| y |".into(),
+            ..Reviewed::bare(c)
+        });
+        assert!(!row.contains("<!--"), "{row}");
         assert_eq!(row.matches('\n').count(), 1, "{row}");
         assert_eq!(cell_separators(&row), 6, "{row}");
         assert!(row.contains("`` `tick` ``"), "{row}");
