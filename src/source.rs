@@ -32,6 +32,16 @@ pub trait TagSource {
         image: &ImageReference,
     ) -> impl Future<Output = Result<Vec<String>, Self::Error>> + Send;
 
+    /// What a pull-request body shows about `image:tag` (digest, created, source, revision). A source
+    /// that knows nothing about images keeps this default: no facts.
+    fn image_facts(
+        &self,
+        _image: &ImageReference,
+        _tag: &str,
+    ) -> impl Future<Output = Result<ImageFacts, Self::Error>> + Send {
+        async { Ok(ImageFacts::default()) }
+    }
+
     /// [`Self::list_tags`] with what the listing took. A source that answers in one piece keeps this
     /// default.
     fn listing(
@@ -61,6 +71,19 @@ pub trait TagSource {
         image: &ImageReference,
         tag: &str,
     ) -> impl Future<Output = Result<Option<DateTime<Utc>>, Self::Error>> + Send;
+}
+
+/// What a pull-request body tells a reviewer about one image version (SPEC §12).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageFacts {
+    /// The image config's `created`.
+    pub created: Option<DateTime<Utc>>,
+    /// The tag's manifest (or index) digest.
+    pub digest: Option<String>,
+    /// `org.opencontainers.image.source`: from the index's or manifest's annotations, else the config's labels.
+    pub source: Option<String>,
+    /// `org.opencontainers.image.revision`, found the same way.
+    pub revision: Option<String>,
 }
 
 /// An offline tag list: every image has these tags; digests and creation times are unknown.

@@ -7,14 +7,12 @@
 //!
 //! Must not: merge anything a human changed, or retry a refused merge within the cycle.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::config::MergeSettings;
+use crate::forge::render::{self, MergeWait};
 use crate::forge::{AnyForge, Approval, CheckState, Checks, Forge, ForgeError};
 use crate::policy::window;
-
-/// The hidden marker of tagwatch's "will merge at" comment.
-pub const NOTICE_MARKER: &str = "<!-- tagwatch:merge-notice -->";
 
 /// What is known about one open pull request when deciding.
 #[derive(Debug, Clone)]
@@ -78,20 +76,6 @@ pub fn decide_merge(facts: &MergeFacts<'_>) -> MergeAction {
     MergeAction::Merge
 }
 
-/// The text of the "will merge at" comment.
-pub fn notice(at: Option<DateTime<Utc>>) -> String {
-    let when = match at {
-        Some(at) => format!(
-            "at the next merge window, {}",
-            at.to_rfc3339_opts(SecondsFormat::Secs, true)
-        ),
-        None => "never: its merge windows do not open again (check writeBack.merge.windows)".into(),
-    };
-    format!(
-        "tagwatch will merge this pull request {when}, if it is still approved and green then.\n\n{NOTICE_MARKER}"
-    )
-}
-
 /// What happened to one pull request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Merged {
@@ -140,11 +124,16 @@ pub async fn merge_pull_request(
         MergeAction::Wait(why) => Ok(Merged::Waiting(why)),
         MergeAction::Refuse(why) => Ok(Merged::Refused(why)),
         MergeAction::Announce(at) => {
-            let text = notice(at);
+            let Some(opens) = at else {
+                // The windows never open again: validation refuses such schedules, so say it in the log.
+                tracing::warn!(pull_request = number, "the merge windows never open again");
+                return Ok(Merged::Waiting("no merge window opens again".into()));
+            };
+            let text = render::merge_notice(&MergeWait::Window { opens });
             let comments = forge.comments(number).await?;
             match comments
                 .iter()
-                .find(|comment| comment.body.contains(NOTICE_MARKER))
+                .find(|comment| render::is_merge_notice(&comment.body))
             {
                 Some(existing) if existing.body == text => {}
                 Some(existing) => {
@@ -283,7 +272,5 @@ mod tests {
         let mut inside = facts(&settings);
         inside.now = Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap();
         assert_eq!(decide_merge(&inside), MergeAction::Merge);
-        assert!(notice(Some(next_monday)).contains("2026-11-30T09:00:00Z"));
-        assert!(notice(None).contains(NOTICE_MARKER));
     }
 }

@@ -111,9 +111,12 @@ pub(super) async fn pull_request_mode<S: TagSource + Send + Sync + 'static>(
             applied.pushes += 1;
         }
         context.fault("before-pull-request");
+        let reviewed = reviewed(context, &bumps).await;
         match publish(
             &forge,
             repository,
+            &reviewed,
+            now,
             existing,
             &base_branch,
             &head,
@@ -226,9 +229,12 @@ enum Change {
 
 /// Opens the group's pull request, or refreshes its title and body; returns its address and what
 /// changed. `existing` is the one found by head branch, so no local state is needed.
+#[allow(clippy::too_many_arguments)]
 async fn publish(
     forge: &AnyForge,
     repository: &RepositoryConfig,
+    reviewed: &[render::Reviewed],
+    now: chrono::DateTime<chrono::Utc>,
     existing: Option<PullRequest>,
     base: &str,
     head: &str,
@@ -237,7 +243,7 @@ async fn publish(
 ) -> Result<(PullRequest, Change), crate::forge::ForgeError> {
     let changes = changes(bumps);
     let title = render::title(group, &changes);
-    let body = render::entry_body(&repository.name, group, &changes);
+    let body = render::review_body(&repository.name, group, reviewed, now);
     match existing {
         Some(existing) => {
             if existing.title == title && existing.body == body {
@@ -382,6 +388,82 @@ fn close_reason(store: &Store, base: Oid, head_branch: &str) -> CloseReason {
     } else {
         CloseReason::NoLongerNeeded
     }
+}
+
+/// What a reviewer needs per change: why this version (the policy's rule, or the promotion evidence),
+/// and the facts of both images (read through the registry client, cached per digest; unknown facts
+/// stay empty rather than failing the pull request).
+async fn reviewed<S: TagSource + Send + Sync + 'static>(
+    context: &Context<S>,
+    bumps: &[Bump],
+) -> Vec<render::Reviewed> {
+    let mut reviewed = Vec::with_capacity(bumps.len());
+    for (bump, change) in bumps.iter().zip(changes(bumps)) {
+        let why = match (&bump.evidence, context.config().policy(&bump.policy)) {
+            (Some(evidence), _) => format!("promoted: {evidence}"),
+            (None, Some(policy)) => rule(policy),
+            (None, None) => String::new(),
+        };
+        let facts = |version: &str| {
+            let tag = version.split('@').next().unwrap_or_default().to_string();
+            async move {
+                let Ok(image) = crate::reference::ImageReference::parse(&bump.image) else {
+                    return crate::source::ImageFacts::default();
+                };
+                if tag.is_empty() {
+                    return crate::source::ImageFacts::default();
+                }
+                match tokio::time::timeout(
+                    context.resolve_deadline(),
+                    context.source().image_facts(&image, &tag),
+                )
+                .await
+                {
+                    Ok(Ok(facts)) => facts,
+                    Ok(Err(error)) => {
+                        tracing::debug!(image = %bump.image, tag = %tag, error = %crate::reconcile::chain(&error), "no image facts for the pull-request body");
+                        crate::source::ImageFacts::default()
+                    }
+                    Err(_) => crate::source::ImageFacts::default(),
+                }
+            }
+        };
+        let from_image = facts(&bump.from_version).await;
+        let to_image = facts(&bump.to_version).await;
+        reviewed.push(render::Reviewed {
+            change,
+            why,
+            from_image,
+            to_image,
+        });
+    }
+    reviewed
+}
+
+/// The rule a policy chose by, in a few words: `semver ^1.2`, `semver ^1 (alpine)`, `newest`,
+/// `filter + numerical`, with `+ digest` when it pins digests.
+fn rule(policy: &crate::policy::Policy) -> String {
+    use crate::policy::{Direction, Order};
+    let direction = |direction: &Direction| match direction {
+        Direction::Ascending => "",
+        Direction::Descending => " (desc)",
+    };
+    let mut text = match &policy.order {
+        Order::Semver(order) => match &order.variant {
+            Some(variant) => format!("semver {} ({variant})", order.range),
+            None => format!("semver {}", order.range),
+        },
+        Order::Numerical(order) => format!("numerical{}", direction(order)),
+        Order::Alphabetical(order) => format!("alphabetical{}", direction(order)),
+        Order::Newest => "newest".to_string(),
+    };
+    if policy.filter.is_some() {
+        text = format!("filter + {text}");
+    }
+    if policy.digest {
+        text.push_str(" + digest");
+    }
+    text
 }
 
 fn changes(bumps: &[Bump]) -> Vec<render::Change> {

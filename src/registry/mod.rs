@@ -69,18 +69,7 @@ pub const REVISION_ANNOTATION: &str = "org.opencontainers.image.revision";
 /// Longest annotation or label value kept in [`ImageFacts`]: a URL or a commit id, not an essay.
 const MAX_FACT_BYTES: usize = 2048;
 
-/// What a pull-request body tells a reviewer about one image version (SPEC §12).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImageFacts {
-    /// The image config's `created`.
-    pub created: Option<DateTime<Utc>>,
-    /// The tag's manifest (or index) digest.
-    pub digest: Option<String>,
-    /// [`SOURCE_ANNOTATION`]: from the index's or manifest's annotations, else the config's labels.
-    pub source: Option<String>,
-    /// [`REVISION_ANNOTATION`], found the same way.
-    pub revision: Option<String>,
-}
+pub use crate::source::ImageFacts;
 
 /// Client for every registry the config names (and anonymous HTTPS for the rest). Cheap to clone: clones
 /// share connections, tokens, concurrency limits and the config cache.
@@ -573,6 +562,14 @@ fn checked_tag<'a>(image: &ImageReference, tag: &'a str) -> Result<&'a str, Regi
 
 impl TagSource for RegistryClient {
     type Error = RegistryError;
+
+    async fn image_facts(
+        &self,
+        image: &ImageReference,
+        tag: &str,
+    ) -> Result<ImageFacts, RegistryError> {
+        RegistryClient::image_facts(self, image, tag).await
+    }
 
     async fn list_tags(&self, image: &ImageReference) -> Result<Vec<String>, RegistryError> {
         Ok(self.listing(image).await?.tags)
