@@ -335,17 +335,25 @@ fn build_and_push(
             ours: false,
         });
     };
-    if let Some(remote) = store.fetch(branch)?
-        && store.same_tree(remote, commit)?
-    {
+    if let Some(remote) = store.fetch(branch)? {
         let info = store.commit_info(remote)?;
-        if info.parents == [base] {
-            let ours = info.author.email == write.identity.email
-                && info.committer.email == write.identity.email;
+        let ours = info.author.email == write.identity.email
+            && info.committer.email == write.identity.email
+            && info.parents.len() == 1;
+        if !ours {
+            // Someone else pushed to tagwatch's branch: never overwrite (nor merge) their work.
+            return Err(ReconcileError::Rewrite {
+                reason: format!(
+                    "head branch {branch} has a commit tagwatch did not make ({}); it is left alone until its pull request is closed or the branch is reset",
+                    &remote.to_string()[..12]
+                ),
+            });
+        }
+        if store.same_tree(remote, commit)? && info.parents == [base] {
             return Ok(Pushed {
                 commit: None,
                 head: remote,
-                ours,
+                ours: true,
             });
         }
     }

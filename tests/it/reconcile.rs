@@ -8,6 +8,7 @@
 
 mod controller;
 mod holds;
+mod merge;
 mod plan;
 mod promotion;
 mod pull_request;

@@ -161,9 +161,9 @@ fn body_with_marker(
     out.push_str("| File | Image | From → To | Policy | Why |\n| --- | --- | --- | --- | --- |\n");
 
     let footer = format!(
-        "\n---\nThis pull request is managed by tagwatch: its branch is rebuilt from the base on every \
-         cycle, so commits pushed to it are overwritten. tagwatch closes it when its changes land on \
-         the base or are no longer wanted.\n\n{}\n",
+        "\n---\nThis pull request is managed by tagwatch: its branch is rebuilt from the base when the base \
+         moves. Once anyone else pushes to it, tagwatch leaves it alone (never overwrites, never merges \
+         it). tagwatch closes it when its changes land on the base or are no longer wanted.\n\n{}\n",
         marker(marker_value)
     );
     let image_rows = now.map(|now| image_rows(&sorted, now)).unwrap_or_default();
