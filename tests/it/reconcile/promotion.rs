@@ -243,3 +243,69 @@ async fn a_chain_across_two_remotes_promotes_step_by_step() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0]["to"], format!("{host}/{IMAGE}:1.1.0"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_statuses_must_be_green_on_an_upstream_commit_running_the_version() {
+    use crate::support::fake_forge::{Check, FakeForge, Flavor, NAME, OWNER};
+    const TOKEN: &str = "forge-token-acc3pt";
+    let root = tempfile::tempdir().unwrap();
+    let registry = registry_with(&["1.0.0", "1.1.0"]).await;
+    let host = registry.host.clone();
+    let bare = crate::support::git_http::seed_bare_repo_in(root.path(), "envs");
+    dated_commit(
+        &bare,
+        "staging/app.yaml",
+        &deployment(&host, "1.0.0", ""),
+        T0,
+    );
+    dated_commit(&bare, "prod/app.yaml", &deployment(&host, "1.0.0", ""), T0);
+    dated_commit(
+        &bare,
+        "staging/app.yaml",
+        &deployment(&host, "1.1.0", ""),
+        &at(1),
+    );
+    let staging_commit = git_bare(&bare, &["rev-parse", "main"]).trim().to_string();
+    let fake = FakeForge::start(Flavor::GitHub, &bare, TOKEN).await;
+    let url = file_url(&bare);
+    let staging = format!(
+        "  - name: staging\n    url: {url}\n    paths: [staging]\n    writeBack: {{ mode: push, forge: {{ kind: github, api: \"{}\", repo: {OWNER}/{NAME}, tokenEnv: FORGE_TOKEN }} }}\n",
+        fake.api_url()
+    );
+    let config = write_config(
+        root.path(),
+        &registry,
+        &[staging, entry("prod", &url, "prod")].concat(),
+        &promotion_policies(&host, "24h", ", requireStatus: [acceptance]"),
+    );
+    let env = [("FORGE_TOKEN", TOKEN)];
+    let prod_plan = || {
+        let output = tagwatch(
+            &config,
+            &["plan", "--output", "json", "--at", &at(30)],
+            &env,
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        text(&output.stdout)
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .filter(|line| line["repo"] == "prod")
+            .collect::<Vec<_>>()
+    };
+    // Soaked, but no acceptance status yet: not promoted.
+    assert!(prod_plan().is_empty());
+    fake.set_status(&staging_commit, "acceptance", Check::Failure);
+    assert!(prod_plan().is_empty());
+    fake.set_status(&staging_commit, "acceptance", Check::Success);
+    let lines = prod_plan();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["to"], format!("{host}/{IMAGE}:1.1.0"));
+    // The evidence names the statuses.
+    let output = tagwatch(&config, &["plan", "--at", &at(30)], &env);
+    assert!(
+        text(&output.stdout).contains("statuses acceptance=success"),
+        "{}",
+        text(&output.stdout)
+    );
+    fake.assert_clean();
+}
