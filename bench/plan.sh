@@ -21,7 +21,10 @@
 # missing, several minutes of CPU), COLD_FILES=1000, WARM_FILES=10000, RUNS=10, RSS_RUNS=5,
 # RENOVATE_RUNS=1, RENOVATE_LOG=info (Renovate's fastest setting; `debug` costs it ≈ 25 % and gives
 # its HTTP statistics and timing splits in the summary), PROFILE=1 (perf record one cold and one warm
-# run and print the CPU share of each phase with bench/perf_phases.py; PROFILE_TOP=N lists hot leaves).
+# run and print the CPU share of each phase with bench/perf_phases.py; PROFILE_TOP=N lists hot leaves),
+# TAGWATCH_BIN (measure this binary instead of building target/release/tagwatch, e.g. another commit's),
+# COLD_HISTORY=1 (commits in the cold repository: the generator makes one; `bench/add_history.py` adds
+# the rest, each editing a comment line, so the plan is the same and the clone carries the history).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -35,6 +38,7 @@ RUNS="${RUNS:-10}"
 RSS_RUNS="${RSS_RUNS:-5}"
 RENOVATE_RUNS="${RENOVATE_RUNS:-1}"
 RENOVATE_LOG="${RENOVATE_LOG:-info}"
+COLD_HISTORY="${COLD_HISTORY:-1}"
 IMAGES=50
 TAGS=50
 NEWEST=2.4.4 # the newest of seed_registry.py's 50 tags (1.0.0 … 1.4.4, 2.0.0 … 2.4.4)
@@ -90,10 +94,18 @@ for files in "$COLD_FILES" "$WARM_FILES"; do
   python3 "$PEERS_DIR/gen_gitops_repo.py" --files "$files" --images "$IMAGES" --registry "$REG" \
     --out "$WORK/repos/r$files" --expected "$WORK/repos/expected-$files.json"
 done
+# COLD_HISTORY=N: the cold repository gets N commits in all (comment edits; the plan stays the same).
+if [ "$COLD_HISTORY" -gt 1 ]; then
+  python3 bench/add_history.py "$WORK/repos/r$COLD_FILES" $((COLD_HISTORY - 1))
+fi
 
 # --- tagwatch: release build, one policy per image, one config per figure ---------------------------
-cargo build --release --locked --quiet --bin tagwatch
-TAGWATCH="$ROOT/target/release/tagwatch"
+if [ -n "${TAGWATCH_BIN:-}" ]; then
+  TAGWATCH="$TAGWATCH_BIN"
+else
+  cargo build --release --locked --quiet --bin tagwatch
+  TAGWATCH="$ROOT/target/release/tagwatch"
+fi
 mkdir -p "$WORK/policies"
 for i in $(seq 0 $((IMAGES - 1))); do
   printf -- '---\napiVersion: tagwatch.dev/v1alpha1\nkind: TagPolicy\nmetadata: { name: app-%02d }\nspec:\n  image: %s/team/app-%02d\n  semver: { range: ">=1.0.0" }\n' \
@@ -149,7 +161,9 @@ PY
 }
 
 echo "== load average before measuring: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
-echo "== repositories: r$COLD_FILES $(git -C "$WORK/repos/r$COLD_FILES" count-objects -v | awk '/^count|^size:/{printf "%s ", $0}'); r$WARM_FILES $(git -C "$WORK/repos/r$WARM_FILES" count-objects -v | awk '/^count|^size:/{printf "%s ", $0}')"
+for files in "$COLD_FILES" "$WARM_FILES"; do
+  echo "== repository r$files: $(git -C "$WORK/repos/r$files" rev-list --count HEAD) commit(s), objects: $(git -C "$WORK/repos/r$files" count-objects -v | awk '/^(count|in-pack):/{printf "%s ", $0}')"
+done
 
 # --- cold: empty state directory before every run ----------------------------------------------------
 COLD_PREPARE="rm -rf '$WORK/state-cold'"
@@ -232,7 +246,7 @@ read -r COLD_MEDIAN COLD_MIN COLD_MAX COLD_MEAN COLD_SD COLD_N < <(hyperfine_med
 read -r WARM_MEDIAN WARM_MIN WARM_MAX WARM_MEAN WARM_SD WARM_N < <(hyperfine_median "$RESULTS/warm.json")
 echo
 echo "== figures ($(date -u +%Y-%m-%dT%H:%MZ), load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores)"
-printf 'tagwatch plan cold, %s files: median %s s (min %s, max %s; mean %s ± %s; %s runs), peak RSS median %s MB (max %s)  [target < 0.3 s, < 50 MB]\n' \
+printf "tagwatch plan cold, %s files ($COLD_HISTORY commit(s)): median %s s (min %s, max %s; mean %s ± %s; %s runs), peak RSS median %s MB (max %s)  [target < 0.3 s, < 50 MB]\n" \
   "$COLD_FILES" "$COLD_MEDIAN" "$COLD_MIN" "$COLD_MAX" "$COLD_MEAN" "$COLD_SD" "$COLD_N" "$COLD_RSS" "$COLD_RSS_MAX"
 printf 'tagwatch plan warm, %s files: median %s s (min %s, max %s; mean %s ± %s; %s runs), peak RSS median %s MB (max %s)  [target < 0.5 s, < 100 MB]\n' \
   "$WARM_FILES" "$WARM_MEDIAN" "$WARM_MIN" "$WARM_MAX" "$WARM_MEAN" "$WARM_SD" "$WARM_N" "$WARM_RSS" "$WARM_RSS_MAX"
