@@ -21,17 +21,18 @@ PHASES = [
     ("git fetch: rest (refs, negotiation, odb)", ["git_remote_fetch", "git_remote_download", "remote::fetch"]),
     ("git: open / init the cache clone", ["Store::open"]),
     ("history walk (rollback detection)", ["recent_commits"]),
-    ("scan: tree walk + blob reads (libgit2 odb)", ["Store::list_files", "Store::read_blob", "read_capped"]),
-    ("scan: YAML discovery", ["gather::scan"]),
+    ("scan: tree walk + blob reads (libgit2 odb)", ["Store::list_files", "Store::read_blob", "Store::read_file", "read_capped"]),
     ("decide: matching targets to policies (owners_by_image)", ["owners_by_image"]),
-    ("decide: the rest (rewrite + re-parse of each changed file)", ["decide::decide"]),
+    ("decide: rewrite + re-parse check of each changed file", ["reconcile::rewrite::rewrite"]),
+    ("scan: YAML discovery", ["gather::scan", "manifest::discover::discover"]),
+    ("decide: the rest", ["decide::decide", "decide::finish"]),
     ("needed_policies / needed_created_times", ["needed_policies", "needed_created_times"]),
     ("tag listings + policy resolution (registry client)", ["resolve_all", "tagwatch::registry", "reqwest", "hyper"]),
     ("config + policies load and validation", ["load_for_repositories", "config::", "Config::load"]),
     ("registry client setup (TLS roots)", ["RegistryClient::new", "rustls_platform_verifier"]),
     ("plan output (JSON lines)", ["commands::plan::run", "serde_json"]),
     ("tokio runtime / thread start and idle", ["tokio::runtime"]),
-    ("process start and exit (loader, kernel)", ["_dl_", "execve", "exit_mmap", "do_exit", "_start"]),
+    ("process start and exit (loader, kernel)", ["_dl_start", "_dl_init", "execve", "exit_mmap", "do_exit", "exit_group"]),
 ]
 
 
