@@ -93,6 +93,8 @@ fi
 for files in "$COLD_FILES" "$WARM_FILES"; do
   python3 "$PEERS_DIR/gen_gitops_repo.py" --files "$files" --images "$IMAGES" --registry "$REG" \
     --out "$WORK/repos/r$files" --expected "$WORK/repos/expected-$files.json"
+  # git packs a large new repository in the background (`gc --auto`): let it finish before measuring.
+  while [ -e "$WORK/repos/r$files/.git/gc.pid" ]; do sleep 0.2; done
 done
 # COLD_HISTORY=N: the cold repository gets N commits in all (comment edits; the plan stays the same).
 if [ "$COLD_HISTORY" -gt 1 ]; then
