@@ -117,17 +117,27 @@ fn owners_by_image<'p>(
     policies: &'p [Policy],
     repository: &str,
 ) -> Vec<&'p Policy> {
-    let deployed = target.reference.name();
+    let deployed = &target.reference;
     let kustomize_name = (target.kind == TargetKind::Kustomize)
         .then(|| target.field(Role::Name))
         .flatten()
         .and_then(|field| reference::normalize_name(&field.value).ok());
+    // Compared part by part: `name()` would allocate a string per target and policy.
+    let is_named = |image: &reference::ImageReference, name: &str| {
+        name.len() == image.registry.len() + 1 + image.repository.len()
+            && name.starts_with(image.registry.as_str())
+            && name.as_bytes()[image.registry.len()] == b'/'
+            && name.ends_with(image.repository.as_str())
+    };
     policies
         .iter()
         .filter(|policy| applies(policy, repository))
         .filter(|policy| {
-            let image = policy.image.name();
-            image == deployed || kustomize_name.as_deref() == Some(image.as_str())
+            let image = &policy.image;
+            (image.registry == deployed.registry && image.repository == deployed.repository)
+                || kustomize_name
+                    .as_deref()
+                    .is_some_and(|name| is_named(image, name))
         })
         .collect()
 }
