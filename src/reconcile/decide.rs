@@ -502,7 +502,19 @@ fn finish(facts: &Facts<'_>, decisions: Vec<Decision>, plan: &mut RepositoryPlan
     for decision in decisions {
         by_file.entry(decision.file).or_default().push(decision);
     }
-    for (file_index, decisions) in by_file {
+    // Each file's rewrite (an edit and a re-parse) is pure CPU work: on all cores, in file order.
+    let by_file: Vec<(usize, Vec<Decision>)> = by_file.into_iter().collect();
+    let rewritten = super::parallel::map(&by_file, |(file_index, decisions)| {
+        let file = &facts.files[*file_index];
+        let now: Vec<Planned<'_>> = decisions
+            .iter()
+            .filter(|d| d.deferred.is_none())
+            .map(|d| planned(file, d))
+            .collect();
+        (!now.is_empty())
+            .then(|| rewrite(Path::new(&file.path), &file.bytes, &file.discovery, &now))
+    });
+    for ((file_index, decisions), rewritten) in by_file.into_iter().zip(rewritten) {
         let file = &facts.files[file_index];
         let path = Path::new(&file.path);
         let (deferred, now): (Vec<_>, Vec<_>) =
@@ -536,8 +548,7 @@ fn finish(facts: &Facts<'_>, decisions: Vec<Decision>, plan: &mut RepositoryPlan
         if now.is_empty() {
             continue;
         }
-        let planned_bumps: Vec<Planned<'_>> = now.iter().map(|d| planned(file, d)).collect();
-        match rewrite(path, &file.bytes, &file.discovery, &planned_bumps) {
+        match rewritten.expect("rewritten when some bump is not deferred") {
             Err(reason) => {
                 for decision in &now {
                     plan.troubled.insert(decision.group.clone());

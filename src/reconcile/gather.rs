@@ -428,7 +428,7 @@ pub(super) fn scan(store: &Store, commit: Oid, paths: &[PathBuf]) -> Result<Scan
     for skipped in &listing.skipped {
         tracing::warn!(file = %skipped.path, reason = ?skipped.reason, "not followed: a symlink or submodule is never read or written");
     }
-    let mut scanned = Vec::new();
+    let mut read = Vec::new();
     let mut incomplete = false;
     for file in listing.files {
         if !files::is_yaml_name(Path::new(&file.path)) {
@@ -446,15 +446,22 @@ pub(super) fn scan(store: &Store, commit: Oid, paths: &[PathBuf]) -> Result<Scan
             }
             Err(error) => return Err(error),
         };
-        let discovery = manifest::discover(Path::new(&file.path), &bytes);
+        read.push((file.path, bytes));
+    }
+    // Discovery is pure CPU work: on all cores, results in path order.
+    let discoveries = super::parallel::map(&read, |(path, bytes)| {
+        manifest::discover(Path::new(path), bytes)
+    });
+    let mut scanned = Vec::new();
+    for ((path, bytes), discovery) in read.into_iter().zip(discoveries) {
         for warning in &discovery.warnings {
-            tracing::warn!(file = %file.path, line = warning.line, "{}", warning.message);
+            tracing::warn!(file = %path, line = warning.line, "{}", warning.message);
         }
         if discovery.skipped || discovery.targets.is_empty() {
             continue;
         }
         scanned.push(ScannedFile {
-            path: file.path,
+            path,
             bytes,
             discovery,
         });

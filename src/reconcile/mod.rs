@@ -24,6 +24,7 @@ mod gather;
 pub mod history;
 pub mod merge;
 mod message;
+mod parallel;
 pub mod promotion;
 mod pull_request;
 mod push;
