@@ -147,6 +147,40 @@ impl Store {
         self.read_capped(blob, max_bytes, || blob.to_string())
     }
 
+    /// The bytes of a file [`Self::list_files`] listed. Its size is known from the listing, so a file
+    /// larger than `max_bytes` is refused without reading the object again ([`GitError::TooLarge`]), and
+    /// a file within the cap costs one object read instead of a header read and a read.
+    pub fn read_file(&self, file: &tree::TreeFile, max_bytes: u64) -> Result<Vec<u8>, GitError> {
+        if file.size > max_bytes {
+            return Err(GitError::TooLarge {
+                object: file.path.clone(),
+                size: file.size,
+                limit: max_bytes,
+            });
+        }
+        let odb = self
+            .repository
+            .odb()
+            .map_err(self.local("open the object database"))?;
+        let object = odb.read(file.blob).map_err(self.local("read a file"))?;
+        if object.kind() != ObjectType::Blob || object.len() as u64 != file.size {
+            return Err(GitError::Operation {
+                operation: "read a file",
+                url: self.settings.redacted_url(),
+                detail: format!(
+                    "object {} of `{}` is a {} of {} bytes, not the blob of {} bytes its tree lists",
+                    file.blob,
+                    file.path,
+                    object.kind(),
+                    object.len(),
+                    file.size
+                ),
+                transient: false,
+            });
+        }
+        Ok(object.data().to_vec())
+    }
+
     /// `path`'s bytes at `commit`; `None` when it is absent or not a regular file (a symlink, a
     /// directory, a submodule). The same size cap as [`Self::read_blob`].
     pub fn file_at(

@@ -437,7 +437,7 @@ pub(super) fn scan(store: &Store, commit: Oid, paths: &[PathBuf]) -> Result<Scan
             }
             continue;
         }
-        let bytes = match store.read_blob(file.blob, manifest::discover::MAX_FILE_SIZE as u64) {
+        let bytes = match store.read_file(&file, manifest::discover::MAX_FILE_SIZE as u64) {
             Ok(bytes) => bytes,
             Err(error @ GitError::TooLarge { .. }) => {
                 tracing::warn!(file = %file.path, error = %error, "skipped a file too large to read");
