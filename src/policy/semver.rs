@@ -90,48 +90,62 @@ static SOURCES: LazyLock<Sources> = LazyLock::new(|| {
 });
 
 struct Patterns {
-    full: Regex,
-    build_strip: Regex,
-    build: Regex,
-    hyphen_range: Regex,
-    comparator_trim: Regex,
-    tilde_trim: Regex,
-    caret_trim: Regex,
-    tilde: Regex,
-    caret: Regex,
-    xrange: Regex,
-    star: Regex,
-    gte0: Regex,
-    gte0_pre: Regex,
-    comparator: Regex,
-    whitespace: Regex,
+    full: LazyLock<Regex>,
+    build_strip: LazyLock<Regex>,
+    build: LazyLock<Regex>,
+    hyphen_range: LazyLock<Regex>,
+    comparator_trim: LazyLock<Regex>,
+    tilde_trim: LazyLock<Regex>,
+    caret_trim: LazyLock<Regex>,
+    tilde: LazyLock<Regex>,
+    caret: LazyLock<Regex>,
+    xrange: LazyLock<Regex>,
+    star: LazyLock<Regex>,
+    gte0: LazyLock<Regex>,
+    gte0_pre: LazyLock<Regex>,
+    comparator: LazyLock<Regex>,
+    whitespace: LazyLock<Regex>,
 }
 
-static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
-    let s = &*SOURCES;
-    let compile = |source: String| Regex::new(&safe(&source)).expect("node-semver regex compiles");
-    Patterns {
-        full: compile(format!("^{}$", s.full_plain)),
-        // Range strips build metadata with the unbounded source regex, everything else uses safe ones.
-        build_strip: Regex::new(&s.build.replace(r"\d", "[0-9]")).expect("regex compiles"),
-        build: compile(s.build.clone()),
-        hyphen_range: compile(format!(r"^\s*({xr})\s+-\s+({xr})\s*$", xr = s.xrange_plain)),
-        comparator_trim: compile(format!(
+/// Compiles a node-semver source pattern with its unbounded repetitions made safe.
+fn compile(source: String) -> Regex {
+    Regex::new(&safe(&source)).expect("node-semver regex compiles")
+}
+
+/// Each pattern is compiled the first time it is used: a process that parses one range pays for the
+/// few it needs, not for all of them (20–25 ms at start-up otherwise).
+static PATTERNS: Patterns = Patterns {
+    full: LazyLock::new(|| compile(format!("^{}$", SOURCES.full_plain))),
+    // Range strips build metadata with the unbounded source regex, everything else uses safe ones.
+    build_strip: LazyLock::new(|| {
+        Regex::new(&SOURCES.build.replace(r"\d", "[0-9]")).expect("regex compiles")
+    }),
+    build: LazyLock::new(|| compile(SOURCES.build.clone())),
+    hyphen_range: LazyLock::new(|| {
+        compile(format!(
+            r"^\s*({xr})\s+-\s+({xr})\s*$",
+            xr = SOURCES.xrange_plain
+        ))
+    }),
+    comparator_trim: LazyLock::new(|| {
+        compile(format!(
             r"(\s*){}\s*({}|{})",
-            s.gtlt, s.loose_plain, s.xrange_plain
-        )),
-        tilde_trim: compile(r"(\s*)(?:~>?)\s+".to_string()),
-        caret_trim: compile(r"(\s*)(?:\^)\s+".to_string()),
-        tilde: compile(format!("^(?:~>?){}$", s.xrange_plain)),
-        caret: compile(format!(r"^(?:\^){}$", s.xrange_plain)),
-        xrange: compile(format!(r"^{}\s*{}$", s.gtlt, s.xrange_plain)),
-        star: compile(r"(<|>)?=?\s*\*".to_string()),
-        gte0: compile(r"^\s*>=\s*0\.0\.0\s*$".to_string()),
-        gte0_pre: compile(r"^\s*>=\s*0\.0\.0-0\s*$".to_string()),
-        comparator: compile(format!(r"^{}\s*({})$|^$", s.gtlt, s.full_plain)),
-        whitespace: Regex::new(r"\s+").expect("regex compiles"),
-    }
-});
+            SOURCES.gtlt, SOURCES.loose_plain, SOURCES.xrange_plain
+        ))
+    }),
+    tilde_trim: LazyLock::new(|| compile(r"(\s*)(?:~>?)\s+".to_string())),
+    caret_trim: LazyLock::new(|| compile(r"(\s*)(?:\^)\s+".to_string())),
+    tilde: LazyLock::new(|| compile(format!("^(?:~>?){}$", SOURCES.xrange_plain))),
+    caret: LazyLock::new(|| compile(format!(r"^(?:\^){}$", SOURCES.xrange_plain))),
+    xrange: LazyLock::new(|| compile(format!(r"^{}\s*{}$", SOURCES.gtlt, SOURCES.xrange_plain))),
+    star: LazyLock::new(|| compile(r"(<|>)?=?\s*\*".to_string())),
+    gte0: LazyLock::new(|| compile(r"^\s*>=\s*0\.0\.0\s*$".to_string())),
+    gte0_pre: LazyLock::new(|| compile(r"^\s*>=\s*0\.0\.0-0\s*$".to_string())),
+    comparator: LazyLock::new(|| {
+        compile(format!(r"^{}\s*({})$|^$", SOURCES.gtlt, SOURCES.full_plain))
+    }),
+    whitespace: LazyLock::new(|| Regex::new(r"\s+").expect("regex compiles")),
+};
 
 // ---- ranges ----------------------------------------------------------------------------------------
 
@@ -311,7 +325,7 @@ fn parse_set(
     include_prerelease: bool,
     raw: &str,
 ) -> Result<Vec<Comparator>, SemverError> {
-    let p = &*PATTERNS;
+    let p = &PATTERNS;
     let text = p.build_strip.replace_all(text, "");
     let text = replace_first(&p.hyphen_range, &text, |c| {
         hyphen_replace(c, include_prerelease)
@@ -359,7 +373,7 @@ fn too_large(range: &str) -> SemverError {
 
 /// `parseComparator`: carets, tildes, x-ranges, stars.
 fn parse_comparator(text: &str, include_prerelease: bool) -> Result<String, ()> {
-    let p = &*PATTERNS;
+    let p = &PATTERNS;
     let text = p.build.replace(text, "").into_owned();
     let text = map_pieces(js_trim(&text), |piece| {
         replace_first(&p.caret, piece, |c| caret(c, include_prerelease))
