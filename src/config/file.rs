@@ -74,6 +74,7 @@ pub(super) fn load(
     config.registries = registries(&mut context, raw.registries.unwrap_or_default());
     config.repositories = repositories(&mut context, raw.repositories.unwrap_or_default());
     config.daemon = daemon(&mut context, raw.daemon, base);
+    config.notify = notify(&mut context, raw.notify.unwrap_or_default());
 
     let mut policy_files = Vec::new();
     for (index, entry) in raw.policies.unwrap_or_default().iter().enumerate() {
@@ -837,6 +838,58 @@ fn daemon(context: &mut Context<'_, '_>, raw: Option<RawDaemon>, base: &Path) ->
         };
     }
     daemon
+}
+
+/// `notify`: exactly one of `url` / `urlEnv` per entry, a known format and known event kinds.
+fn notify(
+    context: &mut Context<'_, '_>,
+    raw: Vec<super::raw::RawNotify>,
+) -> Vec<super::NotifyConfig> {
+    let mut targets = Vec::new();
+    for (index, entry) in raw.into_iter().enumerate() {
+        let path = format!("notify[{index}]");
+        let errors_before = context.report.diagnostics.len();
+        let url = match (entry.url, entry.url_env) {
+            (Some(url), None) => {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    context.error(&child(&path, "url"), "must be an http(s) URL");
+                }
+                Some(super::NotifyUrl::Literal(crate::secret::Secret::new(url)))
+            }
+            (None, Some(name)) => {
+                context.secret_env(&child(&path, "urlEnv"), &name);
+                Some(super::NotifyUrl::Env(name))
+            }
+            _ => {
+                context.error(&path, "give exactly one of url or urlEnv");
+                None
+            }
+        };
+        let format = match entry.format.as_deref().unwrap_or("slack").parse() {
+            Ok(format) => Some(format),
+            Err(message) => {
+                context.error(&child(&path, "format"), message);
+                None
+            }
+        };
+        let mut events = Vec::new();
+        for (event_index, event) in entry.events.unwrap_or_default().iter().enumerate() {
+            match event.parse() {
+                Ok(kind) => events.push(kind),
+                Err(message) => context.error(&format!("{path}.events[{event_index}]"), message),
+            }
+        }
+        if context.report.diagnostics.len() == errors_before
+            && let (Some(url), Some(format)) = (url, format)
+        {
+            targets.push(super::NotifyConfig {
+                url,
+                format,
+                events,
+            });
+        }
+    }
+    targets
 }
 
 /// Which credentials a webhook endpoint takes (bit set).

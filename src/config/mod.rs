@@ -57,6 +57,32 @@ pub struct Config {
     pub repositories: Vec<RepositoryConfig>,
     pub policies: Vec<Policy>,
     pub daemon: DaemonConfig,
+    /// `notify`: where events are posted.
+    pub notify: Vec<NotifyConfig>,
+}
+
+/// One `notify` entry: the URL (a secret: by env var name, or written in the file), format, events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyConfig {
+    pub url: NotifyUrl,
+    pub format: crate::notify::Format,
+    /// Empty: every kind.
+    pub events: Vec<crate::notify::EventKind>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum NotifyUrl {
+    Env(String),
+    Literal(crate::secret::Secret),
+}
+
+impl std::fmt::Debug for NotifyUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotifyUrl::Env(name) => write!(f, "Env({name})"),
+            NotifyUrl::Literal(_) => f.write_str("Literal(…)"),
+        }
+    }
 }
 
 /// Every repository is re-read at least this often without a trigger: human commits, reverts and merged

@@ -22,6 +22,22 @@ pub struct RawConfig {
     /// Files or directories of policy documents, relative to this file.
     pub policies: Option<Vec<String>>,
     pub daemon: Option<RawDaemon>,
+    /// Where events are posted (bump written, pull request opened / updated / merged / closed, hold,
+    /// failure).
+    pub notify: Option<Vec<RawNotify>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawNotify {
+    /// The webhook URL. Prefer `urlEnv`: a Slack webhook URL is a secret.
+    pub url: Option<String>,
+    /// Environment variable holding the webhook URL.
+    pub url_env: Option<String>,
+    /// `slack` (default: `{"text", "blocks"}`) or `json` (the event itself).
+    pub format: Option<String>,
+    /// `bump`, `pull-request`, `hold`, `failure`; default: all.
+    pub events: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -175,6 +175,27 @@ pub async fn run(
     Ok(())
 }
 
+/// The notifier for `config.notify` (URLs from the environment; an unset variable was refused by
+/// validation).
+fn notifier(config: &Config, environment: &Environment) -> crate::notify::Notifier {
+    let targets = config
+        .notify
+        .iter()
+        .filter_map(|target| {
+            let url = match &target.url {
+                crate::config::NotifyUrl::Literal(url) => url.clone(),
+                crate::config::NotifyUrl::Env(name) => environment.secret(name)?,
+            };
+            Some(crate::notify::Target {
+                url,
+                format: target.format,
+                events: target.events.clone(),
+            })
+        })
+        .collect();
+    crate::notify::Notifier::start(targets, crate::notify::NotifySettings::default())
+}
+
 /// Counts registry requests by registry and outcome.
 fn registry_observer(metrics: &Metrics) -> crate::registry::Observer {
     let requests = metrics.registry_requests.clone();
@@ -203,6 +224,9 @@ fn listing_max_age(config: &Config) -> Duration {
 
 struct Daemon {
     context: Arc<Context<RegistryClient>>,
+    notifier: Arc<crate::notify::Notifier>,
+    /// Holds already announced: (repository, file, line).
+    holds: HashSet<(String, String, usize)>,
     config: Config,
     environment: Environment,
     shared: Arc<Shared>,
@@ -243,8 +267,11 @@ impl Daemon {
         shared: Arc<Shared>,
         state: Arc<State>,
     ) -> Self {
+        let notifier = Arc::new(notifier(&config, &environment));
         let mut daemon = Daemon {
             context,
+            notifier,
+            holds: HashSet::new(),
             config,
             environment,
             shared,
@@ -374,6 +401,7 @@ impl Daemon {
             work.abort_all();
         }
         self.save_report().await;
+        self.notifier.close(Duration::from_secs(5)).await;
     }
 
     fn receive(&mut self, message: Message) {
@@ -412,6 +440,11 @@ impl Daemon {
         let old_repositories: BTreeSet<String> = self.repositories.iter().cloned().collect();
         *self.shared.webhooks.lock().expect("webhooks lock") =
             server::WebhookSecrets::from_config(&config, &self.environment);
+        let old = std::mem::replace(
+            &mut self.notifier,
+            Arc::new(notifier(&config, &self.environment)),
+        );
+        tokio::spawn(async move { old.close(Duration::from_secs(5)).await });
         self.config = config;
         self.learn_config();
         self.timing.reset();
@@ -499,6 +532,9 @@ impl Daemon {
                 let ran = match result {
                     Ok((changed, listing)) => {
                         self.errors.remove(&scope);
+                        self.notifier.send(crate::notify::Event::Recovered {
+                            scope: crate::notify::Scope::Registry(registry_of(&image)),
+                        });
                         self.count_listing(&image, if changed { "changed" } else { "unchanged" });
                         if changed {
                             self.save_listing(&image, &listing);
@@ -522,6 +558,10 @@ impl Daemon {
                         let class = error.class();
                         tracing::warn!(image = %image, class = %class, error = %reconcile::chain(error.as_ref()), "listing failed");
                         self.record_error(scope, reconcile::chain(error.as_ref()), class.name());
+                        self.notifier.send(crate::notify::Event::Failing {
+                            scope: crate::notify::Scope::Registry(registry_of(&image)),
+                            error: reconcile::chain(error.as_ref()),
+                        });
                         Ran::Failure(class)
                     }
                 };
@@ -778,7 +818,94 @@ impl Daemon {
                 }
             }
         }
+        self.announce(outcome);
         self.parts.insert(repository, part);
+    }
+
+    /// Notifications for one repository's outcome.
+    fn announce(&mut self, outcome: &Outcome) {
+        use crate::notify::{BumpLine, Event, PullRequestRef, Scope};
+        let repository = outcome.repository.clone();
+        let problems = outcome.problems();
+        match problems.first() {
+            Some(problem) => self.notifier.send(Event::Failing {
+                scope: Scope::Repository(repository.clone()),
+                error: reconcile::chain(problem.error.as_ref()),
+            }),
+            None => self.notifier.send(Event::Recovered {
+                scope: Scope::Repository(repository.clone()),
+            }),
+        }
+        if let Ok(plan) = &outcome.plan {
+            let mut current = HashSet::new();
+            for note in &plan.notes {
+                if let Status::Rollback { .. } = note.status {
+                    let key = (repository.clone(), note.file.clone(), note.line);
+                    if !self.holds.contains(&key) {
+                        self.notifier.send(Event::HoldStarted {
+                            repository: repository.clone(),
+                            file: note.file.clone(),
+                            image: note.image.clone(),
+                            version: note.from.clone(),
+                        });
+                    }
+                    current.insert(key);
+                }
+            }
+            self.holds.retain(|(name, ..)| *name != repository);
+            self.holds.extend(current);
+        }
+        let Some(Ok(applied)) = &outcome.applied else {
+            return;
+        };
+        if applied.pull_requests.is_empty()
+            && applied.pushes > 0
+            && let Some(commit) = applied.commits.last()
+        {
+            let branch = self
+                .config
+                .repositories
+                .iter()
+                .find(|entry| entry.name == repository)
+                .map(|entry| entry.write_back.branch.clone())
+                .unwrap_or_default();
+            self.notifier.send(Event::BumpWritten {
+                repository: repository.clone(),
+                branch,
+                commit: commit.clone(),
+                bumps: applied
+                    .bumps
+                    .iter()
+                    .map(|bump| BumpLine {
+                        file: bump.file.clone(),
+                        image: bump.image.clone(),
+                        from: bump.from_version.clone(),
+                        to: bump.to_version.clone(),
+                        policy: bump.policy.clone(),
+                    })
+                    .collect(),
+            });
+        }
+        for event in &applied.events {
+            let pull_request = PullRequestRef {
+                repository: repository.clone(),
+                number: event.number,
+                url: event.url.clone(),
+                title: event.title.clone(),
+            };
+            self.notifier.send(match &event.change {
+                reconcile::PullRequestChange::Opened => Event::PullRequestOpened(pull_request),
+                reconcile::PullRequestChange::Updated => Event::PullRequestUpdated(pull_request),
+                reconcile::PullRequestChange::Merged => Event::PullRequestMerged {
+                    pull_request,
+                    merge_commit: None,
+                },
+                reconcile::PullRequestChange::Closed(reason) => Event::PullRequestClosed {
+                    pull_request,
+                    reason: reason.clone(),
+                },
+            });
+        }
     }
 
     /// Rebuilds the status report from the parts.
@@ -826,6 +953,11 @@ impl Daemon {
         })
         .await;
     }
+}
+
+/// The registry host of a normalized image name.
+fn registry_of(image: &str) -> String {
+    image.split('/').next().unwrap_or_default().to_string()
 }
 
 /// Where the daemon keeps its state (for `tagwatch status` without a running daemon).

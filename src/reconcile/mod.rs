@@ -45,7 +45,7 @@ use crate::error::ErrorClass;
 pub use context::{BeforePush, Context, FAULT_POINT_VARIABLE, Listing, Mode, RESOLVE_DEADLINE};
 pub use decide::{Facts, ScannedFile, decide};
 pub use message::{TRAILER_BUMP, TRAILER_POLICY, render_message};
-pub use push::{Applied, MAX_PUSH_ATTEMPTS, PullRequestRef};
+pub use push::{Applied, MAX_PUSH_ATTEMPTS, PullRequestChange, PullRequestEvent, PullRequestRef};
 pub use settings::{forge_settings, remote_settings};
 
 /// Repositories reconciled side by side by `plan` and `run --once` (each mostly waits on git and

@@ -22,7 +22,9 @@ use super::context::{Context, SharedStore, blocking};
 use super::gather::lock;
 use super::merge::{self, Merged};
 use super::message::{TRAILER_BUMP, parse_bump_trailer};
-use super::push::{Applied, PullRequestRef, Write, by_group, commit_groups};
+use super::push::{
+    Applied, PullRequestChange, PullRequestEvent, PullRequestRef, Write, by_group, commit_groups,
+};
 use super::{Bump, Problem, ReconcileError, RepositoryPlan, Scope, Status, group_of};
 
 pub(super) async fn pull_request_mode<S: TagSource + Send + Sync + 'static>(
@@ -127,9 +129,21 @@ pub(super) async fn pull_request_mode<S: TagSource + Send + Sync + 'static>(
         {
             Ok((pull_request, change)) => {
                 let url = pull_request.url.clone();
+                let event = |change| PullRequestEvent {
+                    change,
+                    number: pull_request.number,
+                    url: url.clone(),
+                    title: pull_request.title.clone(),
+                };
                 match change {
-                    Change::Opened => applied.opened.push(url.clone()),
-                    Change::Updated => applied.updated.push(url.clone()),
+                    Change::Opened => {
+                        applied.opened.push(url.clone());
+                        applied.events.push(event(PullRequestChange::Opened));
+                    }
+                    Change::Updated => {
+                        applied.updated.push(url.clone());
+                        applied.events.push(event(PullRequestChange::Updated));
+                    }
                     Change::Unchanged => {}
                 }
                 applied.pull_requests.push(PullRequestRef {
@@ -148,7 +162,10 @@ pub(super) async fn pull_request_mode<S: TagSource + Send + Sync + 'static>(
                     )
                     .await
                     {
-                        Ok(Merged::Merged) => applied.merged.push(url),
+                        Ok(Merged::Merged) => {
+                            applied.events.push(event(PullRequestChange::Merged));
+                            applied.merged.push(url);
+                        }
                         Ok(Merged::Waiting(why)) => {
                             tracing::info!(pull_request = pull_request.number, %why, "not merged yet");
                         }
@@ -208,6 +225,12 @@ pub(super) async fn pull_request_mode<S: TagSource + Send + Sync + 'static>(
         {
             Ok(_) => {
                 tracing::info!(pull_request = stale.number, group = %group, reason = ?reason, "closed");
+                applied.events.push(PullRequestEvent {
+                    change: PullRequestChange::Closed(render::close_comment(&reason)),
+                    number: stale.number,
+                    url: stale.url.clone(),
+                    title: stale.title.clone(),
+                });
                 applied.closed.push(stale.url);
             }
             Err(error) => applied.problems.push(Problem::new(

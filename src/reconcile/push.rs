@@ -50,8 +50,28 @@ pub struct Applied {
     pub closed: Vec<String>,
     /// Pull requests merged by tagwatch (`writeBack.merge`) this cycle.
     pub merged: Vec<String>,
+    /// What happened to each pull request, for notifications.
+    pub events: Vec<PullRequestEvent>,
     /// Groups or pull requests that failed while the rest went on; each counts as a failure.
     pub problems: Vec<Problem>,
+}
+
+/// Something that happened to one of tagwatch's pull requests this cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequestEvent {
+    pub change: PullRequestChange,
+    pub number: u64,
+    pub url: String,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullRequestChange {
+    Opened,
+    Updated,
+    Merged,
+    /// Closed, and why.
+    Closed(String),
 }
 
 /// One of tagwatch's pull requests: its group and web address.

@@ -586,3 +586,54 @@ async fn a_promoted_version_lands_downstream_after_its_soak_without_a_new_event(
     let message = git_bare(&bare, &["log", "-1", "--format=%B", "main", "--", "prod"]);
     assert!(message.contains("ran in staging since"), "{message}");
 }
+
+/// `notify`: a bump written by the daemon is posted once, as plain JSON, to a local receiver; the URL
+/// comes from an environment variable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_written_bump_is_posted_to_the_notify_receiver() {
+    use std::sync::{Arc, Mutex};
+    let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                if let Ok(value) = serde_json::from_slice(&body) {
+                    sink.lock().unwrap().push(value);
+                }
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let setup = setup(&["1.0.0"]).await;
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    std::fs::write(
+        &setup.config,
+        format!("{text}notify:\n  - {{ urlEnv: NOTIFY_URL, format: json, events: [bump] }}\n"),
+    )
+    .unwrap();
+    let mut environment = env();
+    environment.push(("NOTIFY_URL", hook.as_str()));
+    let daemon = Daemon::start(&setup.config, &setup.address, &environment).await;
+    daemon.ready().await;
+    push_tags(&setup.registry, &["1.2.0"]).await;
+    assert_eq!(setup.hook(&daemon, "1.2.0").await, 202);
+    daemon
+        .until("the notification", async || {
+            !received.lock().unwrap().is_empty()
+        })
+        .await;
+    let events = received.lock().unwrap().clone();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event"], "bump.written", "{events:?}");
+    assert_eq!(events[0]["repository"], "local");
+    assert!(
+        !daemon.log().iter().any(|line| line.contains(&hook)),
+        "the URL reached the log"
+    );
+    server.abort();
+}
