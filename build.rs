@@ -1,0 +1,55 @@
+//! Build script: records the commit the binary is built from as `TAGWATCH_COMMIT`, for `tagwatch
+//! --version` (docs/deploy.md). `TAGWATCH_COMMIT` from the environment wins (a build without `.git`,
+//! e.g. from a source archive); otherwise `git rev-parse HEAD`; otherwise `unknown`.
+//!
+//! Only the git files that name the commit are watched, so the crate is rebuilt when HEAD moves and
+//! not on every change to a file in the package.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=TAGWATCH_COMMIT");
+    let commit = match std::env::var("TAGWATCH_COMMIT") {
+        Ok(commit) if !commit.trim().is_empty() => commit.trim().to_string(),
+        _ => from_git().unwrap_or_else(|| "unknown".to_string()),
+    };
+    println!("cargo:rustc-env=TAGWATCH_COMMIT={commit}");
+}
+
+/// HEAD's commit, watching `HEAD`, the branch file it names and `packed-refs` (a worktree keeps its
+/// own `HEAD` and shares the refs of the main repository). Only files that exist are watched: Cargo
+/// reruns a build script on every build while a watched file is missing.
+fn from_git() -> Option<String> {
+    let directory = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR")?);
+    let git_dir = directory.join(git(&directory, &["rev-parse", "--git-dir"])?);
+    let common_dir = directory.join(git(&directory, &["rev-parse", "--git-common-dir"])?);
+    let head = git_dir.join("HEAD");
+    watch(&head);
+    watch(&common_dir.join("packed-refs"));
+    if let Ok(text) = std::fs::read_to_string(&head)
+        && let Some(reference) = text.trim().strip_prefix("ref: ")
+    {
+        watch(&common_dir.join(reference));
+    }
+    git(&directory, &["rev-parse", "HEAD"])
+}
+
+fn watch(path: &Path) {
+    if path.exists() {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
+}
+
+/// `git ARGS` in `directory`: its trimmed stdout when it succeeds.
+fn git(directory: &Path, args: &[&str]) -> Option<String> {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(directory)
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    Some(String::from_utf8(output.stdout).ok()?.trim().to_string())
+}
