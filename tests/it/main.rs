@@ -15,5 +15,6 @@ mod rewrite_properties;
 mod schema;
 mod semver_oracle;
 mod set;
+mod ship;
 mod support;
 mod validate;
