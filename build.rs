@@ -1,18 +1,24 @@
 //! Build script: records the commit the binary is built from as `TAGWATCH_COMMIT`, for `tagwatch
 //! --version` (docs/deploy.md). `TAGWATCH_COMMIT` from the environment wins (a build without `.git`,
-//! e.g. from a source archive); otherwise `git rev-parse HEAD`; otherwise `unknown`.
+//! e.g. from a source archive); otherwise, in optimized builds, `git rev-parse HEAD`; otherwise
+//! `unknown`.
 //!
-//! Only the git files that name the commit are watched, so the crate is rebuilt when HEAD moves and
-//! not on every change to a file in the package.
+//! Only the git files that name the commit are watched, so an optimized build is redone when HEAD
+//! moves and not on every change to a file in the package. Debug builds (`cargo build`, `cargo
+//! test`) do not ask git at all: a commit must not recompile the crate and every test binary.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=TAGWATCH_COMMIT");
+    let optimized = std::env::var("PROFILE").is_ok_and(|profile| profile == "release");
     let commit = match std::env::var("TAGWATCH_COMMIT") {
         Ok(commit) if !commit.trim().is_empty() => commit.trim().to_string(),
-        _ => from_git().unwrap_or_else(|| "unknown".to_string()),
+        _ => optimized
+            .then(from_git)
+            .flatten()
+            .unwrap_or_else(|| "unknown".to_string()),
     };
     println!("cargo:rustc-env=TAGWATCH_COMMIT={commit}");
 }

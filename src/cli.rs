@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub const DEFAULT_CONFIG_FILE: &str = "tagwatch.yaml";
 
 /// `tagwatch --version`: the crate version and the commit it was built from (`build.rs`), e.g.
-/// `tagwatch 0.1.0 (commit 4f3bde7…)`; `unknown` when the build had neither `.git` nor
-/// `TAGWATCH_COMMIT`.
+/// `tagwatch 0.1.0 (commit 4f3bde7…)`; `unknown` in debug builds and when a release build had
+/// neither `.git` nor `TAGWATCH_COMMIT`.
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (commit ",
