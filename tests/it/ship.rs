@@ -480,6 +480,9 @@ fn every_workload_is_hardened_and_mounts_what_its_config_names() {
             assert_eq!(containers.len(), 1);
             let container = &containers[0];
             let context = &container["securityContext"];
+            assert_eq!(context["runAsNonRoot"], true, "{install}");
+            assert_eq!(context["runAsUser"], USER, "{install}");
+            assert_eq!(context["seccompProfile"]["type"], "RuntimeDefault");
             assert_eq!(context["allowPrivilegeEscalation"], false, "{install}");
             assert_eq!(context["readOnlyRootFilesystem"], true, "{install}");
             assert_eq!(context["privileged"], false, "{install}");
