@@ -15,21 +15,44 @@ fn main() {
     let optimized = std::env::var("PROFILE").is_ok_and(|profile| profile == "release");
     let commit = match std::env::var("TAGWATCH_COMMIT") {
         Ok(commit) if !commit.trim().is_empty() => commit.trim().to_string(),
-        _ => optimized
-            .then(from_git)
-            .flatten()
-            .unwrap_or_else(|| "unknown".to_string()),
+        _ if optimized => commit_from_git(),
+        _ => "unknown".to_string(),
     };
     println!("cargo:rustc-env=TAGWATCH_COMMIT={commit}");
+}
+
+/// HEAD's commit, or `unknown` with a warning when the package is a git checkout whose commit cannot
+/// be read; then a path that never exists is watched, so the next build asks again instead of
+/// keeping `unknown` for good.
+fn commit_from_git() -> String {
+    let Some(directory) = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from) else {
+        return "unknown".to_string();
+    };
+    let git = directory.join(".git");
+    if !git.exists() {
+        return "unknown".to_string();
+    }
+    match from_git(&directory) {
+        Ok(commit) => commit,
+        Err(reason) => {
+            println!(
+                "cargo:warning=tagwatch --version will say `commit unknown` ({reason}); asked again on the next build"
+            );
+            println!(
+                "cargo:rerun-if-changed={}",
+                git.join("tagwatch-retry-commit").display()
+            );
+            "unknown".to_string()
+        }
+    }
 }
 
 /// HEAD's commit, watching `HEAD`, the branch file it names and `packed-refs` (a worktree keeps its
 /// own `HEAD` and shares the refs of the main repository). Only files that exist are watched: Cargo
 /// reruns a build script on every build while a watched file is missing.
-fn from_git() -> Option<String> {
-    let directory = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR")?);
-    let git_dir = directory.join(git(&directory, &["rev-parse", "--git-dir"])?);
-    let common_dir = directory.join(git(&directory, &["rev-parse", "--git-common-dir"])?);
+fn from_git(directory: &Path) -> Result<String, String> {
+    let git_dir = directory.join(git(directory, &["rev-parse", "--git-dir"])?);
+    let common_dir = directory.join(git(directory, &["rev-parse", "--git-common-dir"])?);
     let head = git_dir.join("HEAD");
     watch(&head);
     watch(&common_dir.join("packed-refs"));
@@ -38,7 +61,7 @@ fn from_git() -> Option<String> {
     {
         watch(&common_dir.join(reference));
     }
-    git(&directory, &["rev-parse", "HEAD"])
+    git(directory, &["rev-parse", "HEAD"])
 }
 
 fn watch(path: &Path) {
@@ -47,15 +70,21 @@ fn watch(path: &Path) {
     }
 }
 
-/// `git ARGS` in `directory`: its trimmed stdout when it succeeds.
-fn git(directory: &Path, args: &[&str]) -> Option<String> {
+/// `git ARGS` in `directory`: its trimmed stdout, or why it failed.
+fn git(directory: &Path, args: &[&str]) -> Result<String, String> {
     let output = Command::new("git")
         .args(args)
         .current_dir(directory)
         .output()
-        .ok()?;
+        .map_err(|error| format!("git did not start: {error}"))?;
     if !output.status.success() {
-        return None;
+        return Err(format!(
+            "git {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
     }
-    Some(String::from_utf8(output.stdout).ok()?.trim().to_string())
+    String::from_utf8(output.stdout)
+        .map(|text| text.trim().to_string())
+        .map_err(|_| format!("git {} printed something that is not UTF-8", args.join(" ")))
 }

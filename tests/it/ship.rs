@@ -29,6 +29,8 @@ const CONFIG_FILE: &str = "/etc/tagwatch/tagwatch.yaml";
 const STATE_DIR: &str = "/var/lib/tagwatch";
 /// The Secret the workloads take every credential from; its values are never part of the install.
 const CREDENTIALS_SECRET: &str = "tagwatch-credentials";
+/// coreutils' chroot, by path: the commands run in the image get the image's `PATH`.
+const CHROOT: &str = "/usr/sbin/chroot";
 
 fn repository_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -187,7 +189,7 @@ async fn the_image_runs_as_its_user_with_only_what_the_binary_needs() {
         .unwrap();
     }
     let in_image = |arguments: &[&str], extra: &[(&str, &str)]| {
-        Command::new("chroot")
+        Command::new(CHROOT)
             .arg(format!("--userspec={USER}:{USER}"))
             .arg(&rootfs)
             .arg("tagwatch")
@@ -234,7 +236,7 @@ async fn the_image_runs_as_its_user_with_only_what_the_binary_needs() {
         ),
     )
     .unwrap();
-    let mut daemon = Command::new("chroot")
+    let mut daemon = Command::new(CHROOT)
         .arg(format!("--userspec={USER}:{USER}"))
         .arg(&rootfs)
         .args([
