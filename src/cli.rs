@@ -7,10 +7,20 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// The config file read when `--config` is not given.
 pub const DEFAULT_CONFIG_FILE: &str = "tagwatch.yaml";
 
+/// `tagwatch --version`: the crate version and the commit it was built from (`build.rs`), e.g.
+/// `tagwatch 0.1.0 (commit 4f3bde7…)`; `unknown` in debug builds and when a release build had
+/// neither `.git` nor `TAGWATCH_COMMIT`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TAGWATCH_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tagwatch",
-    version,
+    version = VERSION,
     about = "Moves image references forward in GitOps repositories"
 )]
 pub struct Cli {

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: the real services the tests start (registry, git remotes, sshd) and the tools that feed
 # them. `command -v` / dpkg checks keep a second run instant.
-packages=(docker-registry skopeo apache2-utils openssh-server openssh-client lighttpd lighttpd-mod-openssl git curl jq openssl gnupg wrk)
+# buildah and umoci build and unpack the container image (deploy/image/build.sh, tests/it/ship.rs).
+packages=(docker-registry skopeo buildah umoci apache2-utils openssh-server openssh-client lighttpd lighttpd-mod-openssl git curl jq openssl gnupg wrk ca-certificates)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -16,5 +16,6 @@ mod rewrite_properties;
 mod schema;
 mod semver_oracle;
 mod set;
+mod ship;
 mod support;
 mod validate;
