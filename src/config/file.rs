@@ -826,6 +826,53 @@ fn daemon(context: &mut Context<'_, '_>, raw: Option<RawDaemon>, base: &Path) ->
     if let Some(duration) = positive(context, "daemon.shutdownGrace", raw.shutdown_grace) {
         daemon.shutdown_grace = duration;
     }
+    if let Some(election) = raw.leader_election {
+        let duration =
+            |context: &mut Context<'_, '_>, field: &str, text: Option<String>, default| {
+                positive(context, &format!("daemon.leaderElection.{field}"), text)
+                    .unwrap_or(default)
+            };
+        let lease_duration = duration(
+            context,
+            "leaseDuration",
+            election.lease_duration,
+            super::DEFAULT_LEASE_DURATION,
+        );
+        let renew_deadline = duration(
+            context,
+            "renewDeadline",
+            election.renew_deadline,
+            super::DEFAULT_RENEW_DEADLINE,
+        );
+        let retry_period = duration(
+            context,
+            "retryPeriod",
+            election.retry_period,
+            super::DEFAULT_RETRY_PERIOD,
+        );
+        if renew_deadline >= lease_duration {
+            context.error(
+                "daemon.leaderElection.renewDeadline",
+                "must be shorter than leaseDuration (a leader steps down before its Lease can be taken)",
+            );
+        }
+        if retry_period >= renew_deadline {
+            context.error(
+                "daemon.leaderElection.retryPeriod",
+                "must be shorter than renewDeadline",
+            );
+        }
+        daemon.leader_election = Some(super::LeaderElection {
+            name: election
+                .name
+                .unwrap_or_else(|| super::DEFAULT_LEASE_NAME.to_string()),
+            namespace: election.namespace,
+            identity: election.identity,
+            lease_duration,
+            renew_deadline,
+            retry_period,
+        });
+    }
     if let Some(webhooks) = raw.webhooks {
         daemon.webhooks = super::Webhooks {
             distribution: webhook(context, "distribution", webhooks.distribution, TOKEN),

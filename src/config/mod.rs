@@ -100,7 +100,28 @@ pub struct DaemonConfig {
     pub repository_interval: Duration,
     pub shutdown_grace: Duration,
     pub webhooks: Webhooks,
+    /// `daemon.leaderElection`: absent for a single replica.
+    pub leader_election: Option<LeaderElection>,
 }
+
+/// `daemon.leaderElection` as written; the namespace and identity are resolved when the daemon starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderElection {
+    pub name: String,
+    pub namespace: Option<String>,
+    pub identity: Option<String>,
+    pub lease_duration: Duration,
+    pub renew_deadline: Duration,
+    pub retry_period: Duration,
+}
+
+/// client-go's defaults: a dead leader is replaced within 15 s, a live one renews every 2 s and steps
+/// down after 10 s without a successful renewal (before its Lease could be taken over).
+pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
+pub const DEFAULT_RENEW_DEADLINE: Duration = Duration::from_secs(10);
+pub const DEFAULT_RETRY_PERIOD: Duration = Duration::from_secs(2);
+/// The Lease's name when none is configured.
+pub const DEFAULT_LEASE_NAME: &str = "tagwatch";
 
 impl Default for DaemonConfig {
     fn default() -> Self {
@@ -113,6 +134,7 @@ impl Default for DaemonConfig {
             repository_interval: DEFAULT_REPOSITORY_INTERVAL,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             webhooks: Webhooks::default(),
+            leader_election: None,
         }
     }
 }

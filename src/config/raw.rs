@@ -220,6 +220,25 @@ pub struct RawDaemon {
     pub shutdown_grace: Option<String>,
     /// Webhook endpoints; one without a credential is off (404).
     pub webhooks: Option<RawWebhooks>,
+    /// Two or more replicas: only the holder of a Kubernetes Lease polls and writes.
+    pub leader_election: Option<RawLeaderElection>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawLeaderElection {
+    /// The Lease's name (default `tagwatch`).
+    pub name: Option<String>,
+    /// Its namespace (default: the pod's, from `POD_NAMESPACE` or the service account).
+    pub namespace: Option<String>,
+    /// This replica's identity (default: `POD_NAME`, else the host name).
+    pub identity: Option<String>,
+    /// How long a Lease holds without renewal, e.g. `15s`.
+    pub lease_duration: Option<String>,
+    /// A leader that could not renew this long steps down, e.g. `10s` (less than leaseDuration).
+    pub renew_deadline: Option<String>,
+    /// How often to renew, or to try to take over, e.g. `2s`.
+    pub retry_period: Option<String>,
 }
 
 /// `daemon.webhooks`: the credential of each endpoint, by environment variable name.

@@ -83,6 +83,8 @@ pub struct Metrics {
     pub targets: Family<RepositoryKind, Gauge>,
     pub last_success: Family<RepositoryLabels, FloatGauge>,
     pub ready: Gauge,
+    /// 1 while this replica leads (always without leader election).
+    pub leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -104,6 +106,7 @@ impl Default for Metrics {
             targets: Family::default(),
             last_success: Family::default(),
             ready: Gauge::default(),
+            leader: Gauge::default(),
         }
     }
 }
@@ -175,6 +178,11 @@ impl Metrics {
             "ready",
             "1 once every repository completed a cycle",
             self.ready.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica holds the Lease and does the work (always 1 without leader election)",
+            self.leader.clone(),
         );
         registry
     }

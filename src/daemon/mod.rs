@@ -11,6 +11,7 @@
 //! Must not: reach into the reconcile flow (it calls `reconcile::Context` and acts on the returned
 //! `Next`), trust a webhook payload (an event only names an image to re-check), or block its own loop.
 
+pub mod leader;
 pub mod metrics;
 pub mod scheduler;
 mod server;
@@ -25,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -80,6 +81,8 @@ pub enum DaemonError {
     State(#[from] state::StateError),
     #[error("setting up the registry client")]
     Registry(#[source] crate::registry::RegistryError),
+    #[error(transparent)]
+    Leader(#[from] leader::LeaderError),
     #[error("listening on {address}")]
     Listen {
         address: std::net::SocketAddr,
@@ -116,13 +119,24 @@ pub async fn run(
     let state = Arc::new(state);
     let listen = config.daemon.listen;
     let grace = config.daemon.shutdown_grace;
+    // Without leader election this replica always leads; with it, the election task says.
+    let election = match &config.daemon.leader_election {
+        Some(election) => {
+            let settings = leader::Settings::resolve(election, &environment)?;
+            let api = leader::leases(&settings.namespace).await?;
+            tracing::info!(lease = %settings.name, namespace = %settings.namespace, identity = %settings.identity, "leader election: taking part");
+            Some((api, settings))
+        }
+        None => None,
+    };
+    let (leading_sender, leading) = watch::channel(election.is_none());
     let (messages, inbox) = mpsc::unbounded_channel();
     let metrics = Metrics::default();
     let shared = Arc::new(Shared {
         registry: metrics.registry(),
         metrics,
         report: Mutex::new(Report {
-            leader: true,
+            leader: election.is_none(),
             ..Report::default()
         }),
         ready: AtomicBool::new(false),
@@ -166,8 +180,21 @@ pub async fn run(
         state,
     );
     daemon.restore().await;
-    daemon.start();
-    daemon.run(inbox, stop.clone(), grace).await;
+    // The election outlives the loop: the Lease is handed back only after in-flight work drained.
+    let election_stop = CancellationToken::new();
+    let election = election.map(|(api, settings)| {
+        tokio::spawn(leader::run(
+            api,
+            settings,
+            leading_sender,
+            election_stop.clone(),
+        ))
+    });
+    daemon.run(inbox, leading, stop.clone(), grace).await;
+    election_stop.cancel();
+    if let Some(election) = election {
+        let _ = tokio::time::timeout(Duration::from_secs(5), election).await;
+    }
     forward.abort();
     server_stop.cancel();
     let _ = server.await;
@@ -246,6 +273,10 @@ struct Daemon {
     events: HashMap<String, Instant>,
     images_running: usize,
     repositories_running: usize,
+    /// This replica holds the Lease (always without leader election): only then does work start.
+    leader: bool,
+    /// This replica has followed another since it started.
+    followed: bool,
 }
 
 enum Done {
@@ -288,6 +319,8 @@ impl Daemon {
             events: HashMap::new(),
             images_running: 0,
             repositories_running: 0,
+            leader: false,
+            followed: false,
         };
         daemon.learn_config();
         daemon
@@ -349,7 +382,8 @@ impl Daemon {
         }
     }
 
-    /// First run of every key: repositories now, image polls spread over their interval.
+    /// First run of every key: repositories now, image polls spread over their interval (on becoming
+    /// the leader).
     fn start(&mut self) {
         let now = Instant::now();
         for repository in self.repositories.clone() {
@@ -366,16 +400,26 @@ impl Daemon {
     async fn run(
         &mut self,
         mut inbox: mpsc::UnboundedReceiver<Message>,
+        mut leading: watch::Receiver<bool>,
         stop: CancellationToken,
         grace: Duration,
     ) {
         let mut work: JoinSet<Done> = JoinSet::new();
+        // With an election, nothing is known until its first round (not ready, not leading).
+        if *leading.borrow_and_update() {
+            self.lead(true);
+        }
         loop {
-            let can_run = self.images_running < MAX_IMAGE_WORK
+            let can_run = self.leader
+                && self.images_running < MAX_IMAGE_WORK
                 && self.repositories_running < MAX_REPOSITORY_WORK;
             tokio::select! {
                 biased;
                 () = stop.cancelled() => break,
+                Ok(()) = leading.changed() => {
+                    let leader = *leading.borrow_and_update();
+                    self.lead(leader);
+                }
                 Some(message) = inbox.recv() => self.receive(message),
                 Some(done) = work.join_next(), if !work.is_empty() => match done {
                     Ok(done) => self.finish(done),
@@ -404,8 +448,38 @@ impl Daemon {
         self.notifier.close(Duration::from_secs(5)).await;
     }
 
+    /// Leadership changed (or was first decided). A new leader starts as a fresh process does: every
+    /// repository now, image polls spread over their interval — or all at once if it followed before,
+    /// since then nothing was polled. A replica that stops leading starts no
+    /// new work; work in flight finishes (a push from a stale leader loses git's compare-and-swap).
+    /// A follower is ready as soon as it knows it follows, so a rollout is not held up by it.
+    fn lead(&mut self, leader: bool) {
+        let was = self.leader;
+        self.leader = leader;
+        self.shared.metrics.leader.set(i64::from(leader));
+        if leader && !was {
+            self.start();
+            if self.followed {
+                // Nothing was polled while following: the cached listings are as old as that.
+                let now = Instant::now();
+                for image in self.images.keys() {
+                    self.scheduler.schedule(Key::Image(image.clone()), now);
+                }
+            }
+        } else if !leader {
+            self.followed = true;
+            self.events.clear();
+            self.shared.ready.store(true, Ordering::Relaxed);
+            self.shared.metrics.ready.set(1);
+        }
+        self.publish_report();
+    }
+
     fn receive(&mut self, message: Message) {
         match message {
+            Message::Event { image, .. } if !self.leader => {
+                tracing::info!(image = %image, "webhook while following: ignored, the leader's polling picks the tag up");
+            }
             Message::Event { image, received } => {
                 if self.images.contains_key(&image) {
                     tracing::info!(image = %image, "webhook: re-checking the image now");
@@ -937,7 +1011,7 @@ impl Daemon {
                 .collect(),
             errors: self.errors.values().cloned().collect(),
             ready: self.shared.ready.load(Ordering::Relaxed),
-            leader: true,
+            leader: self.leader,
         };
         *self.shared.report.lock().expect("report lock") = report;
     }

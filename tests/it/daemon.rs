@@ -10,6 +10,7 @@ use crate::reconcile::{
     registry_with, show,
 };
 use crate::support::daemon::{Daemon, daemon_block};
+use crate::support::fake_kube::FakeKube;
 use crate::support::git_http::{GitHttpServer, git_bare};
 use crate::support::ports::free_port;
 use crate::support::registry::Registry;
@@ -636,4 +637,206 @@ async fn a_written_bump_is_posted_to_the_notify_receiver() {
         "the URL reached the log"
     );
     server.abort();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Leader election against the fake Lease API (tests/it/support/fake_kube.rs)
+// ---------------------------------------------------------------------------------------------------
+
+const KUBE_TOKEN: &str = "kube-token-9a7c41";
+const NAMESPACE: &str = "tagwatch";
+
+/// Leader election for tests: a dead leader's Lease expires after 3 s, renewals every 300 ms.
+const ELECTION: &str = "  leaderElection:\n    namespace: tagwatch\n    leaseDuration: 3s\n    renewDeadline: 2s\n    retryPeriod: 300ms\n";
+
+impl Setup {
+    /// The setup's config with leader election on, plus a kubeconfig for `kube`.
+    fn elect(&self, kube: &FakeKube) -> PathBuf {
+        let kubeconfig = self.root.path().join("kubeconfig");
+        kube.write_kubeconfig(&kubeconfig, NAMESPACE);
+        let mut text = std::fs::read_to_string(&self.config).unwrap();
+        text.push_str(ELECTION);
+        std::fs::write(&self.config, &text).unwrap();
+        kubeconfig
+    }
+
+    /// A second replica's config beside the first (its own listen address, state and home): its path
+    /// and address.
+    fn second_replica(&self) -> (PathBuf, String) {
+        let directory = self.root.path().join("b");
+        std::fs::create_dir_all(&directory).unwrap();
+        let address = format!("127.0.0.1:{}", free_port());
+        let text = std::fs::read_to_string(&self.config)
+            .unwrap()
+            .replace(&self.address, &address)
+            .replace("policies: [policies/]", "policies: [../policies/]");
+        let config = directory.join("tagwatch.yaml");
+        std::fs::write(&config, text).unwrap();
+        (config, address)
+    }
+}
+
+fn replica_env<'a>(kubeconfig: &'a str, name: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("HOOK_TOKEN", HOOK_TOKEN),
+        ("KUBECONFIG", kubeconfig),
+        ("POD_NAME", name),
+    ]
+}
+
+async fn leads(daemon: &Daemon) -> bool {
+    let Some((200, body)) = daemon.get("/api/v1/status").await else {
+        return false;
+    };
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    report["leader"] == true
+}
+
+/// Two replicas on one Lease: only the holder writes, a webhook that reaches the follower is dropped
+/// (the leader's work is untouched), and after `kill -9` of the leader the follower takes the expired
+/// Lease over and writes the next bump. Every request and answer of the Lease API matched the
+/// Kubernetes API description.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_lease_holder_writes_and_a_follower_takes_over_after_kill_9() {
+    let setup = setup(&["1.0.0"]).await;
+    let kube = FakeKube::start(KUBE_TOKEN).await;
+    let kubeconfig = setup.elect(&kube);
+    let kubeconfig = kubeconfig.to_str().unwrap();
+    let a = Daemon::start(
+        &setup.config,
+        &setup.address,
+        &replica_env(kubeconfig, "replica-a"),
+    )
+    .await;
+    a.ready().await;
+    a.until("replica-a to lead", async || leads(&a).await).await;
+    let (config_b, address_b) = setup.second_replica();
+    let b = Daemon::start(&config_b, &address_b, &replica_env(kubeconfig, "replica-b")).await;
+    // A follower is ready (a rollout is not held up) and says it does not lead.
+    b.ready().await;
+    assert!(!leads(&b).await);
+    assert!(leads(&a).await);
+    let (_, metrics) = b.get("/metrics").await.unwrap();
+    assert!(metrics.contains("tagwatch_leader 0"), "{metrics}");
+    let (_, metrics) = a.get("/metrics").await.unwrap();
+    assert!(metrics.contains("tagwatch_leader 1"), "{metrics}");
+    assert_eq!(
+        kube.holder(NAMESPACE, "tagwatch").as_deref(),
+        Some("replica-a")
+    );
+
+    let before = count(&setup.bare);
+    push_tags(&setup.registry, &["1.2.0"]).await;
+    // The follower accepts the hint (registries must get their 2xx) and does nothing with it.
+    assert_eq!(setup.hook(&b, "1.2.0").await, 202);
+    b.until("the follower to drop the hint", async || {
+        b.logged("webhook while following")
+    })
+    .await;
+    assert_eq!(setup.hook(&a, "1.2.0").await, 202);
+    a.until("the leader's bump on the remote", async || {
+        setup.deploys("1.2.0")
+    })
+    .await;
+    assert_eq!(count(&setup.bare), before + 1);
+    let (_, metrics) = b.get("/metrics").await.unwrap();
+    assert!(
+        !metrics.contains("tagwatch_commits_total{"),
+        "the follower wrote: {metrics}"
+    );
+    let (_, metrics) = a.get("/metrics").await.unwrap();
+    assert!(
+        metrics.contains("tagwatch_commits_total{repository=\"local\"} 1"),
+        "{metrics}"
+    );
+
+    // The leader dies without handing the Lease back; the follower takes it when it expires.
+    a.signal("KILL");
+    b.until("replica-b to take the Lease over", async || leads(&b).await)
+        .await;
+    assert_eq!(
+        kube.holder(NAMESPACE, "tagwatch").as_deref(),
+        Some("replica-b")
+    );
+    let lease = kube.lease(NAMESPACE, "tagwatch").unwrap();
+    assert_eq!(lease["spec"]["leaseTransitions"], 1);
+    push_tags(&setup.registry, &["1.3.0"]).await;
+    assert_eq!(setup.hook(&b, "1.3.0").await, 202);
+    b.until("the new leader's bump on the remote", async || {
+        setup.deploys("1.3.0")
+    })
+    .await;
+    assert_eq!(count(&setup.bare), before + 2);
+    // The Lease changed hands once: every write before the takeover was replica-a's, every one after
+    // it replica-b's (never two holders taking turns).
+    let holders: Vec<Option<String>> = kube
+        .writes()
+        .into_iter()
+        .map(|write| write.holder)
+        .collect();
+    let takeover = holders
+        .iter()
+        .position(|holder| holder.as_deref() == Some("replica-b"))
+        .unwrap();
+    assert!(
+        holders[..takeover]
+            .iter()
+            .all(|holder| holder.as_deref() == Some("replica-a")),
+        "{holders:?}"
+    );
+    assert!(
+        holders[takeover..]
+            .iter()
+            .all(|holder| holder.as_deref() == Some("replica-b")),
+        "{holders:?}"
+    );
+    assert_eq!(kube.problems(), Vec::<String>::new());
+}
+
+/// A leader whose API server stops answering steps down before its Lease could be taken over, drops
+/// hints while it follows, leads again when the API server answers (and then catches up with what it
+/// missed), and hands the Lease back on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_cannot_renew_steps_down_then_leads_again_and_releases_on_sigterm() {
+    let setup = setup(&["1.0.0"]).await;
+    let kube = FakeKube::start(KUBE_TOKEN).await;
+    let kubeconfig = setup.elect(&kube);
+    let kubeconfig = kubeconfig.to_str().unwrap();
+    let mut a = Daemon::start(
+        &setup.config,
+        &setup.address,
+        &replica_env(kubeconfig, "replica-a"),
+    )
+    .await;
+    a.ready().await;
+    a.until("replica-a to lead", async || leads(&a).await).await;
+    let before = count(&setup.bare);
+
+    kube.fail(true);
+    a.until("the leader to step down", async || !leads(&a).await)
+        .await;
+    let (_, metrics) = a.get("/metrics").await.unwrap();
+    assert!(metrics.contains("tagwatch_leader 0"), "{metrics}");
+    push_tags(&setup.registry, &["1.2.0"]).await;
+    assert_eq!(setup.hook(&a, "1.2.0").await, 202);
+    a.until("the hint to be dropped", async || {
+        a.logged("webhook while following")
+    })
+    .await;
+    assert_eq!(count(&setup.bare), before);
+
+    kube.fail(false);
+    a.until("replica-a to lead again", async || leads(&a).await)
+        .await;
+    // No new event: the new leader polls what it missed while following.
+    a.until("the missed bump on the remote", async || {
+        setup.deploys("1.2.0")
+    })
+    .await;
+    assert_eq!(count(&setup.bare), before + 1);
+
+    a.signal("TERM");
+    assert!(a.wait().success());
+    assert_eq!(kube.holder(NAMESPACE, "tagwatch"), None);
+    assert_eq!(kube.problems(), Vec::<String>::new());
 }

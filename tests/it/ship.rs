@@ -11,14 +11,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use jsonschema::{Draft, Validator};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 use crate::support::git_http::seed_bare_repo_in;
+use crate::support::kube_schema::KubernetesSchemas;
 use crate::support::ports::free_port;
 use crate::support::registry::Registry;
 
@@ -318,6 +317,7 @@ const INSTALLS: &[(&str, &[&str])] = &[
     ("deploy/kubernetes", DAEMON_KINDS),
     ("deploy/overlays/push", DAEMON_KINDS),
     ("deploy/overlays/pull-request", DAEMON_KINDS),
+    ("deploy/overlays/high-availability", DAEMON_KINDS),
     (
         "deploy/overlays/cronjob",
         &[
@@ -518,18 +518,39 @@ fn every_workload_is_hardened_and_mounts_what_its_config_names() {
 /// on the port it listens on, and given longer than its shutdown grace to drain.
 #[test]
 fn the_daemon_is_one_replica_probed_on_its_endpoints_with_a_grace_period_above_shutdown_grace() {
-    for install in [
-        "deploy/kubernetes",
-        "deploy/overlays/push",
-        "deploy/overlays/pull-request",
+    for (install, replicas, strategy) in [
+        ("deploy/kubernetes", 1, "Recreate"),
+        ("deploy/overlays/push", 1, "Recreate"),
+        ("deploy/overlays/pull-request", 1, "Recreate"),
+        ("deploy/overlays/high-availability", 2, "RollingUpdate"),
     ] {
         let objects = render(install);
         let configuration = tagwatch_config(&objects);
         let deployment = the(&objects, "Deployment");
-        assert_eq!(deployment["spec"]["replicas"], 1, "{install}");
-        assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+        assert_eq!(deployment["spec"]["replicas"], replicas, "{install}");
+        assert_eq!(
+            deployment["spec"]["strategy"]["type"], strategy,
+            "{install}"
+        );
         let pod = &deployment["spec"]["template"]["spec"];
         let container = &pod["containers"][0];
+        // Every replica takes part in the election on the Lease its Role grants, as its pod.
+        assert_eq!(
+            configuration["daemon"]["leaderElection"]["name"], "tagwatch",
+            "{install}"
+        );
+        for (variable, field) in [
+            ("POD_NAME", "metadata.name"),
+            ("POD_NAMESPACE", "metadata.namespace"),
+        ] {
+            assert!(
+                container["env"].as_array().unwrap().contains(&json!({
+                    "name": variable,
+                    "valueFrom": {"fieldRef": {"fieldPath": field}}
+                })),
+                "{install}: {variable}"
+            );
+        }
         assert_eq!(
             container["args"].as_array().unwrap().last(),
             Some(&json!("daemon"))
@@ -594,6 +615,7 @@ fn every_config_in_the_install_passes_validate_with_the_env_vars_its_workload_se
             .as_array()
             .unwrap()
             .iter()
+            .filter(|variable| variable["valueFrom"]["fieldRef"].is_null())
             .map(|variable| {
                 let reference = &variable["valueFrom"]["secretKeyRef"];
                 assert_eq!(
@@ -722,132 +744,4 @@ fn relative(from: &Path, to: &Path) -> PathBuf {
         path.push(component);
     }
     path
-}
-
-// ---------------------------------------------------------------------------------------------------
-// The Kubernetes OpenAPI schemas (tests/kubernetes-api/README.md)
-// ---------------------------------------------------------------------------------------------------
-
-/// Validators by `apiVersion` and `kind`, compiled once from the vendored OpenAPI v3 documents, made
-/// strict as the API server's strict field validation is: an object schema that lists its properties
-/// allows no others (a misspelled field is an error, not silently dropped).
-struct KubernetesSchemas {
-    validators: Mutex<HashMap<(String, String), Arc<Validator>>>,
-}
-
-impl KubernetesSchemas {
-    fn get() -> &'static KubernetesSchemas {
-        static SCHEMAS: OnceLock<KubernetesSchemas> = OnceLock::new();
-        SCHEMAS.get_or_init(|| KubernetesSchemas {
-            validators: Mutex::new(HashMap::new()),
-        })
-    }
-
-    /// Every way `object` breaks the schema of its kind, as `KIND NAME: message at /path`.
-    fn problems(&self, object: &Value) -> Vec<String> {
-        let api_version = object["apiVersion"].as_str().unwrap().to_string();
-        let kind = object["kind"].as_str().unwrap().to_string();
-        let validator = self
-            .validators
-            .lock()
-            .unwrap()
-            .entry((api_version.clone(), kind.clone()))
-            .or_insert_with(|| Arc::new(compile(&api_version, &kind)))
-            .clone();
-        let name = object["metadata"]["name"].as_str().unwrap_or("?");
-        validator
-            .iter_errors(object)
-            .map(|error| format!("{kind} {name}: {error} at {}", error.instance_path()))
-            .collect()
-    }
-}
-
-fn compile(api_version: &str, kind: &str) -> Validator {
-    let directory = repository_root().join("tests/kubernetes-api");
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let document = if group == "monitoring.coreos.com" {
-        custom_resource_schema(
-            &directory.join("monitoring.coreos.com_servicemonitors.yaml"),
-            kind,
-            version,
-        )
-    } else {
-        let file = if group.is_empty() {
-            format!("api__{version}_openapi.json")
-        } else {
-            format!("apis__{group}__{version}_openapi.json")
-        };
-        let text = std::fs::read_to_string(directory.join(&file))
-            .unwrap_or_else(|error| panic!("{file}: {error} (no schema for {api_version})"));
-        let mut document: Value = serde_json::from_str(&text).unwrap();
-        let name = document["components"]["schemas"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .find(|(_, schema)| {
-                schema["x-kubernetes-group-version-kind"]
-                    .as_array()
-                    .is_some_and(|kinds| {
-                        kinds.contains(&json!({"group": group, "version": version, "kind": kind}))
-                    })
-            })
-            .map(|(name, _)| name.clone())
-            .unwrap_or_else(|| panic!("{file} has no schema for {kind}"));
-        // Only the schemas; `paths` is not needed and is most of the document.
-        document.as_object_mut().unwrap().remove("paths");
-        document["components"]["schemas"]
-            .as_object_mut()
-            .unwrap()
-            .values_mut()
-            .for_each(strict);
-        document["$ref"] = json!(format!("#/components/schemas/{name}"));
-        document
-    };
-    jsonschema::options()
-        .with_draft(Draft::Draft4)
-        .build(&document)
-        .unwrap_or_else(|error| {
-            panic!("the schema of {api_version} {kind} does not compile: {error}")
-        })
-}
-
-/// The `openAPIV3Schema` of `kind` at `version` in a CustomResourceDefinition file.
-fn custom_resource_schema(path: &Path, kind: &str, version: &str) -> Value {
-    let definition: Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    assert_eq!(definition["spec"]["names"]["kind"], kind);
-    let mut schema = definition["spec"]["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|entry| entry["name"] == version)
-        .map(|entry| entry["schema"]["openAPIV3Schema"].clone())
-        .unwrap_or_else(|| panic!("{} has no version {version}", path.display()));
-    strict(&mut schema);
-    schema
-}
-
-/// `additionalProperties: false` on every object schema that lists its properties and neither allows
-/// more nor preserves unknown fields; walks the schema keywords only (a default value or a property
-/// named `properties` is data, not a schema).
-fn strict(schema: &mut Value) {
-    let Value::Object(map) = schema else {
-        return;
-    };
-    if map.contains_key("properties")
-        && !map.contains_key("additionalProperties")
-        && map.get("x-kubernetes-preserve-unknown-fields") != Some(&json!(true))
-    {
-        map.insert("additionalProperties".into(), json!(false));
-    }
-    for (keyword, value) in map.iter_mut() {
-        match keyword.as_str() {
-            "properties" => value.as_object_mut().unwrap().values_mut().for_each(strict),
-            "items" | "additionalProperties" | "not" => strict(value),
-            "allOf" | "anyOf" | "oneOf" => {
-                value.as_array_mut().unwrap().iter_mut().for_each(strict)
-            }
-            _ => {}
-        }
-    }
 }

@@ -540,3 +540,30 @@ fn the_promotion_example_validates() {
     assert_eq!(promotion.require_status, ["acceptance"]);
     assert!(prod.applies_to("prod") && !prod.applies_to("staging"));
 }
+
+#[test]
+fn leader_election_timings_must_nest() {
+    assert_eq!(
+        problems(
+            &[(
+                "tagwatch.yaml",
+                "daemon:\n  leaderElection:\n    leaseDuration: 10s\n    renewDeadline: 10s\n    retryPeriod: 12s\n"
+            )],
+            &[]
+        ),
+        [
+            "tagwatch.yaml:4:20: daemon.leaderElection.renewDeadline: must be shorter than leaseDuration (a leader steps down before its Lease can be taken)",
+            "tagwatch.yaml:5:18: daemon.leaderElection.retryPeriod: must be shorter than renewDeadline",
+        ]
+    );
+    assert_eq!(
+        problems(
+            &[(
+                "tagwatch.yaml",
+                "daemon:\n  leaderElection: { namespace: ops, leaseDuration: 15s }\n"
+            )],
+            &[]
+        ),
+        Vec::<String>::new()
+    );
+}

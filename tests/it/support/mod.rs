@@ -2,7 +2,9 @@
 
 pub mod daemon;
 pub mod fake_forge;
+pub mod fake_kube;
 pub mod git_http;
+pub mod kube_schema;
 pub mod ports;
 pub mod proxy;
 pub mod registry;
