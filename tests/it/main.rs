@@ -7,6 +7,7 @@ mod forge;
 mod git;
 mod invariants;
 mod notify;
+mod quickstart;
 mod reconcile;
 mod registry;
 mod resolve;
