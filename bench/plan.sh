@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `plan` figures (SPEC §10, BENCHMARKS.md "Plan: cold vs Renovate, warm at 10,000 files"):
+# `plan` figures (BENCHMARKS.md "Plan: cold vs Renovate, warm at 10,000 files"):
 #
 #   cold  `tagwatch plan` over the generated 1,000-file repository (1,980 references, 50 images × 50
 #         tags on a local `docker-registry`) with an EMPTY state directory, so the clone is made in the

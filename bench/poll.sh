@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Registry poll cycle (SPEC §10): one full tag listing of REPOS repositories × TAGS tags through
+# Registry poll cycle (BENCHMARKS.md): one full tag listing of REPOS repositories × TAGS tags through
 # tagwatch's registry client, next to the registry's own capacity for the same requests (wrk firing the
 # same tags/list URLs with the same number of connections). Prints both and their ratio.
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Write-back (SPEC §7, issue "plan / run --once"): `tagwatch run --once` on a config repository with
+# Write-back (BENCHMARKS.md, docs/design/reconcile.md): `tagwatch run --once` on a config repository with
 # TARGETS application folders that all reference one image needing a bump (1.0.0 -> 1.0.1). Prints, per
 # round, the wall time of `run --once` and the commits and pushes it made; the first round clones into
 # the cache, the others fetch into it (the branch is reset to the seed commit between rounds).

@@ -1,4 +1,4 @@
-//! Compares the two candidate span-reporting YAML parsers over the corpus (`docs/manifest.md` records
+//! Compares the two candidate span-reporting YAML parsers over the corpus (`docs/design/manifest.md` records
 //! the figures): which files each accepts, whether its positions are bytes or characters (checked on
 //! every scalar of non-ASCII files against the source text), how often its scalar start lands where the
 //! value is written, and how long a sweep takes.

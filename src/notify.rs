@@ -9,7 +9,7 @@
 //! webhook URLs are secrets: only the scheme and host are ever shown), or decide what happened (the
 //! controller tells it).
 //!
-//! Decisions: `docs/forge.md` ("Notifications").
+//! Decisions: `docs/design/forge.md` ("Notifications").
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};

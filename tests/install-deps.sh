@@ -29,7 +29,7 @@ if ((${#missing[@]})); then
   [ -z "$added_policy" ] || $sudo rm -f /usr/sbin/policy-rc.d
 fi
 
-# node-semver is the oracle for semver policies (SPEC §4: resolve must agree with maxSatisfying).
+# node-semver is the oracle for semver policies (resolve must agree with maxSatisfying).
 if ! command -v node >/dev/null; then
   echo "node is required for the node-semver oracle (apt-get install nodejs npm)" >&2
   exit 1

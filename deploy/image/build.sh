@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # deploy/image/build.sh REF — builds tagwatch's container image from the release binary with Debian's
-# buildah and pushes it to REF (SPEC §13; docs/deploy.md).
+# buildah and pushes it to REF (docs/deploy.md).
 #
 #   REF   registry/name:tag. Pushed over verified HTTPS; plain HTTP only when the registry is on
 #         loopback (localhost, 127.0.0.0/8, [::1]). A containers-transports destination is used as

@@ -311,7 +311,7 @@ impl Forge for Gitea {
     }
 
     async fn checks(&self, sha: &str) -> Result<Checks, ForgeError> {
-        // One page: the combined status is an object; see docs/forge.md.
+        // One page: the combined status is an object; see docs/design/forge.md.
         let url = self.repo_url(&["commits", sha, "status"], &[("limit", PAGE_LIMIT)]);
         let combined: WireCombinedStatus = self.api.send(Method::GET, url, None).await?.json()?;
         let reports = combined

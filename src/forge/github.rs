@@ -333,7 +333,7 @@ impl Forge for GitHub {
     }
 
     async fn checks(&self, sha: &str) -> Result<Checks, ForgeError> {
-        // Both answers are objects with one page of up to 100 entries; see docs/forge.md.
+        // Both answers are objects with one page of up to 100 entries; see docs/design/forge.md.
         let url = self.repo_url(&["commits", sha, "status"], &[("per_page", "100")]);
         let combined: WireCombinedStatus = self.api.send(Method::GET, url, None).await?.json()?;
         let url = self.repo_url(&["commits", sha, "check-runs"], &[("per_page", "100")]);

@@ -9,7 +9,7 @@
 //! (that is `reconcile`), or read the process environment (the token arrives as a [`Secret`] in
 //! [`ForgeSettings`]).
 //!
-//! Decisions and limitations: `docs/forge.md`.
+//! Decisions and limitations: `docs/design/forge.md`.
 
 pub mod error;
 mod gitea;

@@ -8,7 +8,7 @@
 //!
 //! The YAML is parsed with `saphyr-parser` (events with positions, converted from characters to bytes in
 //! [`yaml`]); the parser is used only to *locate* scalars, their decoded value and their quoting style.
-//! The choice of parser and the comparison behind it are in `docs/manifest.md`.
+//! The choice of parser and the comparison behind it are in `docs/design/manifest.md`.
 //!
 //! # Limitations
 //! Each item has a test named after it (`limitation_*` in `tests/it/rewrite.rs`).

@@ -16,7 +16,7 @@
 //! and `forge`), drive libgit2 (that is `git`), sleep between cycles (that is the daemon's scheduler), or
 //! render an error chain (that is `commands`).
 //!
-//! Decisions: `docs/reconcile.md`.
+//! Decisions: `docs/design/reconcile.md`.
 
 mod context;
 pub mod decide;

@@ -9,7 +9,7 @@
 //! as if it were all of it.
 //!
 //! Transport is `reqwest`; `oci-client` provides the manifest types and media types. Why not
-//! `oci-client`'s requests as well: see `docs/registry.md`.
+//! `oci-client`'s requests as well: see `docs/design/registry.md`.
 
 mod auth;
 mod cache;

@@ -18,7 +18,7 @@ use crate::reference::is_valid_tag;
 /// serve without complaint: distribution 3.1's default `tags.maxtags` (3.1.0 answers 400 above it,
 /// 3.1.1 clamps to it), ECR's maximum; Quay clamps any `n` to its page of 100, distribution 2.8
 /// ignores `n` and sends everything. A page of 1,000 tags is about 30 KB. A registry answering 400
-/// to `n` is asked again without it (see `docs/registry.md`).
+/// to `n` is asked again without it (see `docs/design/registry.md`).
 pub const PAGE_SIZE: usize = 1000;
 
 /// Pages read per listing at most. With [`PAGE_SIZE`] honoured that is a million tags; with Quay's or

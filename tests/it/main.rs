@@ -3,6 +3,7 @@
 
 mod corpus;
 mod daemon;
+mod docs;
 mod forge;
 mod git;
 mod invariants;

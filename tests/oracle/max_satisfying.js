@@ -1,4 +1,4 @@
-// The semver oracle (SPEC §4): what node-semver's maxSatisfying picks from a tag list, with tagwatch's
+// The semver oracle (docs/design/policies.md): what node-semver's maxSatisfying picks from a tag list, with tagwatch's
 // documented candidate rules around it and nothing else:
 //   - a tag outside the OCI tag grammar is never a candidate;
 //   - with a variant, only tags whose suffix after the first '-' equals it, compared without it;
