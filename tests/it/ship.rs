@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 
-use crate::support::git_http::seed_bare_repo_in;
 use crate::support::kube_schema::KubernetesSchemas;
 use crate::support::ports::free_port;
 use crate::support::registry::Registry;
@@ -221,8 +220,51 @@ async fn the_image_runs_as_its_user_with_only_what_the_binary_needs() {
     assert!(stdout(&refused).contains("GIT_TOKEN"), "{refused:?}");
 
     // The daemon as the pod runs it: it serves, reconciles a repository, keeps its state in the state
-    // directory as its own user, and stops cleanly on SIGTERM.
-    let fleet = seed_bare_repo_in(&rootfs.join("srv"), "fleet");
+    // directory as its own user, and stops cleanly on SIGTERM. Dogfood: the repository is this
+    // project's own Kubernetes install, whose image reference names an older tag of the image just
+    // built; the daemon in the image moves it to the tag just pushed, and changes nothing else.
+    let released = format!("{}/tagwatch:{version}", registry.host);
+    run(Command::new("skopeo").args([
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("docker://{reference}"),
+        &format!("docker://{released}"),
+    ]));
+    let kustomization =
+        std::fs::read_to_string(repository_root().join("deploy/kubernetes/kustomization.yaml"))
+            .unwrap();
+    let older = kustomization
+        .replace(
+            "newName: registry.example.com/platform/tagwatch",
+            &format!("newName: {}/tagwatch", registry.host),
+        )
+        .replace("newTag: \"0.1.0\"", "newTag: \"0.0.1\"");
+    assert_ne!(
+        older, kustomization,
+        "the install names the image as the test expects"
+    );
+    let mut install: Vec<(String, String)> =
+        std::fs::read_dir(repository_root().join("deploy/kubernetes"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.file_name().unwrap() != "kustomization.yaml")
+            .map(|path| {
+                (
+                    format!(
+                        "deploy/kubernetes/{}",
+                        path.file_name().unwrap().to_str().unwrap()
+                    ),
+                    std::fs::read_to_string(&path).unwrap(),
+                )
+            })
+            .collect();
+    install.push(("deploy/kubernetes/kustomization.yaml".into(), older.clone()));
+    let files: Vec<(&str, String)> = install
+        .iter()
+        .map(|(path, text)| (path.as_str(), text.clone()))
+        .collect();
+    let fleet = crate::reconcile::bare_repo(&rootfs.join("srv"), "fleet", &files);
     run(Command::new("chown")
         .arg("-R")
         .arg(format!("{USER}:{USER}"))
@@ -231,7 +273,16 @@ async fn the_image_runs_as_its_user_with_only_what_the_binary_needs() {
     std::fs::write(
         rootfs.join("etc/tagwatch/daemon.yaml"),
         format!(
-            "repositories:\n  - name: fleet\n    url: file:///srv/fleet.git\n    writeBack: {{ mode: push }}\ndaemon:\n  listen: {listen}\n  stateDir: {STATE_DIR}\n"
+            "registries:\n  - host: {host}\n    insecure: true\nrepositories:\n  - name: fleet\n    url: file:///srv/fleet.git\n    paths: [deploy/kubernetes]\n    writeBack: {{ mode: push }}\npolicies: [dogfood.yaml]\ndaemon:\n  listen: {listen}\n  stateDir: {STATE_DIR}\n",
+            host = registry.host
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        rootfs.join("etc/tagwatch/dogfood.yaml"),
+        format!(
+            "apiVersion: tagwatch.dev/v1alpha1\nkind: TagPolicy\nmetadata: {{ name: tagwatch }}\nspec:\n  image: {}/tagwatch\n  semver: {{ range: \">=0.0.1\" }}\n",
+            registry.host
         ),
     )
     .unwrap();
@@ -270,6 +321,11 @@ async fn the_image_runs_as_its_user_with_only_what_the_binary_needs() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Ready means the first cycle ran: the install now names the tag just pushed, byte for byte.
+    assert_eq!(
+        crate::reconcile::show(&fleet, "deploy/kubernetes/kustomization.yaml"),
+        older.replace("newTag: \"0.0.1\"", &format!("newTag: \"{version}\"")),
+    );
     let store = std::fs::metadata(rootfs.join("var/lib/tagwatch/state.redb")).unwrap();
     assert_eq!((store.uid(), store.gid()), (USER, USER));
     // `chroot` execs tagwatch: the child's pid is the daemon's.
