@@ -16,6 +16,7 @@
 mod error;
 mod history;
 mod known_hosts;
+mod local;
 mod lock;
 mod remote;
 mod settings;

@@ -5,6 +5,7 @@
 use git2::{AutotagOption, FetchOptions, Oid, PushOptions, Repository};
 
 use super::error::{GitError, scrub};
+use super::local::Cloned;
 use super::settings::RemoteSettings;
 use super::transport::Transport;
 use super::{PushOutcome, REMOTE};
@@ -51,8 +52,22 @@ pub(crate) fn fetch(
     let _entered = span.enter();
     let local = |operation| local_error(settings, operation);
     let tracking = tracking_ref(branch);
-    if let Ok(mut reference) = repository.find_reference(&tracking) {
-        reference.delete().map_err(local("delete tracking ref"))?;
+    match repository.find_reference(&tracking) {
+        Ok(mut reference) => reference.delete().map_err(local("delete tracking ref"))?,
+        // A first fetch from a remote on this machine links its objects, as `git clone --local` does.
+        Err(_) if is_local(&settings.url) => {
+            match super::local::clone_objects(repository, &settings.url, branch) {
+                Some(Cloned::NoBranch) => return Ok(None),
+                Some(Cloned::Head(head)) => {
+                    repository
+                        .reference(&tracking, head, true, "tagwatch: clone --local")
+                        .map_err(local("write tracking ref"))?;
+                    return Ok(Some(head));
+                }
+                None => {}
+            }
+        }
+        Err(_) => {}
     }
     let transport = Transport::new(settings)?;
     let mut remote = repository
