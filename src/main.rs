@@ -8,7 +8,9 @@ use tagwatch::cli::{Cli, LogFormat};
 use tagwatch::commands;
 
 fn main() -> ExitCode {
-    set_git_network_timeouts();
+    // libgit2's start-up (OpenSSL loads the CA bundle: 35–45 ms) runs beside the command line, the
+    // config, the runtime and the first registry requests; the first `Store` waits for it.
+    tagwatch::git::initializing(std::thread::spawn(set_git_network_timeouts));
     let cli = Cli::parse();
     init_tracing(&cli);
     match commands::dispatch(&cli) {
@@ -20,13 +22,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// libgit2 waits forever on a server that accepts and then stalls unless told otherwise; the values and
-/// why are in `tagwatch::git`. The one place the crate allows `unsafe` (see `[lints]` in Cargo.toml).
+/// Initializes libgit2 and sets its network timeouts: libgit2 waits forever on a server that accepts and
+/// then stalls unless told otherwise; the values and why are in `tagwatch::git`. The one place the crate
+/// allows `unsafe` (see `[lints]` in Cargo.toml).
 #[allow(unsafe_code)]
 fn set_git_network_timeouts() {
     // SAFETY: these change libgit2's process-global settings, which is only sound while no other thread
-    // uses libgit2. This is the first statement of `main`: no thread has been spawned yet (the async
-    // runtime and every `spawn_blocking` come later), so nothing can read the settings concurrently.
+    // uses libgit2. This runs on the thread `main` spawns first, before any other: the async runtime and
+    // every `spawn_blocking` come later, and nothing in `tagwatch` calls libgit2 before it opens a
+    // `Store`, which first joins this thread (`tagwatch::git::initialized`). So nothing can read the
+    // settings concurrently.
     let result = unsafe {
         git2::opts::set_server_connect_timeout_in_milliseconds(
             tagwatch::git::CONNECT_TIMEOUT_MILLISECONDS,

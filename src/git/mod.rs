@@ -26,6 +26,8 @@ mod transport;
 mod tree;
 
 use std::path::{Component, Path};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
 
@@ -61,6 +63,34 @@ pub const CONNECT_TIMEOUT_MILLISECONDS: i32 = 10_000;
 /// never silent that long — `upload-pack` sends keep-alives every 5 s while it prepares a pack and
 /// progress while it sends one — so only a dead or stalled server reaches it.
 pub const SERVER_TIMEOUT_MILLISECONDS: i32 = 60_000;
+
+/// libgit2's start-up, begun on another thread by `main` ([`initializing`]) and waited for by every
+/// [`Store`] before its first libgit2 call ([`initialized`]).
+static INITIALIZING: Mutex<Option<JoinHandle<()>>> = Mutex::new(None);
+
+/// Hands over the thread that initializes libgit2 (and sets [`CONNECT_TIMEOUT_MILLISECONDS`] and
+/// [`SERVER_TIMEOUT_MILLISECONDS`]): libgit2's start-up loads the system's CA bundle through OpenSSL
+/// (35–45 ms on every process start), which then overlaps with reading the config, starting the runtime
+/// and the first registry requests. Nothing in `tagwatch` calls libgit2 before a [`Store`] is opened, and
+/// [`Store::open`] waits for the thread first.
+pub fn initializing(thread: JoinHandle<()>) {
+    *INITIALIZING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(thread);
+}
+
+/// Waits for the start-up handed to [`initializing`], if any (held under the lock, so a second caller
+/// waits too); a panic there is resumed here.
+pub(crate) fn initialized() {
+    let mut pending = INITIALIZING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(thread) = pending.take()
+        && let Err(panic) = thread.join()
+    {
+        std::panic::resume_unwind(panic);
+    }
+}
 
 /// Result of a push that reached the server.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -51,6 +51,7 @@ impl Store {
     /// (or another `Store` here) holds it. A directory that is not a bare repository (a clone killed
     /// half-way) is rebuilt, and lock files a killed run left inside are removed. Nothing is fetched.
     pub fn open(cache_root: &Path, settings: &RemoteSettings) -> Result<Store, GitError> {
+        super::initialized();
         if !valid_branch_name(&settings.branch) {
             return Err(GitError::MissingBranch {
                 url: settings.redacted_url(),
