@@ -295,12 +295,18 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
         };
         let lane = self.lane(&settings);
         let mut guard = lane.lock().await;
-        let store = match self.store_in(&mut guard, settings).await {
-            Ok(store) => store,
-            Err(error) => return failed(repository_problem(error)),
-        };
-        let plan = match self.plan_on(repository, &store, now).await {
-            Ok(plan) => plan,
+        let planned = self
+            .listing_ahead(repository, async {
+                let store = self
+                    .store_in(&mut guard, settings)
+                    .await
+                    .map_err(repository_problem)?;
+                let plan = self.plan_on(repository, &store, now).await?;
+                Ok::<_, Problem>((store, plan))
+            })
+            .await;
+        let (store, plan) = match planned {
+            Ok(planned) => planned,
             Err(problem) => return failed(problem),
         };
         self.remember_images(name, &plan);
@@ -335,6 +341,50 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
             plan: Ok(plan),
             applied: Some(applied),
             next,
+        }
+    }
+
+    /// Runs `work` (opening the clone, fetching, scanning: mostly git) while the tags of the images
+    /// whose policies apply to `repository` are listed into the cache, so the listings `work` then needs
+    /// are already there or on their way. Which of those images the targets use is only known after the
+    /// scan; an image no target uses costs one listing that is not otherwise needed. Only where a listing
+    /// serves for the life of the context (`plan`, `run --once`): the daemon lists on its own schedule.
+    /// Promotion policies choose from the upstream's history, not from a listing: not listed here.
+    /// What is listed ahead is only cached (a failure too, as a listing always is), never reported:
+    /// the policies the targets need report it when they resolve. Unfinished listings are dropped
+    /// when `work` ends.
+    async fn listing_ahead<T>(
+        &self,
+        repository: &RepositoryConfig,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        if self.listing_max_age.is_some() {
+            return work.await;
+        }
+        let mut images: Vec<&ImageReference> = Vec::new();
+        for policy in &self.config.policies {
+            if policy.applies_to(&repository.name)
+                && policy.promotion.is_none()
+                && !images.iter().any(|image| {
+                    image.registry == policy.image.registry
+                        && image.repository == policy.image.repository
+                })
+            {
+                images.push(&policy.image);
+            }
+        }
+        let ahead = futures_util::StreamExt::for_each_concurrent(
+            futures_util::stream::iter(images),
+            MAX_CONCURRENT_RESOLUTIONS,
+            |image| async move {
+                let _ = self.listing(image, None).await;
+            },
+        );
+        let work = std::pin::pin!(work);
+        let ahead = std::pin::pin!(ahead);
+        match futures_util::future::select(work, ahead).await {
+            futures_util::future::Either::Left((output, _unfinished)) => output,
+            futures_util::future::Either::Right(((), work)) => work.await,
         }
     }
 
