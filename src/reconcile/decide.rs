@@ -86,8 +86,9 @@ pub enum Owner<'p> {
 /// The owner of `target` in `repository`.
 pub fn owner<'p>(target: &Target, policies: &'p [Policy], repository: &str) -> Owner<'p> {
     if target.held() {
-        return match owners_by_image(target, policies, repository).as_slice() {
-            [only] => Owner::Held(Some(only)),
+        let mut owners = owners_by_image(target, policies, repository);
+        return match (owners.next(), owners.next()) {
+            (Some(only), None) => Owner::Held(Some(only)),
             _ => Owner::Held(None),
         };
     }
@@ -98,11 +99,14 @@ pub fn owner<'p>(target: &Target, policies: &'p [Policy], repository: &str) -> O
             Some(policy) => Owner::Policy(policy),
         };
     }
-    let owners = owners_by_image(target, policies, repository);
-    match owners.len() {
-        0 => Owner::Nobody,
-        1 => Owner::Policy(owners[0]),
-        _ => Owner::Ambiguous(owners),
+    // Most targets have one owner: the list is only built when there are several.
+    let mut owners = owners_by_image(target, policies, repository);
+    let Some(first) = owners.next() else {
+        return Owner::Nobody;
+    };
+    match owners.next() {
+        None => Owner::Policy(first),
+        Some(second) => Owner::Ambiguous([first, second].into_iter().chain(owners).collect()),
     }
 }
 
@@ -112,11 +116,14 @@ fn applies(policy: &Policy, repository: &str) -> bool {
 
 /// Policies (that apply to `repository`) whose image is the target's deployed image, or for a
 /// kustomize entry the image its `name` matches.
-fn owners_by_image<'p>(
-    target: &Target,
+fn owners_by_image<'p, 't>(
+    target: &'t Target,
     policies: &'p [Policy],
-    repository: &str,
-) -> Vec<&'p Policy> {
+    repository: &'t str,
+) -> impl Iterator<Item = &'p Policy> + 't
+where
+    'p: 't,
+{
     let deployed = &target.reference;
     let kustomize_name = (target.kind == TargetKind::Kustomize)
         .then(|| target.field(Role::Name))
@@ -131,15 +138,14 @@ fn owners_by_image<'p>(
     };
     policies
         .iter()
-        .filter(|policy| applies(policy, repository))
-        .filter(|policy| {
+        .filter(move |policy| applies(policy, repository))
+        .filter(move |policy| {
             let image = &policy.image;
             (image.registry == deployed.registry && image.repository == deployed.repository)
                 || kustomize_name
                     .as_deref()
                     .is_some_and(|name| is_named(image, name))
         })
-        .collect()
 }
 
 /// The policies whose choice the targets of `files` need, in first-use order.
@@ -150,8 +156,9 @@ pub fn needed_policies<'p>(
 ) -> Vec<&'p Policy> {
     let mut needed: Vec<&Policy> = Vec::new();
     for target in files.iter().flat_map(|file| &file.discovery.targets) {
+        // The same policy is the same element of `policies` (names are unique).
         if let Owner::Policy(policy) = owner(target, policies, repository)
-            && !needed.iter().any(|known| known.name == policy.name)
+            && !needed.iter().any(|known| std::ptr::eq(*known, policy))
         {
             needed.push(policy);
         }
@@ -169,6 +176,12 @@ pub fn needed_created_times(
     history: &Result<Written, Problem>,
 ) -> Vec<(String, String)> {
     let mut needed = Vec::new();
+    if !policies
+        .iter()
+        .any(|policy| matches!(policy.order, Order::Newest))
+    {
+        return needed;
+    }
     for file in files {
         for target in &file.discovery.targets {
             let Owner::Policy(policy) = owner(target, policies, repository) else {
@@ -232,9 +245,17 @@ pub fn decide(facts: &Facts<'_>) -> RepositoryPlan {
     };
     let mut decisions = Vec::new();
     let mut reported_policies = BTreeSet::new();
+    let mut image_name = String::new();
     for (file_index, file) in facts.files.iter().enumerate() {
         for (target_index, target) in file.discovery.targets.iter().enumerate() {
-            plan.images.insert(target.reference.name());
+            // The normalized name, built in one buffer: most targets name an image already seen.
+            image_name.clear();
+            image_name.push_str(&target.reference.registry);
+            image_name.push('/');
+            image_name.push_str(&target.reference.repository);
+            if !plan.images.contains(image_name.as_str()) {
+                plan.images.insert(image_name.clone());
+            }
             let note = |policy: Option<&str>, to: Option<String>, status: Status| Note {
                 repo: name.to_string(),
                 file: file.path.clone(),
@@ -245,14 +266,8 @@ pub fn decide(facts: &Facts<'_>) -> RepositoryPlan {
                 to,
                 status,
             };
-            let group_for = |policy: &str| {
-                group_of(
-                    repository.write_back.group,
-                    name,
-                    policy,
-                    &target.reference.name(),
-                )
-            };
+            let group_for =
+                |policy: &str| group_of(repository.write_back.group, name, policy, &image_name);
             let policy = match owner(target, facts.policies, name) {
                 Owner::Nobody => continue,
                 Owner::Held(policy) => {
@@ -511,8 +526,13 @@ fn finish(facts: &Facts<'_>, decisions: Vec<Decision>, plan: &mut RepositoryPlan
             .filter(|d| d.deferred.is_none())
             .map(|d| planned(file, d))
             .collect();
-        (!now.is_empty())
-            .then(|| rewrite(Path::new(&file.path), &file.bytes, &file.discovery, &now))
+        // Only the texts are kept: the new bytes are written by the apply step, which rewrites (and
+        // checks) the file again on the commit it builds on; keeping them here would hold a second copy
+        // of every changed file until the plan is done.
+        (!now.is_empty()).then(|| {
+            rewrite(Path::new(&file.path), &file.bytes, &file.discovery, &now)
+                .map(|rewritten| rewritten.written)
+        })
     });
     for ((file_index, decisions), rewritten) in by_file.into_iter().zip(rewritten) {
         let file = &facts.files[file_index];
@@ -559,8 +579,8 @@ fn finish(facts: &Facts<'_>, decisions: Vec<Decision>, plan: &mut RepositoryPlan
                     ReconcileError::Rewrite { reason },
                 ));
             }
-            Ok(rewritten) => {
-                for (decision, to) in now.into_iter().zip(rewritten.written) {
+            Ok(written) => {
+                for (decision, to) in now.into_iter().zip(written) {
                     let target = &file.discovery.targets[decision.target];
                     let next = decision.next.as_ref().and_then(|(tag, until)| {
                         let edit = manifest::Bump {
