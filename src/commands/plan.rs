@@ -25,7 +25,8 @@ pub fn run(cli: &Cli, output: OutputFormat, at: Option<DateTime<Utc>>) -> anyhow
     };
     let now = at.unwrap_or_else(Utc::now);
     let outcomes = runtime.block_on(context.plan_all(now));
-    let mut stdout = std::io::stdout().lock();
+    // Buffered: stdout is line-buffered, so a plan of 18,000 bumps would cost 18,000 `write` calls.
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     for outcome in &outcomes {
         let Ok(plan) = &outcome.plan else { continue };
         for bump in &plan.bumps {
@@ -45,6 +46,8 @@ pub fn run(cli: &Cli, output: OutputFormat, at: Option<DateTime<Utc>>) -> anyhow
             }
         }
     }
+    stdout.flush()?;
+    drop(stdout);
     let bumps: usize = outcomes
         .iter()
         .filter_map(|outcome| outcome.plan.as_ref().ok())
