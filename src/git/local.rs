@@ -203,7 +203,14 @@ mod tests {
         let tree = repository.find_tree(tree.write().unwrap()).unwrap();
         let signature = git2::Signature::now("t", "t@example.com").unwrap();
         let head = repository
-            .commit(Some("refs/heads/main"), &signature, &signature, "one", &tree, &[])
+            .commit(
+                Some("refs/heads/main"),
+                &signature,
+                &signature,
+                "one",
+                &tree,
+                &[],
+            )
             .unwrap();
         (path, head)
     }
@@ -257,7 +264,10 @@ mod tests {
         };
         assert_eq!(loose(&path), loose(cache.path()));
         let packs = read_dir(&cache.path().join("objects/pack")).unwrap();
-        assert!(packs.iter().any(|(name, _)| name.ends_with(".idx")), "{packs:?}");
+        assert!(
+            packs.iter().any(|(name, _)| name.ends_with(".idx")),
+            "{packs:?}"
+        );
         // Twice is harmless: every file is there already.
         assert_eq!(
             clone_objects(&cache, &url(&path), "main"),
