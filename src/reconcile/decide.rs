@@ -366,10 +366,13 @@ pub fn decide(facts: &Facts<'_>) -> RepositoryPlan {
                     continue;
                 }
             };
-            plan.choices.insert(
-                policy.name.clone(),
-                version(Some(&resolution.tag), resolution.digest.as_deref()),
-            );
+            // One resolution per policy: the same value for each of its targets.
+            if !plan.choices.contains_key(&policy.name) {
+                plan.choices.insert(
+                    policy.name.clone(),
+                    version(Some(&resolution.tag), resolution.digest.as_deref()),
+                );
+            }
             match decide_target(facts, file, target, policy, resolution) {
                 Verdict::Nothing => {
                     plan.notes
@@ -513,6 +516,9 @@ fn decide_target(
 /// unchanged and its groups are troubled.
 fn finish(facts: &Facts<'_>, decisions: Vec<Decision>, plan: &mut RepositoryPlan) {
     let repository = facts.repository.name.as_str();
+    // Sized once: grown by doubling, a plan of 18,000 bumps would hold room for 32,768.
+    plan.bumps
+        .reserve(decisions.iter().filter(|d| d.deferred.is_none()).count());
     let mut by_file: BTreeMap<usize, Vec<Decision>> = BTreeMap::new();
     for decision in decisions {
         by_file.entry(decision.file).or_default().push(decision);

@@ -428,7 +428,7 @@ pub(super) fn scan(store: &Store, commit: Oid, paths: &[PathBuf]) -> Result<Scan
     for skipped in &listing.skipped {
         tracing::warn!(file = %skipped.path, reason = ?skipped.reason, "not followed: a symlink or submodule is never read or written");
     }
-    let mut read = Vec::new();
+    let mut read = Vec::with_capacity(listing.files.len());
     let mut incomplete = false;
     for file in listing.files {
         if !files::is_yaml_name(Path::new(&file.path)) {
@@ -452,7 +452,7 @@ pub(super) fn scan(store: &Store, commit: Oid, paths: &[PathBuf]) -> Result<Scan
     let discoveries = super::parallel::map(&read, |(path, bytes)| {
         manifest::discover(Path::new(path), bytes)
     });
-    let mut scanned = Vec::new();
+    let mut scanned = Vec::with_capacity(read.len());
     for ((path, bytes), discovery) in read.into_iter().zip(discoveries) {
         for warning in &discovery.warnings {
             tracing::warn!(file = %path, line = warning.line, "{}", warning.message);

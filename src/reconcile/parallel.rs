@@ -12,9 +12,10 @@ pub(crate) fn map<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) 
             .chunks(chunk)
             .map(|part| scope.spawn(|| part.iter().map(&work).collect::<Vec<R>>()))
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| handle.join().expect("a worker thread panicked"))
-            .collect()
+        let mut results = Vec::with_capacity(items.len());
+        for handle in handles {
+            results.extend(handle.join().expect("a worker thread panicked"));
+        }
+        results
     })
 }
