@@ -24,7 +24,10 @@
 # run and print the CPU share of each phase with bench/perf_phases.py; PROFILE_TOP=N lists hot leaves),
 # TAGWATCH_BIN (measure this binary instead of building target/release/tagwatch, e.g. another commit's),
 # COLD_HISTORY=1 (commits in the cold repository: the generator makes one; `bench/add_history.py` adds
-# the rest, each editing a comment line, so the plan is the same and the clone carries the history).
+# the rest, each editing a comment line, so the plan is the same and the clone carries the history),
+# BASELINE_BIN (another build, e.g. the previous commit's: after the figures, COMPARE_RUNS=10 runs of
+# each binary, alternating, cold and warm, with wall and CPU time (user + sys) and peak RSS medians, and
+# a check that both print byte-identical `plan --output json`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -258,5 +261,34 @@ if [ "${#RENOVATE_WALL[@]}" -gt 0 ]; then
     "$COLD_FILES" "$RENOVATE_LOG" "$RENOVATE_MEDIAN" "${RENOVATE_WALL[*]}" "${RENOVATE_RSS[*]}"
   python3 -c 'import sys; r, c = float(sys.argv[1]), float(sys.argv[2]); print(f"ratio renovate / tagwatch cold (medians): {r / c:.0f}x  [target >= 160x]")' \
     "$RENOVATE_MEDIAN" "$COLD_MEDIAN"
+fi
+# --- BASELINE_BIN: the same plans, two binaries alternating (CPU time is the figure that load spares) ---
+if [ -n "${BASELINE_BIN:-}" ]; then
+  echo "== baseline comparison, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  rm -f "$RESULTS/compare-"*.times
+  for name in cold warm; do
+    for i in $(seq "${COMPARE_RUNS:-10}"); do
+      for which in baseline measured; do
+        bin="$TAGWATCH"
+        [ "$which" = baseline ] && bin="$BASELINE_BIN"
+        [ "$name" = cold ] && rm -rf "$WORK/state-cold"
+        /usr/bin/time -f '%e %U %S %M' -a -o "$RESULTS/compare-$name-$which.times" \
+          "$bin" --config "$WORK/$name.yaml" plan --output json >"$RESULTS/compare-$name-$which.out" 2>/dev/null
+      done
+    done
+    cmp -s "$RESULTS/compare-$name-baseline.out" "$RESULTS/compare-$name-measured.out" ||
+      { echo "$name: the two binaries plan differently" >&2; exit 1; }
+    for which in baseline measured; do
+      python3 - "$RESULTS/compare-$name-$which.times" "$name" "$which" <<'PY'
+import statistics, sys
+rows = [list(map(float, line.split())) for line in open(sys.argv[1]) if line.strip()]
+m = statistics.median
+print(f"{sys.argv[2]} {sys.argv[3]}: wall median {m(r[0] for r in rows):.3f} s (min {min(r[0] for r in rows):.3f}), "
+      f"CPU median {m(r[1] + r[2] for r in rows):.3f} s, peak RSS median {m(r[3] for r in rows) / 1024:.1f} MB, {len(rows)} runs")
+PY
+    done
+    rm -f "$RESULTS/compare-$name-"*.times
+  done
+  echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg); outputs byte-identical"
 fi
 echo "artefacts: $RESULTS"
