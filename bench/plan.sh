@@ -27,7 +27,8 @@
 # the rest, each editing a comment line, so the plan is the same and the clone carries the history),
 # BASELINE_BIN (another build, e.g. the previous commit's: after the figures, COMPARE_RUNS=10 runs of
 # each binary, alternating, cold and warm, with wall and CPU time (user + sys) and peak RSS medians, and
-# a check that both print byte-identical `plan --output json`).
+# a check that both print byte-identical `plan --output json`; each run's times stay in
+# RESULTS/compare-{cold,warm}-{baseline,measured}.times).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -287,7 +288,6 @@ print(f"{sys.argv[2]} {sys.argv[3]}: wall median {m(r[0] for r in rows):.3f} s (
       f"CPU median {m(r[1] + r[2] for r in rows):.3f} s, peak RSS median {m(r[3] for r in rows) / 1024:.1f} MB, {len(rows)} runs")
 PY
     done
-    rm -f "$RESULTS/compare-$name-"*.times
   done
   echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg); outputs byte-identical"
 fi
