@@ -610,6 +610,7 @@ async fn comment_then_close<F: Forge>(
     let body = serde_json::json!({ "body": comment });
     api.send(reqwest::Method::POST, api.url(&segments, &[]), Some(&body))
         .await?;
+    crate::fault::point("pull-request-commented");
     close.await
 }
 

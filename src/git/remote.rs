@@ -92,8 +92,13 @@ pub(crate) fn push(
     let mut remote = repository
         .find_remote(REMOTE)
         .map_err(local_error(settings, "find remote"))?;
+    let mut callbacks = transport.callbacks();
+    callbacks.push_negotiation(|_| {
+        crate::fault::point("push-started");
+        Ok(())
+    });
     let mut options = PushOptions::new();
-    options.remote_callbacks(transport.callbacks());
+    options.remote_callbacks(callbacks);
     match remote.push(&[refspec], Some(&mut options)) {
         Ok(()) => {}
         Err(error) if error.code() == git2::ErrorCode::NotFastForward => {
@@ -126,6 +131,7 @@ pub(crate) fn push(
         });
     }
     tracing::info!("pushed");
+    crate::fault::point("push-done");
     Ok(PushOutcome::Pushed)
 }
 

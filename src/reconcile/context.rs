@@ -93,7 +93,7 @@ pub struct Context<S> {
     before_push: Option<BeforePush>,
     stopping: CancellationToken,
     /// Debug builds only: a fault point (`TAGWATCH_FAULT_POINT`) where the process stops, for crash tests.
-    fault_point: Option<String>,
+    fault_point: Option<crate::fault::Fault>,
 }
 
 #[derive(Default)]
@@ -104,15 +104,13 @@ struct Shared {
 }
 
 /// Names a fault point in debug builds (crash tests kill the process there); read once per context.
-pub const FAULT_POINT_VARIABLE: &str = "TAGWATCH_FAULT_POINT";
+pub const FAULT_POINT_VARIABLE: &str = crate::fault::POINT_VARIABLE;
 
 impl<S: TagSource + Send + Sync + 'static> Context<S> {
     /// The cached clones live in `STATE_DIR/git` (SPEC §3 `daemon.stateDir`), reused between runs.
     pub fn new(config: Config, environment: Environment, source: S) -> Self {
         let cache_root = config.daemon.state_dir.join(CACHE_DIRECTORY);
-        let fault_point = cfg!(debug_assertions)
-            .then(|| environment.get(FAULT_POINT_VARIABLE).map(str::to_string))
-            .flatten();
+        let fault_point = crate::fault::Fault::from_environment(&environment);
         Context {
             config: Arc::new(config),
             environment,
@@ -163,14 +161,11 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
         self.stopping.is_cancelled()
     }
 
-    /// Debug builds: stops the process here when `TAGWATCH_FAULT_POINT` names `point` (it says so on
-    /// stderr and waits to be killed).
+    /// Debug builds: stops (or pauses) the process here when `TAGWATCH_FAULT_POINT` names `point`
+    /// ([`crate::fault`]).
     pub(super) fn fault(&self, point: &str) {
-        if cfg!(debug_assertions) && self.fault_point.as_deref() == Some(point) {
-            eprintln!("tagwatch: fault point {point} reached");
-            loop {
-                std::thread::sleep(Duration::from_secs(3600));
-            }
+        if let Some(fault) = &self.fault_point {
+            fault.at(point);
         }
     }
 
