@@ -19,6 +19,7 @@ use tracing::Instrument as _;
 
 use crate::config::{Config, RepositoryConfig, WriteBackMode};
 use crate::environment::Environment;
+use crate::error::ErrorClass;
 use crate::forge::AnyForge;
 use crate::git::Store;
 use crate::policy::{self, Policy, Resolution};
@@ -101,6 +102,29 @@ struct Shared {
     listings: Mutex<HashMap<String, ListingSlot>>,
     lanes: Mutex<HashMap<String, Lane>>,
     index: Mutex<HashMap<String, BTreeSet<String>>>,
+}
+
+/// How to retry a write-back that went through with problems: `None` when none can pass by retrying;
+/// the longest wait a rate limit asked for; else transient.
+fn retry_class(problems: &[Problem]) -> Option<ErrorClass> {
+    let classes: Vec<ErrorClass> = problems
+        .iter()
+        .map(Problem::class)
+        .filter(|class| class.is_retryable())
+        .collect();
+    let longest_wait = classes
+        .iter()
+        .filter_map(|class| match class {
+            ErrorClass::RateLimited { retry_after } => *retry_after,
+            _ => None,
+        })
+        .max();
+    match longest_wait {
+        Some(wait) => Some(ErrorClass::RateLimited {
+            retry_after: Some(wait),
+        }),
+        None => classes.first().copied(),
+    }
 }
 
 /// Names a fault point in debug builds (crash tests kill the process there); read once per context.
@@ -321,8 +345,13 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
         drop(guard);
         let next = match &applied {
             Err(problem) => Next::Retry(problem.class()),
-            Ok(_) => Next::Requeue {
-                due: plan.next_due(),
+            // A group's pull request that failed for a reason that can pass (a forge's 5xx, a rate
+            // limit) is retried on the retry schedule, not at the next regular re-read.
+            Ok(applied) => match retry_class(&applied.problems) {
+                Some(class) => Next::Retry(class),
+                None => Next::Requeue {
+                    due: plan.next_due(),
+                },
             },
         };
         Outcome {
