@@ -9,6 +9,7 @@ mod invariants;
 mod notify;
 mod reconcile;
 mod registry;
+mod reliability;
 mod resolve;
 mod resolve_live;
 mod rewrite;
