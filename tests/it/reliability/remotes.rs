@@ -159,11 +159,12 @@ async fn a_hanging_pre_receive_hook_holds_the_push_only_until_the_bound() {
     let ssh = sshd.create_repo("hanging-ssh");
     crate::reconcile::add_files(&ssh, &files);
     let release = root.path().join("release");
-    let hang = format!(
-        "cat >/dev/null\nwhile [ ! -e '{}' ]; do sleep 0.05; done\n",
-        release.display()
-    );
     for bare in [&http, &ssh] {
+        let hang = format!(
+            "cat >/dev/null\ntouch '{}'\nwhile [ ! -e '{}' ]; do sleep 0.05; done\n",
+            bare.with_extension("hook-entered").display(),
+            release.display()
+        );
         protect_main(bare, &hang);
     }
     let humans = [crate::reconcile::head(&http), crate::reconcile::head(&ssh)];
@@ -195,6 +196,12 @@ async fn a_hanging_pre_receive_hook_holds_the_push_only_until_the_bound() {
         [("http", "transient"), ("ssh", "transient")],
         "{problems:?}"
     );
+    for bare in [&http, &ssh] {
+        assert!(
+            bare.with_extension("hook-entered").exists(),
+            "the push never reached the hook"
+        );
+    }
     std::fs::write(&release, "").unwrap();
     // The held pushes may still land once the hook lets go; either way the next run converges.
     let output = tagwatch(&config, &["run", "--once"], &git_env());

@@ -95,10 +95,7 @@ async fn relay(client: TcpStream, server: TcpStream, fault: Fault, struck: Arc<M
         async move {
             let mut buffer = vec![0u8; 16 * 1024];
             let mut seen = Vec::new();
-            loop {
-                let Ok(n) = client_read.read(&mut buffer).await else {
-                    break;
-                };
+            while let Ok(n) = client_read.read(&mut buffer).await {
                 if n == 0 {
                     break;
                 }
@@ -123,10 +120,7 @@ async fn relay(client: TcpStream, server: TcpStream, fault: Fault, struck: Arc<M
     let downstream = async move {
         let mut buffer = vec![0u8; 16 * 1024];
         let mut sent_armed = 0usize;
-        loop {
-            let Ok(n) = server_read.read(&mut buffer).await else {
-                break;
-            };
+        while let Ok(n) = server_read.read(&mut buffer).await {
             if n == 0 {
                 break;
             }
