@@ -27,17 +27,12 @@ fn set_git_network_timeouts() {
     // SAFETY: these change libgit2's process-global settings, which is only sound while no other thread
     // uses libgit2. This is the first statement of `main`: no thread has been spawned yet (the async
     // runtime and every `spawn_blocking` come later), so nothing can read the settings concurrently.
+    let (connect, server) = tagwatch::git::network_timeouts();
     let result = unsafe {
-        git2::opts::set_server_connect_timeout_in_milliseconds(
-            tagwatch::git::CONNECT_TIMEOUT_MILLISECONDS,
-        )
-        .and_then(|()| {
-            git2::opts::set_server_timeout_in_milliseconds(
-                tagwatch::git::SERVER_TIMEOUT_MILLISECONDS,
-            )
-        })
+        git2::opts::set_server_connect_timeout_in_milliseconds(connect)
+            .and_then(|()| git2::opts::set_server_timeout_in_milliseconds(server))
     };
-    // Only a negative value is refused, and the values are constants.
+    // Only a negative value is refused, and the values are positive.
     result.expect("libgit2 accepts the network timeouts");
 }
 

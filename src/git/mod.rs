@@ -61,6 +61,16 @@ pub const CONNECT_TIMEOUT_MILLISECONDS: i32 = 10_000;
 /// progress while it sends one — so only a dead or stalled server reaches it.
 pub const SERVER_TIMEOUT_MILLISECONDS: i32 = 60_000;
 
+/// The (connect, server) timeouts `main` gives libgit2: [`CONNECT_TIMEOUT_MILLISECONDS`] and
+/// [`SERVER_TIMEOUT_MILLISECONDS`], or both shortened by a test in a debug build
+/// ([`crate::fault::GIT_TIMEOUT_VARIABLE`]).
+pub fn network_timeouts() -> (i32, i32) {
+    match crate::fault::git_timeout_milliseconds() {
+        Some(milliseconds) => (milliseconds, milliseconds),
+        None => (CONNECT_TIMEOUT_MILLISECONDS, SERVER_TIMEOUT_MILLISECONDS),
+    }
+}
+
 /// Result of a push that reached the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushOutcome {

@@ -92,8 +92,13 @@ pub(crate) fn push(
     let mut remote = repository
         .find_remote(REMOTE)
         .map_err(local_error(settings, "find remote"))?;
+    let mut callbacks = transport.callbacks();
+    callbacks.push_negotiation(|_| {
+        crate::fault::point("push-started");
+        Ok(())
+    });
     let mut options = PushOptions::new();
-    options.remote_callbacks(transport.callbacks());
+    options.remote_callbacks(callbacks);
     match remote.push(&[refspec], Some(&mut options)) {
         Ok(()) => {}
         Err(error) if error.code() == git2::ErrorCode::NotFastForward => {
@@ -105,28 +110,50 @@ pub(crate) fn push(
     }
     if let Some((reference, status)) = transport.take_push_statuses().into_iter().next() {
         let status = scrub(&status, &settings.url, &settings.auth.secrets());
-        // The server checks fast-forward too (and a concurrent push can win the ref lock): both
-        // mean "someone else was first".
-        let moved = [
-            "fetch first",
-            "non-fast-forward",
-            "failed to lock",
-            "cannot lock",
-        ]
-        .iter()
-        .any(|needle| status.contains(needle));
-        if moved {
+        let messages = transport.remote_messages();
+        if moved_first(&status, &messages) {
             tracing::info!(reason = %status, "push rejected");
             return Ok(PushOutcome::Rejected { reason: status });
         }
         return Err(GitError::PushRefused {
             url: settings.redacted_url(),
             branch: reference.trim_start_matches("refs/heads/").to_string(),
-            reason: status,
+            reason: with_messages(status, &messages),
         });
     }
     tracing::info!("pushed");
+    crate::fault::point("push-done");
     Ok(PushOutcome::Pushed)
+}
+
+/// Whether a refused ref update means "someone else pushed first". The server checks fast-forward too,
+/// and a push that lands between our negotiation and our update makes receive-pack's compare-and-swap
+/// of the ref fail ("failed to update ref", its side band saying "cannot lock ref …: is at X but
+/// expected Y").
+fn moved_first(status: &str, messages: &[String]) -> bool {
+    let said = |needles: &[&str], text: &str| needles.iter().any(|needle| text.contains(needle));
+    said(
+        &[
+            "fetch first",
+            "non-fast-forward",
+            "failed to lock",
+            "cannot lock",
+        ],
+        status,
+    ) || (status.contains("failed to update ref")
+        && messages
+            .iter()
+            .any(|line| said(&["cannot lock ref", "but expected"], line)))
+}
+
+/// A refusal's status followed by what the server said about it (a hook's explanation), bounded.
+fn with_messages(status: String, messages: &[String]) -> String {
+    const MAX_REASON_CHARS: usize = 500;
+    if messages.is_empty() {
+        return status;
+    }
+    let said: String = messages.join("; ").chars().take(MAX_REASON_CHARS).collect();
+    format!("{status} (the server said: {said})")
 }
 
 /// Maps a failure of a local (non-network) operation.

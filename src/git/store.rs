@@ -253,6 +253,7 @@ impl Store {
         if !changed {
             return Ok(None);
         }
+        crate::fault::point("blob-written");
         let tree_id = updates
             .create_updated(repository, &base)
             .map_err(self.local("write the tree"))?;
@@ -285,6 +286,7 @@ impl Store {
             }
         };
         tracing::info!(commit = %id, parent = %parent.id(), signed = !matches!(signing, Signing::None), "committed");
+        crate::fault::point("commit-created");
         Ok(Some(id))
     }
 

@@ -136,6 +136,11 @@ pub(super) async fn pull_request_mode<S: TagSource + Send + Sync + 'static>(
                     title: pull_request.title.clone(),
                 };
                 match change {
+                    Change::Opened => context.fault("pull-request-created"),
+                    Change::Updated => context.fault("pull-request-updated"),
+                    Change::Unchanged => {}
+                }
+                match change {
                     Change::Opened => {
                         applied.opened.push(url.clone());
                         applied.events.push(event(PullRequestChange::Opened));

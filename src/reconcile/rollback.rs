@@ -350,7 +350,7 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
                     PushOutcome::Rejected { reason } => {
                         return Err(failed(ReconcileError::Git(
                             crate::git::GitError::PushRefused {
-                                url: repository.url.clone(),
+                                url: crate::secret::redact_url(&repository.url),
                                 branch: repository.write_back.branch.clone(),
                                 reason: format!(
                                     "someone pushed first ({reason}); run rollback again"

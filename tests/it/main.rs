@@ -11,6 +11,7 @@ mod notify;
 mod quickstart;
 mod reconcile;
 mod registry;
+mod reliability;
 mod resolve;
 mod resolve_live;
 mod rewrite;
