@@ -375,7 +375,10 @@ fn a_shallow_clone_fetches_only_what_is_new() {
     let packs_after = |fetches: usize| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while server.logged_requests(advertised) < fetches {
-            assert!(std::time::Instant::now() < deadline, "the access log was never written");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the access log was never written"
+            );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         server.logged_requests(packs)
@@ -399,7 +402,11 @@ fn a_shallow_clone_fetches_only_what_is_new() {
         "the shallow edge did not move"
     );
     let (recent, reached_root) = store.recent_commits(new, 100).unwrap();
-    assert_eq!(recent.len(), 3, "the two commits of the first fetch and the new one");
+    assert_eq!(
+        recent.len(),
+        3,
+        "the two commits of the first fetch and the new one"
+    );
     assert!(!reached_root);
     assert_eq!(
         store.file_at(new, "README.md", MAX_BYTES).unwrap().unwrap(),
