@@ -212,11 +212,14 @@ def cpu_seconds(pid):
 
 
 def rss_mb(pid):
+    """(VmRSS, RssAnon, RssFile) in MB: file-backed pages are libgit2's mapped pack files."""
+    values = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "RssAnon", "RssFile"):
+                values[key] = int(rest.split()[0]) / 1024
+    return values.get("VmRSS", float("nan")), values.get("RssAnon", float("nan")), values.get("RssFile", float("nan"))
 
 
 def sample(pid, seconds, every, out):
@@ -224,29 +227,32 @@ def sample(pid, seconds, every, out):
     first_cpu = cpu_seconds(pid)
     samples = []
     with open(out, "w") as csv:
-        csv.write("elapsed_s,cpu_s,rss_mb\n")
+        csv.write("elapsed_s,cpu_s,rss_mb,rss_anon_mb,rss_file_mb\n")
         while True:
             now = time.time() - start
-            row = (now, cpu_seconds(pid) - first_cpu, rss_mb(pid))
+            row = (now, cpu_seconds(pid) - first_cpu, *rss_mb(pid))
             samples.append(row)
-            csv.write(f"{row[0]:.1f},{row[1]:.2f},{row[2]:.1f}\n")
+            csv.write(f"{row[0]:.1f},{row[1]:.2f},{row[2]:.1f},{row[3]:.1f},{row[4]:.1f}\n")
             csv.flush()
             if now >= seconds:
                 break
             time.sleep(max(0.0, every - (time.time() - start - now)))
-    print("minute  cpu%   rss_mb(max)")
+    print("minute  cpu%   rss_mb(max)  anon  file")
     minute = 0
     while (minute + 1) * 60 <= samples[-1][0] + every / 2:
         window = [s for s in samples if minute * 60 - every / 2 <= s[0] <= (minute + 1) * 60 + every / 2]
         cpu = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0]) * 100
-        print(f"{minute + 1:6d}  {cpu:5.2f}  {max(s[2] for s in window):6.1f}")
+        top = max(window, key=lambda s: s[2])
+        print(f"{minute + 1:6d}  {cpu:5.2f}  {top[2]:6.1f}  {top[3]:6.1f}  {top[4]:5.1f}")
         minute += 1
 
     def figure(rows, label):
         cpu = (rows[-1][1] - rows[0][1]) / (rows[-1][0] - rows[0][0]) * 100
         rss = [s[2] for s in rows]
+        anon = [s[3] for s in rows]
         print(f"{label}: CPU {cpu:.2f} % of one core ({rows[-1][1] - rows[0][1]:.1f} s in {rows[-1][0] - rows[0][0]:.0f} s), "
-              f"RSS min {min(rss):.1f} / median {statistics.median(rss):.1f} / max {max(rss):.1f} MB")
+              f"RSS min {min(rss):.1f} / median {statistics.median(rss):.1f} / max {max(rss):.1f} MB "
+              f"(anonymous max {max(anon):.1f} MB)")
 
     figure(samples, "whole window")
     steady = [s for s in samples if s[0] >= 60 - every / 2]
