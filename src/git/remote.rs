@@ -36,7 +36,7 @@ pub(crate) fn configure(
 }
 
 /// Fetches `branch` into `refs/remotes/origin/<branch>` (shallow to `settings.depth` for network
-/// remotes). Its head, or `None` when the remote has no such branch: the tracking ref is deleted first,
+/// remotes, the first time; later fetches bring what is new). Its head, or `None` when the remote has no such branch: the tracking ref is deleted first,
 /// so a branch deleted on the remote never survives as a stale one.
 pub(crate) fn fetch(
     repository: &Repository,
@@ -51,9 +51,13 @@ pub(crate) fn fetch(
     let _entered = span.enter();
     let local = |operation| local_error(settings, operation);
     let tracking = tracking_ref(branch);
-    if let Ok(mut reference) = repository.find_reference(&tracking) {
-        reference.delete().map_err(local("delete tracking ref"))?;
-    }
+    let fetched_before = match repository.find_reference(&tracking) {
+        Ok(mut reference) => {
+            reference.delete().map_err(local("delete tracking ref"))?;
+            true
+        }
+        Err(_) => false,
+    };
     let transport = Transport::new(settings)?;
     let mut remote = repository
         .find_remote(REMOTE)
@@ -61,8 +65,14 @@ pub(crate) fn fetch(
     let mut options = FetchOptions::new();
     options.remote_callbacks(transport.callbacks());
     options.download_tags(AutotagOption::None);
+    // The depth applies to the first fetch of the branch only. Given a depth, libgit2 asks for every
+    // advertised head again, even one it has, to recompute the shallow edge: each fetch would download
+    // up to `depth` commits anew (≈ 150 ms per fetch of a 100-commit repository over `git http-backend`,
+    // BENCHMARKS.md "Daemon"). Without one it sends the clone's shallow edge and its haves, and receives
+    // only what is new; the edge stays where the first fetch put it.
     if let Some(depth) = settings.depth
         && !is_local(&settings.url)
+        && !fetched_before
     {
         options.depth(i32::try_from(depth).unwrap_or(i32::MAX));
     }

@@ -83,7 +83,7 @@ impl Store {
         &self.directory
     }
 
-    /// Fetches `branch` (shallow to `settings.depth` for network remotes). Its head, or `None` when the
+    /// Fetches `branch` (shallow to `settings.depth` for network remotes, the first time). Its head, or `None` when the
     /// remote has no such branch: a deleted branch leaves no stale tracking ref.
     pub fn fetch(&self, branch: &str) -> Result<Option<Oid>, GitError> {
         remote::fetch(&self.repository, &self.settings, branch)
