@@ -156,8 +156,9 @@ impl Collector {
         let listed = page.len();
         for tag in page {
             if !is_valid_tag(&tag) {
-                // Escaped: the text came from the registry and must not reach a log or YAML raw.
-                tracing::warn!(tag = %tag.escape_debug(), "dropping a tag outside the OCI tag grammar");
+                // Escaped and cut short: the text came from the registry and must not reach a log or
+                // YAML raw, nor fill a log line.
+                tracing::warn!(tag = ?shown(&tag), "dropping a tag outside the OCI tag grammar");
                 continue;
             }
             if self.tags.contains_key(&tag) {
@@ -215,6 +216,21 @@ impl Collector {
             bytes: self.bytes,
         }
     }
+}
+
+/// Characters of a dropped tag shown in the log: longer than any valid tag (128), so what made it
+/// invalid is usually visible.
+const SHOWN_TAG_CHARS: usize = 160;
+
+/// A dropped tag for a log line, logged with `?` (quoted and escaped: no newline, quote or terminal
+/// escape survives, and no text after a space can pass for another field): at most
+/// [`SHOWN_TAG_CHARS`] characters of it, with its full length when cut.
+fn shown(tag: &str) -> String {
+    let mut text: String = tag.chars().take(SHOWN_TAG_CHARS).collect();
+    if tag.chars().nth(SHOWN_TAG_CHARS).is_some() {
+        text.push_str(&format!("… ({} bytes)", tag.len()));
+    }
+    text
 }
 
 /// What one page brought.
@@ -306,6 +322,18 @@ mod tests {
                 bytes: 20
             }
         );
+    }
+
+    #[test]
+    fn a_dropped_tag_is_logged_escaped_and_cut_short() {
+        assert_eq!(
+            format!("{:?}", shown("1.0\nimage: \"x\u{1b} class=y")),
+            r#""1.0\nimage: \"x\u{1b} class=y""#
+        );
+        let long = format!("1.0-{}", "a".repeat(10_000));
+        let text = shown(&long);
+        assert!(text.ends_with("… (10004 bytes)"), "{text}");
+        assert!(text.chars().count() < SHOWN_TAG_CHARS + 20, "{text}");
     }
 
     #[test]
