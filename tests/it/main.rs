@@ -5,6 +5,7 @@ mod corpus;
 mod daemon;
 mod forge;
 mod git;
+mod hostile_registry;
 mod invariants;
 mod notify;
 mod reconcile;

@@ -2,6 +2,7 @@
 
 pub mod daemon;
 pub mod fake_forge;
+pub mod fault_proxy;
 pub mod git_http;
 pub mod ports;
 pub mod proxy;
