@@ -399,6 +399,11 @@ async fn run_once_fails_each_hostile_image_alone_and_bumps_the_others() {
     }
     let first = proxy.requests();
     assert_bounded(&first, &cases);
+    // The figures of docs/reliability/registry.md (`--no-capture` shows them).
+    let mut counts: Vec<_> = first.iter().collect();
+    counts.sort();
+    eprintln!("requests per repository in the first run: {counts:?}");
+    eprintln!("hang: {}", hanging.requests_for("acme/hang"));
 
     // Second run, JSON logs: nothing left to bump; every hostile image fails again, with its class.
     let head = git_bare(&bare, &["rev-parse", "main"]);
