@@ -95,7 +95,9 @@ fn resolve(target: &str, base: &Url) -> Option<Url> {
     };
     url.set_path(&format!("/{path}"));
     url.set_query(query);
-    Some(url)
+    // `v2/../x` is normalized to `/x` by the URL parser: a `Link` names a page of the API, never
+    // another path of the registry's host.
+    url.path().starts_with("/v2/").then_some(url)
 }
 
 /// The pages of one listing, gathered under [`Limits`]: tags outside the OCI grammar dropped (and
@@ -281,6 +283,14 @@ mod tests {
         );
         assert_eq!(next_page(&HeaderMap::new(), &base), None);
         assert_eq!(next_page(&link("</elsewhere>; rel=\"next\""), &base), None);
+        // Found by `fuzz/` (target `link_header`): dot segments left the API.
+        for target in [
+            "</v2/../token?x=1>; rel=\"next\"",
+            "</v2/./../../admin>; rel=next",
+            "<v2/%2e%2e/admin>; rel=next",
+        ] {
+            assert_eq!(next_page(&link(target), &base), None, "{target}");
+        }
     }
 
     const SMALL: Limits = Limits {
