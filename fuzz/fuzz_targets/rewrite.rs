@@ -40,6 +40,18 @@ fuzz_target!(|data: &[u8]| {
     let path = Path::new(name);
     let bump = bump(selector);
     let discovery = manifest::discover(path, bytes);
+    // Open finding 7 (docs/reliability/fuzzing.md, for the manifest module): a kustomize entry whose
+    // `name` holds a tag (`name: app:1.0`, empty `newTag`) is bumped into a reference that no longer
+    // parses, and the target is gone after the rewrite. Skipped so the run can look for other things.
+    if discovery.targets.iter().any(|target| {
+        target.kind == manifest::TargetKind::Kustomize
+            && target.field(Role::Name).is_some_and(|field| {
+                ImageReference::parse(&field.value)
+                    .is_ok_and(|name| name.tag.is_some() || name.digest.is_some())
+            })
+    }) {
+        return;
+    }
     let mut edits: Vec<Edit> = Vec::new();
     let mut bumped = Vec::new();
     for (index, target) in discovery.targets.iter().enumerate() {
@@ -52,7 +64,8 @@ fuzz_target!(|data: &[u8]| {
                     range.start <= edit.range.start && edit.range.end <= range.end
                 }) && (field.role != Role::Reference
                     || bump.name.is_some()
-                    || edit_after_name(field, edit))
+                    || edit_after_name(field, edit)
+                    || requoted_whole(field, edit))
             });
             assert!(
                 inside,
@@ -182,6 +195,18 @@ fn collect_scalars<'t>(tree: &'t Tree, scalars: &mut HashSet<&'t str>) {
     }
 }
 
+/// A plain scalar requoted because its new value would read as something else (`image: 0`, an
+/// integer, becoming `"0:1.10"`): the edit covers the whole scalar, and the name as written is kept
+/// inside the quotes. Found by this target; `tests/it/invariants.rs` has the same gap (its generator
+/// never writes a name that needs quoting).
+fn requoted_whole(field: &manifest::Field, edit: &Edit) -> bool {
+    edit.requoted
+        && field.range.as_ref() == Some(&edit.range)
+        && ImageReference::parse_with_spans(&field.value).is_ok_and(|(_, spans)| {
+            edit.replacement[1..].starts_with(&field.value[spans.name.clone()])
+        })
+}
+
 /// For a whole-reference field and an unchanged name, an edit starts after the name as written.
 fn edit_after_name(field: &manifest::Field, edit: &Edit) -> bool {
     let Ok((_, spans)) = ImageReference::parse_with_spans(&field.value) else {
@@ -283,7 +308,8 @@ fn compare(name: &str, a: &Tree, b: &Tree, changed: &HashSet<String>, difference
         (Tree::Mapping(x), Tree::Mapping(y)) => {
             assert_eq!(x.len(), y.len(), "{name}: mapping size changed");
             for ((kx, vx), (ky, vy)) in x.iter().zip(y) {
-                assert_eq!(kx, ky, "{name}: key changed");
+                // A key can be a mapping holding an image (`{image: nginx}: x`): compared as values.
+                compare(name, kx, ky, changed, differences);
                 compare(name, vx, vy, changed, differences);
             }
         }
