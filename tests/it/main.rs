@@ -6,6 +6,7 @@ mod daemon;
 mod docs;
 mod forge;
 mod git;
+mod hostile_registry;
 mod invariants;
 mod notify;
 mod quickstart;
