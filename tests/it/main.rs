@@ -19,5 +19,6 @@ mod schema;
 mod semver_oracle;
 mod set;
 mod ship;
+mod soak;
 mod support;
 mod validate;
