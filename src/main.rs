@@ -8,7 +8,7 @@ use tagwatch::cli::{Cli, LogFormat};
 use tagwatch::commands;
 
 fn main() -> ExitCode {
-    set_git_network_timeouts();
+    set_libgit2_options();
     let cli = Cli::parse();
     init_tracing(&cli);
     match commands::dispatch(&cli) {
@@ -20,10 +20,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// libgit2 waits forever on a server that accepts and then stalls unless told otherwise; the values and
-/// why are in `tagwatch::git`. The one place the crate allows `unsafe` (see `[lints]` in Cargo.toml).
+/// libgit2 waits forever on a server that accepts and then stalls, and keeps every pack file of an open
+/// repository open, unless told otherwise; the values and why are in `tagwatch::git`. The one place the
+/// crate allows `unsafe` (see `[lints]` in Cargo.toml).
 #[allow(unsafe_code)]
-fn set_git_network_timeouts() {
+fn set_libgit2_options() {
     // SAFETY: these change libgit2's process-global settings, which is only sound while no other thread
     // uses libgit2. This is the first statement of `main`: no thread has been spawned yet (the async
     // runtime and every `spawn_blocking` come later), so nothing can read the settings concurrently.
@@ -31,9 +32,10 @@ fn set_git_network_timeouts() {
     let result = unsafe {
         git2::opts::set_server_connect_timeout_in_milliseconds(connect)
             .and_then(|()| git2::opts::set_server_timeout_in_milliseconds(server))
+            .and_then(|()| git2::opts::set_mwindow_file_limit(tagwatch::git::MAX_OPEN_PACK_FILES))
     };
     // Only a negative value is refused, and the values are positive.
-    result.expect("libgit2 accepts the network timeouts");
+    result.expect("libgit2 accepts the network timeouts and the pack file limit");
 }
 
 /// `-v` and `-vv` raise tagwatch's own events; the HTTP and git stacks stay at `warn` (`TAGWATCH_LOG`,

@@ -21,5 +21,6 @@ mod schema;
 mod semver_oracle;
 mod set;
 mod ship;
+mod soak;
 mod support;
 mod validate;
