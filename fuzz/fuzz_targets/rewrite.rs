@@ -39,16 +39,26 @@ fuzz_target!(|data: &[u8]| {
     let name = "fuzz.yaml";
     let path = Path::new(name);
     let bump = bump(selector);
+    // Open finding 9: a file holding control characters outside YAML's printable set (libyaml refuses
+    // it) is read by discovery and rewritten. Skipped so the run can look for other things.
+    if bytes
+        .iter()
+        .any(|byte| (*byte < 0x20 && !b"\t\n\r".contains(byte)) || *byte == 0x7f)
+    {
+        return;
+    }
     let discovery = manifest::discover(path, bytes);
     // Open finding 7 (docs/reliability/fuzzing.md, for the manifest module): a kustomize entry whose
     // `name` holds a tag (`name: app:1.0`, empty `newTag`) is bumped into a reference that no longer
     // parses, and the target is gone after the rewrite. Skipped so the run can look for other things.
+    // The same for a Helm map whose `repository` holds a tag next to an empty `tag`.
     if discovery.targets.iter().any(|target| {
-        target.kind == manifest::TargetKind::Kustomize
-            && target.field(Role::Name).is_some_and(|field| {
+        [Role::Name, Role::Repository].into_iter().any(|role| {
+            target.field(role).is_some_and(|field| {
                 ImageReference::parse(&field.value)
                     .is_ok_and(|name| name.tag.is_some() || name.digest.is_some())
             })
+        })
     }) {
         return;
     }
@@ -141,7 +151,9 @@ fuzz_target!(|data: &[u8]| {
         // The loaders disagree on the scalar being edited (YAML 1.2, which discovery follows, lets an
         // anchor name hold `:`; libyaml ends it there): no common tree to compare. Invariants (1) and
         // (3) still hold; the case is a documented limitation (docs/reliability/fuzzing.md).
-        (Ok(before), Ok(_)) if !edited_values_read_alike(&discovery, &bumped, &before) => {}
+        (Ok(before), Ok(_))
+            if anchor_name_with_colon(bytes)
+                || !edited_values_read_alike(&discovery, &bumped, &before) => {}
         (Ok(before), Ok(after)) => {
             assert_eq!(before.len(), after.len(), "document count changed");
             let mut differences = 0;
@@ -161,6 +173,18 @@ fuzz_target!(|data: &[u8]| {
         assert!(again.is_empty(), "second run edits {again:?}");
     }
 });
+
+/// Whether an anchor or alias name holds `:` (`&a:b`, `*a:b`): YAML 1.2 reads it as part of the name,
+/// libyaml ends the name there, so the two loaders read different values after it.
+fn anchor_name_with_colon(bytes: &[u8]) -> bool {
+    bytes.iter().enumerate().any(|(index, byte)| {
+        (*byte == b'&' || *byte == b'*')
+            && bytes[index + 1..]
+                .iter()
+                .take_while(|byte| !byte.is_ascii_whitespace() && !b",[]{}".contains(byte))
+                .any(|byte| *byte == b':')
+    })
+}
 
 /// Whether libyaml reads every edited field's old value somewhere in the file (as a string, a
 /// number written the same way, or a null for an empty field).
@@ -256,6 +280,13 @@ impl<'de> serde::de::Visitor<'de> for TreeVisitor {
         Ok(Tree::Number(value.to_string()))
     }
     fn visit_u64<E>(self, value: u64) -> Result<Tree, E> {
+        Ok(Tree::Number(value.to_string()))
+    }
+    // Integers beyond 64 bits (`tag: 555…9`): serde_yaml_ng hands them over as 128-bit ones.
+    fn visit_i128<E>(self, value: i128) -> Result<Tree, E> {
+        Ok(Tree::Number(value.to_string()))
+    }
+    fn visit_u128<E>(self, value: u128) -> Result<Tree, E> {
         Ok(Tree::Number(value.to_string()))
     }
     fn visit_f64<E>(self, value: f64) -> Result<Tree, E> {
