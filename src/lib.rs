@@ -20,7 +20,7 @@
 //! | [`backoff`] | the one retry schedule: exponential, jittered, capped, `Retry-After` clamped | sleep |
 //! | [`secret`] | redacting secret type, URL masking | format a secret |
 //! | [`environment`] | the process environment, read once | be read anywhere else |
-//! | [`cli`] | the command-line surface (SPEC §2) | hold behaviour |
+//! | [`cli`] | the command-line surface (README.md "Using it") | hold behaviour |
 //! | [`commands`] | one file per subcommand, wiring modules together | contain domain logic |
 
 pub mod backoff;

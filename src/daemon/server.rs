@@ -1,4 +1,4 @@
-//! The daemon's one HTTP server (axum): webhooks (SPEC §8), `/metrics`, `/healthz`, `/readyz` and
+//! The daemon's one HTTP server (axum): webhooks (docs/daemon.md), `/metrics`, `/healthz`, `/readyz` and
 //! `/api/v1/status`.
 //!
 //! A webhook is answered at once: 404 when its endpoint has no credential configured (never open by

@@ -131,7 +131,7 @@ fn retry_class(problems: &[Problem]) -> Option<ErrorClass> {
 pub const FAULT_POINT_VARIABLE: &str = crate::fault::POINT_VARIABLE;
 
 impl<S: TagSource + Send + Sync + 'static> Context<S> {
-    /// The cached clones live in `STATE_DIR/git` (SPEC §3 `daemon.stateDir`), reused between runs.
+    /// The cached clones live in `STATE_DIR/git` (docs/reference/configuration.md `daemon.stateDir`), reused between runs.
     pub fn new(config: Config, environment: Environment, source: S) -> Self {
         let cache_root = config.daemon.state_dir.join(CACHE_DIRECTORY);
         let fault_point = crate::fault::Fault::from_environment(&environment);
