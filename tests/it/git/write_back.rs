@@ -369,12 +369,30 @@ fn a_shallow_clone_fetches_only_what_is_new() {
     }
     let root = tempfile::tempdir().unwrap();
     let settings = basic_settings(&server).with_depth(2);
-    let advertised = "GET /git/config.git/info/refs?service=git-upload-pack HTTP/1.1\" 200";
     let packs = "POST /git/config.git/git-upload-pack HTTP/1.1\" 200";
-    // The access log after the `fetches`-th fetch: its pack requests.
+    let address = server
+        .url("config")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    // The pack requests in the access log after the `fetches`-th fetch. lighttpd writes its log in
+    // batches, in the order requests completed: a request made after the fetch returned (a marker)
+    // is logged after every request of that fetch, so once the marker is in the log, so are they.
     let packs_after = |fetches: usize| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while server.logged_requests(advertised) < fetches {
+        use std::io::{Read as _, Write as _};
+        let marker = format!("GET /marker-{fetches} ");
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "GET /marker-{fetches} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while server.logged_requests(&marker) == 0 {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the access log was never written"
