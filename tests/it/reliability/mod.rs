@@ -224,39 +224,8 @@ pub fn paused_at(
     }
 }
 
-/// Runs the binary with `TAGWATCH_FAULT_POINT=point` until it reports the point, then `kill -9`.
-pub fn killed_at(config: &Path, args: &[&str], env: &[(&str, &str)], point: &str) {
-    let home = config.parent().unwrap().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tagwatch"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_clear()
-        .env("HOME", &home)
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().copied())
-        .env(tagwatch::fault::POINT_VARIABLE, point)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = Vec::new();
-    for line in stderr.lines() {
-        let line = line.unwrap();
-        let reached = line.contains(&format!("fault point {point} reached"));
-        seen.push(line);
-        if reached {
-            // SIGKILL: no destructor, no flush, no unlock but the kernel's.
-            child.kill().unwrap();
-            child.wait().unwrap();
-            return;
-        }
-    }
-    let status = child.wait().unwrap();
-    panic!("{point} was never reached ({status}): {seen:#?}");
-}
+/// `kill -9` at a fault point: the one helper of the reconcile tests.
+pub use crate::reconcile::killed_at;
 
 /// The problems `run --once --log-format json` reported: (repository, class, error) of each
 /// `"failed"` line.
