@@ -1,4 +1,4 @@
-//! The command-line surface (SPEC §2, a contract): argument types only, no behaviour.
+//! The command-line surface (README.md "Using it", a contract): argument types only, no behaviour.
 
 use std::path::PathBuf;
 

@@ -16,10 +16,11 @@
 //! | [`notify`] | posting events (bumps, pull requests, holds, failures) to Slack-compatible or JSON webhooks: per-target queues, retries, one message per failure streak | block its caller, log a webhook URL, decide what happened |
 //! | [`reconcile`] | the controller: a long-lived `Context` (tag cache, clones, forge clients, image index); per repository gather → pure `decide` (match, never downgrade, holds, rollbacks, windows, fail closed) → apply (commits, push retries, pull requests) | parse YAML, talk HTTP, drive libgit2, sleep between cycles, or render errors |
 //! | [`error`] | the one failure classification (transient / rate-limited / permanent) every adapter maps onto | render messages or retry |
+//! | [`fault`] | test-only fault points (debug builds): stop or pause the process at a named step of a write-back | do anything in a release build |
 //! | [`backoff`] | the one retry schedule: exponential, jittered, capped, `Retry-After` clamped | sleep |
 //! | [`secret`] | redacting secret type, URL masking | format a secret |
 //! | [`environment`] | the process environment, read once | be read anywhere else |
-//! | [`cli`] | the command-line surface (SPEC §2) | hold behaviour |
+//! | [`cli`] | the command-line surface (README.md "Using it") | hold behaviour |
 //! | [`commands`] | one file per subcommand, wiring modules together | contain domain logic |
 
 pub mod backoff;
@@ -29,6 +30,7 @@ pub mod config;
 pub mod daemon;
 pub mod environment;
 pub mod error;
+pub mod fault;
 pub mod forge;
 pub mod git;
 pub mod manifest;

@@ -10,7 +10,7 @@ use tagwatch::commands;
 fn main() -> ExitCode {
     // libgit2's start-up (OpenSSL loads the CA bundle: 35–45 ms) runs beside the command line, the
     // config, the runtime and the first registry requests; the first `Store` waits for it.
-    tagwatch::git::initializing(std::thread::spawn(set_git_network_timeouts));
+    tagwatch::git::initializing(std::thread::spawn(set_libgit2_options));
     let cli = Cli::parse();
     init_tracing(&cli);
     match commands::dispatch(&cli) {
@@ -22,28 +22,24 @@ fn main() -> ExitCode {
     }
 }
 
-/// Initializes libgit2 and sets its network timeouts: libgit2 waits forever on a server that accepts and
-/// then stalls unless told otherwise; the values and why are in `tagwatch::git`. The one place the crate
-/// allows `unsafe` (see `[lints]` in Cargo.toml).
+/// Initializes libgit2 and sets its options: libgit2 waits forever on a server that accepts and then
+/// stalls, and keeps every pack file of an open repository open, unless told otherwise; the values and
+/// why are in `tagwatch::git`. The one place the crate allows `unsafe` (see `[lints]` in Cargo.toml).
 #[allow(unsafe_code)]
-fn set_git_network_timeouts() {
+fn set_libgit2_options() {
     // SAFETY: these change libgit2's process-global settings, which is only sound while no other thread
     // uses libgit2. This runs on the thread `main` spawns first, before any other: the async runtime and
     // every `spawn_blocking` come later, and nothing in `tagwatch` calls libgit2 before it opens a
     // `Store`, which first joins this thread (`tagwatch::git::initialized`). So nothing can read the
     // settings concurrently.
+    let (connect, server) = tagwatch::git::network_timeouts();
     let result = unsafe {
-        git2::opts::set_server_connect_timeout_in_milliseconds(
-            tagwatch::git::CONNECT_TIMEOUT_MILLISECONDS,
-        )
-        .and_then(|()| {
-            git2::opts::set_server_timeout_in_milliseconds(
-                tagwatch::git::SERVER_TIMEOUT_MILLISECONDS,
-            )
-        })
+        git2::opts::set_server_connect_timeout_in_milliseconds(connect)
+            .and_then(|()| git2::opts::set_server_timeout_in_milliseconds(server))
+            .and_then(|()| git2::opts::set_mwindow_file_limit(tagwatch::git::MAX_OPEN_PACK_FILES))
     };
-    // Only a negative value is refused, and the values are constants.
-    result.expect("libgit2 accepts the network timeouts");
+    // Only a negative value is refused, and the values are positive.
+    result.expect("libgit2 accepts the network timeouts and the pack file limit");
 }
 
 /// `-v` and `-vv` raise tagwatch's own events; the HTTP and git stacks stay at `warn` (`TAGWATCH_LOG`,

@@ -1,4 +1,4 @@
-//! Notifications (SPEC §3 `notify`, §12): each event tagwatch wants people to know about (a bump
+//! Notifications (docs/reference/configuration.md `notify`, §12): each event tagwatch wants people to know about (a bump
 //! written, a pull request opened, updated, merged or closed, a hold started, a repository or registry
 //! failing and recovering) is posted once to every target that asked for its kind, as a
 //! Slack-compatible message or plain JSON, retried with the shared backoff.
@@ -169,7 +169,7 @@ pub enum Event {
         pull_request: PullRequestRef,
         reason: String,
     },
-    /// A target is held on `version` (a human set it back; SPEC §7).
+    /// A target is held on `version` (a human set it back; docs/design/reconcile.md).
     HoldStarted {
         repository: String,
         file: String,

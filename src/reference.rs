@@ -124,6 +124,14 @@ impl ImageReference {
             path.to_string()
         };
 
+        // The limit holds for the normalized name too, as in distribution's `ParseNormalizedNamed`
+        // (`nginx` is `docker.io/library/nginx`): otherwise a name accepted here would not parse
+        // again once normalized, and a registry refuses it.
+        if registry.len() + 1 + repository.len() > NAME_TOTAL_LENGTH_MAX {
+            return Err(invalid(
+                "the name is longer than 255 characters once normalized",
+            ));
+        }
         let reference = ImageReference {
             registry,
             repository,
@@ -299,6 +307,19 @@ fn is_lower_alphanumeric(b: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `fuzz/` (target `reference`): a 250-character Docker Hub name parsed, but its normalized
+    /// form (`docker.io/library/…`, 268 characters) did not.
+    #[test]
+    fn the_name_length_limit_holds_for_the_normalized_name() {
+        let short = "a".repeat(255 - "docker.io/library/".len());
+        let reference = ImageReference::parse(&format!("{short}:1")).unwrap();
+        assert_eq!(ImageReference::parse(&reference.to_string()), Ok(reference));
+        let long = format!("{short}a");
+        assert!(ImageReference::parse(&format!("{long}:1")).is_err());
+        assert!(ImageReference::parse(&format!("docker.io/library/{long}")).is_err());
+        assert!(ImageReference::parse(&format!("ghcr.io/{}", "a".repeat(247))).is_ok());
+    }
 
     fn parsed(text: &str) -> ImageReference {
         ImageReference::parse(text).unwrap_or_else(|error| panic!("{text}: {error}"))

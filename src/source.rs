@@ -73,7 +73,7 @@ pub trait TagSource {
     ) -> impl Future<Output = Result<Option<DateTime<Utc>>, Self::Error>> + Send;
 }
 
-/// What a pull-request body tells a reviewer about one image version (SPEC §12).
+/// What a pull-request body tells a reviewer about one image version (docs/review.md).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageFacts {
     /// The image config's `created`.

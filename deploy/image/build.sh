@@ -48,12 +48,14 @@ if [ -n "$registry_ref" ]; then
   esac
 fi
 
-cargo build --release --locked --bin tagwatch
+revision=$(git rev-parse HEAD)
+# The commit `tagwatch --version` names is the one the labels name (an inherited TAGWATCH_COMMIT, as
+# `cargo test` sets it for its children, must not win).
+TAGWATCH_COMMIT=$revision cargo build --release --locked --bin tagwatch
 binary="${CARGO_TARGET_DIR:-$root/target}/release/tagwatch"
 
 version=$(cargo metadata --no-deps --format-version 1 --locked |
   jq -r '.packages[] | select(.name == "tagwatch") | .version')
-revision=$(git rev-parse HEAD)
 if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
   echo "build.sh: warning: uncommitted changes; the revision label names HEAD ($revision)" >&2
 fi

@@ -1,4 +1,4 @@
-//! `tagwatch daemon` (SPEC §2, §8): load the config, start the daemon, and turn signals into its
+//! `tagwatch daemon` (README.md "Using it", docs/daemon.md): load the config, start the daemon, and turn signals into its
 //! controls — SIGHUP reloads `tagwatch.yaml` and the policies (an invalid one is reported with
 //! `FILE:LINE:COL` and the old config stays), the first SIGTERM/SIGINT drains (exit 0 within
 //! `daemon.shutdownGrace`), a second one exits at once.

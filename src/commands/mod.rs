@@ -1,4 +1,4 @@
-//! One file per subcommand. Each returns the process exit code (SPEC §2: 0 success, 1 some work failed,
+//! One file per subcommand. Each returns the process exit code (README.md "Using it": 0 success, 1 some work failed,
 //! 2 usage or validation error); errors that end a command early are reported once, by `main`.
 
 use std::process::ExitCode;

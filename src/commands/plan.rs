@@ -1,4 +1,4 @@
-//! `tagwatch plan [--output text|json] [--at TIME]` (SPEC §2): fetch repositories and registries, print every bump,
+//! `tagwatch plan [--output text|json] [--at TIME]` (README.md "Using it"): fetch repositories and registries, print every bump,
 //! change nothing (the cached clones are reset to the remote, never pushed).
 //!
 //! JSON lines: a bump is exactly `{"repo","file","line","policy","image","from","to"}`; a target a policy
@@ -86,7 +86,7 @@ pub(crate) fn setup(
     Ok(Ok((runtime, Context::new(config, environment, client))))
 }
 
-/// SPEC §2's JSON line for a bump, keys in the documented order.
+/// README.md "Using it"'s JSON line for a bump, keys in the documented order.
 #[derive(serde::Serialize)]
 struct BumpLine<'a> {
     repo: &'a str,
@@ -96,7 +96,7 @@ struct BumpLine<'a> {
     image: &'a str,
     from: &'a str,
     to: &'a str,
-    /// Promotion: a better version still soaking upstream (SPEC §11).
+    /// Promotion: a better version still soaking upstream (docs/promotion.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     next: Option<&'a crate::reconcile::Upcoming>,
 }

@@ -1,4 +1,4 @@
-//! `tagwatch rollback IMAGE [--repository NAME] [--to REF]` (SPEC §2): undo the latest bump of IMAGE;
+//! `tagwatch rollback IMAGE [--repository NAME] [--to REF]` (README.md "Using it"): undo the latest bump of IMAGE;
 //! prints the commit id (push mode) or the pull request's address (pull-request mode) per repository.
 //! Exit 1 when there is no bump to undo or a target changed since; 2 for an unknown image or repository.
 

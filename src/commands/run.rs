@@ -1,4 +1,4 @@
-//! `tagwatch run --once` (SPEC §2): one full reconcile of every repository — plan, rewrite, commit,
+//! `tagwatch run --once` (README.md "Using it"): one full reconcile of every repository — plan, rewrite, commit,
 //! push or open/update pull requests — then print what was done. One failing repository or registry
 //! does not stop the others; the exit code is 1 when anything failed.
 

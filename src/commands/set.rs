@@ -1,4 +1,4 @@
-//! `tagwatch set IMAGE=REF [PATH ...] [--dry-run]` (SPEC §2): bump every reference to IMAGE under the
+//! `tagwatch set IMAGE=REF [PATH ...] [--dry-run]` (README.md "Using it"): bump every reference to IMAGE under the
 //! paths, byte-exactly. Plans every file first (in parallel), then writes; each write is atomic. Output
 //! is printed in path order whatever the parallelism.
 
@@ -73,7 +73,7 @@ pub fn run(assignment: &str, paths: &[PathBuf], dry_run: bool) -> anyhow::Result
         matched += plan.matched;
         planned.extend(plan.change);
     }
-    // SPEC §2: `set` that matches no reference exits 1 and says so.
+    // README.md "Using it": `set` that matches no reference exits 1 and says so.
     if matched == 0 {
         let under: Vec<String> = paths
             .iter()

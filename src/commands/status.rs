@@ -1,4 +1,4 @@
-//! `tagwatch status [--output json]` (SPEC §2): what a running daemon knows, asked over its HTTP API at
+//! `tagwatch status [--output json]` (README.md "Using it"): what a running daemon knows, asked over its HTTP API at
 //! `daemon.listen`; without a running daemon, the last report kept in `daemon.stateDir`.
 
 use std::io::Write as _;

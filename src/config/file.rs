@@ -23,7 +23,7 @@ use crate::registry::settings::{
     RegistrySettings,
 };
 
-/// Placeholders a commit message template may use (SPEC §7).
+/// Placeholders a commit message template may use (docs/design/reconcile.md).
 const MESSAGE_PLACEHOLDERS: &[&str] = &["summary", "changes", "policy", "image", "from", "to"];
 /// Placeholders a pull-request head branch template may use.
 const BRANCH_PLACEHOLDERS: &[&str] = &["group", "repository"];

@@ -1,4 +1,4 @@
-//! Loading and validating `tagwatch.yaml` and the policy documents it names (SPEC §3).
+//! Loading and validating `tagwatch.yaml` and the policy documents it names (docs/reference/configuration.md).
 //!
 //! Owns: the file formats (`raw`, from which the JSON Schema is generated), the positioned YAML tree
 //! (`yaml`), the structural check against that schema (`schema_check`), and the conversion into
@@ -28,7 +28,7 @@ use crate::registry::settings::PasswordSource;
 pub use self::policies::{load_policy_files, load_policy_files_for};
 pub use self::yaml::Mark;
 
-/// Largest config or policy file read (SPEC §9: document sizes are bounded); real ones are a few KiB.
+/// Largest config or policy file read (docs/security.md: document sizes are bounded); real ones are a few KiB.
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 /// The daemon's HTTP address when the config names none: loopback only, so nothing is exposed by
 /// accident.
@@ -43,7 +43,7 @@ pub const DEFAULT_BRANCH: &str = "main";
 /// Commit author when none is configured.
 pub const DEFAULT_AUTHOR_NAME: &str = "tagwatch";
 pub const DEFAULT_AUTHOR_EMAIL: &str = "tagwatch@localhost";
-/// Commit message template when none is configured (SPEC §3's example).
+/// Commit message template when none is configured (docs/reference/configuration.md's example).
 pub const DEFAULT_MESSAGE: &str = "chore(images): {summary}";
 /// Head branch template for pull requests when none is configured.
 pub const DEFAULT_PULL_REQUEST_BRANCH: &str = "tagwatch/{group}";
@@ -176,7 +176,7 @@ pub struct WebhookAuth {
     pub secret_env: Option<String>,
 }
 
-/// A config repository (SPEC §3 `repositories`).
+/// A config repository (docs/reference/configuration.md `repositories`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RepositoryConfig {
     pub name: String,
@@ -226,7 +226,7 @@ pub struct WriteBack {
     pub merge: Option<MergeSettings>,
 }
 
-/// `writeBack.merge` (SPEC §12).
+/// `writeBack.merge` (docs/review.md).
 #[derive(Debug, Clone)]
 pub struct MergeSettings {
     pub require_approval: bool,

@@ -6,7 +6,7 @@
 
 use saphyr_parser::{Event, Parser, ScalarStyle};
 
-/// Nodes one file may expand to, aliases included (SPEC §9: alias expansion is bounded).
+/// Nodes one file may expand to, aliases included (docs/security.md: alias expansion is bounded).
 pub const MAX_NODES: usize = 100_000;
 
 /// Line and column, both counted from 1.

@@ -1,4 +1,4 @@
-//! Leader election on a `coordination.k8s.io/v1` Lease (SPEC §8 high availability): with two replicas,
+//! Leader election on a `coordination.k8s.io/v1` Lease (docs/daemon.md high availability): with two replicas,
 //! only the leader polls and writes; followers serve health, metrics and status. The algorithm is
 //! client-go's: the holder renews the Lease every `retryPeriod`; a replica takes over only a Lease whose
 //! `renewTime + leaseDurationSeconds` has passed; every write carries the Lease's `resourceVersion`, so two

@@ -1,4 +1,4 @@
-//! The daemon's metrics (SPEC §8), in the Prometheus text exposition through `prometheus-client`:
+//! The daemon's metrics (docs/daemon.md), in the Prometheus text exposition through `prometheus-client`:
 //! `tagwatch_` prefix, `_total` only on counters, `_seconds` histograms, label names only from the
 //! contract's list — and never a tag or digest as a label value (bounded cardinality: the values are
 //! names from the config, endpoint names and fixed outcome words).

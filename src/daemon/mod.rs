@@ -1,4 +1,4 @@
-//! `tagwatch daemon` (SPEC §8): schedules image polls and repository reconciles on a keyed work queue,
+//! `tagwatch daemon` (docs/daemon.md): schedules image polls and repository reconciles on a keyed work queue,
 //! serves webhooks, metrics, health and status on one HTTP server, keeps a state directory, reloads on
 //! SIGHUP and drains on SIGTERM/SIGINT.
 //!

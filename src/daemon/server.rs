@@ -1,4 +1,4 @@
-//! The daemon's one HTTP server (axum): webhooks (SPEC §8), `/metrics`, `/healthz`, `/readyz` and
+//! The daemon's one HTTP server (axum): webhooks (docs/daemon.md), `/metrics`, `/healthz`, `/readyz` and
 //! `/api/v1/status`.
 //!
 //! A webhook is answered at once: 404 when its endpoint has no credential configured (never open by
@@ -9,8 +9,10 @@
 //!
 //! Must not: do the work an event asks for, or echo a credential or a payload in an answer or a log.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -212,7 +214,9 @@ fn webhook_request(
     };
     if let Err(error) = webhook::authenticate(endpoint, &expected, &header, path_token, &body) {
         count(label, "unauthorized");
-        tracing::warn!(endpoint = label, error = %error, "webhook refused");
+        if let Some(unlogged) = refusal_log(label, "unauthorized", received) {
+            tracing::warn!(endpoint = label, error = %error, unlogged, "webhook refused");
+        }
         return (StatusCode::UNAUTHORIZED, "unauthorized\n").into_response();
     }
     drop(secrets);
@@ -220,7 +224,9 @@ fn webhook_request(
     match webhook::parse(endpoint, content_type.as_deref(), &body) {
         Err(error) => {
             count(label, "invalid");
-            tracing::warn!(endpoint = label, error = %error, "webhook payload not understood");
+            if let Some(unlogged) = refusal_log(label, "invalid", received) {
+                tracing::warn!(endpoint = label, error = %error, unlogged, "webhook payload not understood");
+            }
             // A registry retries every non-2xx notification forever, blocking its queue: an
             // authenticated envelope it sent is acknowledged even when tagwatch cannot use it.
             let status = if endpoint == Endpoint::Distribution {
@@ -249,5 +255,74 @@ fn webhook_request(
             }
             (StatusCode::ACCEPTED, "accepted\n").into_response()
         }
+    }
+}
+
+/// How often a refused webhook request of one kind (endpoint, outcome) is logged: the first one, then at
+/// most one per interval, with the count it left out. Anyone can send requests with a wrong credential,
+/// and a flood of them (`bench/flood.sh` measured ~2,000 refusals and 500 KB of log lines a second)
+/// must not become a flood of log lines; `tagwatch_webhook_events_total` still counts every request.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+static REFUSALS: LazyLock<Mutex<RefusalLog>> = LazyLock::new(Mutex::default);
+
+/// Whether to log a refusal of this kind now: `Some(n)` with the number of refusals of the kind that were
+/// not logged since the last line, `None` to stay quiet.
+fn refusal_log(endpoint: &'static str, outcome: &'static str, now: Instant) -> Option<u64> {
+    REFUSALS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .admit((endpoint, outcome), now)
+}
+
+/// Per kind of refusal: when it was last logged and how many were not logged since.
+#[derive(Default)]
+struct RefusalLog {
+    kinds: HashMap<(&'static str, &'static str), (Instant, u64)>,
+}
+
+impl RefusalLog {
+    fn admit(&mut self, kind: (&'static str, &'static str), now: Instant) -> Option<u64> {
+        match self.kinds.get_mut(&kind) {
+            Some((last, unlogged)) if now.duration_since(*last) < REFUSAL_LOG_INTERVAL => {
+                *unlogged += 1;
+                None
+            }
+            Some((last, unlogged)) => {
+                *last = now;
+                Some(std::mem::take(unlogged))
+            }
+            None => {
+                self.kinds.insert(kind, (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_kind_is_logged_first_then_once_per_interval_with_the_count_it_left_out() {
+        let mut log = RefusalLog::default();
+        let start = Instant::now();
+        let kind = ("generic", "unauthorized");
+        assert_eq!(log.admit(kind, start), Some(0));
+        for step in 1..=999 {
+            assert_eq!(
+                log.admit(kind, start + Duration::from_millis(step * 5)),
+                None
+            );
+        }
+        // Another kind has its own interval.
+        assert_eq!(log.admit(("generic", "invalid"), start), Some(0));
+        assert_eq!(log.admit(kind, start + REFUSAL_LOG_INTERVAL), Some(999));
+        assert_eq!(
+            log.admit(kind, start + REFUSAL_LOG_INTERVAL + Duration::from_secs(1)),
+            None
+        );
+        assert_eq!(log.admit(kind, start + REFUSAL_LOG_INTERVAL * 2), Some(1));
     }
 }

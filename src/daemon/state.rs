@@ -159,7 +159,9 @@ impl State {
     /// Keeps the last status report (any serializable value; the daemon's `status::Report`).
     pub fn save_report(&self, report: &serde_json::Value) -> Result<(), StateError> {
         let json = serde_json::to_vec(report).expect("a report serializes");
-        self.put(STATUS, REPORT_KEY, &json)
+        self.put(STATUS, REPORT_KEY, &json)?;
+        crate::fault::point("state-saved");
+        Ok(())
     }
 
     /// The last status report, if any was kept.

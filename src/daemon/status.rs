@@ -1,4 +1,4 @@
-//! What the daemon knows, as `GET /api/v1/status` serves it and `tagwatch status` prints it (SPEC §2,
+//! What the daemon knows, as `GET /api/v1/status` serves it and `tagwatch status` prints it (README.md "Using it",
 //! §8, a contract): per policy the chosen tag and when it was checked; per target its state; open pull
 //! requests; the last error per scope. Built from reconcile outcomes by pure functions.
 //!

@@ -1,4 +1,4 @@
-//! Registry webhooks (SPEC §8), the pure part the daemon's HTTP server calls: which endpoints exist
+//! Registry webhooks (docs/daemon.md), the pure part the daemon's HTTP server calls: which endpoints exist
 //! ([`Endpoint`]), who may call them ([`authenticate`]) and which images a payload names ([`parse`]).
 //!
 //! A webhook is a hint: an [`Event`] names an image (and the tag the registry says was pushed) to

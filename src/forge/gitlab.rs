@@ -298,10 +298,14 @@ impl Forge for GitLab {
         if current.state != PullRequestState::Open {
             return Ok(current);
         }
-        let url = self.url(&[&number.to_string(), "notes"], &[]);
-        self.api
-            .send(Method::POST, url, Some(&json!({ "body": comment })))
-            .await?;
+        // A run stopped (or failed) between the note and the close posts no second note.
+        if !super::already_commented(self, number, comment).await? {
+            let url = self.url(&[&number.to_string(), "notes"], &[]);
+            self.api
+                .send(Method::POST, url, Some(&json!({ "body": comment })))
+                .await?;
+            crate::fault::point("pull-request-commented");
+        }
         self.put(number, json!({ "state_event": "close" })).await
     }
 

@@ -106,6 +106,25 @@ impl std::fmt::Debug for Api {
     }
 }
 
+/// Redirects are followed only within the origin (scheme, host, port) of the request: the token
+/// header (`Authorization`, or GitLab's `PRIVATE-TOKEN`, which the HTTP library would not strip) never
+/// reaches another host. A redirect elsewhere is answered as it came (a 3xx: an error naming the call).
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let Some(first) = attempt.previous().first() else {
+            return attempt.stop();
+        };
+        if attempt.previous().len() > 5 {
+            return attempt.stop();
+        }
+        if attempt.url().origin() == first.origin() {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
+}
+
 /// The answer to one attempt: either done, or wait this long and go again.
 enum Attempt {
     Done(Result<Answer, ForgeError>),
@@ -138,6 +157,7 @@ impl Api {
         let client = reqwest::Client::builder()
             .user_agent(concat!("tagwatch/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout)
+            .redirect(same_origin_redirects())
             .build()
             .map_err(|e| ForgeError::Settings(format!("HTTP client: {e}")))?;
         Ok(Api {
@@ -442,6 +462,57 @@ fn error_message(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A one-request HTTP server on loopback: answers `response`, reports the request it read.
+    async fn serve_once(response: String) -> (String, tokio::task::JoinHandle<String>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let task = tokio::spawn(async move {
+            let Ok(Ok((mut socket, _))) =
+                tokio::time::timeout(Duration::from_secs(5), listener.accept()).await
+            else {
+                return String::new();
+            };
+            let mut request = vec![0; 16384];
+            let read = socket.read(&mut request).await.unwrap();
+            socket.write_all(response.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&request[..read]).to_string()
+        });
+        (address, task)
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_another_host_never_carries_the_token() {
+        let (elsewhere, received) =
+            serve_once("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}".into()).await;
+        let (forge, _) = serve_once(format!(
+            "HTTP/1.1 302 Found\r\nlocation: http://{elsewhere}/api/v4/projects\r\ncontent-length: 0\r\n\r\n"
+        ))
+        .await;
+        let api = Api::new(
+            &format!("http://{forge}/api/v4"),
+            HeaderName::from_static("private-token"),
+            "glpat-secret-token".into(),
+            Secret::new("glpat-secret-token"),
+            HeaderMap::new(),
+            RetryPolicy {
+                attempts: 1,
+                ..RetryPolicy::default()
+            },
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let result = api
+            .send(Method::GET, api.url(&["projects"], &[]), None)
+            .await;
+        assert!(result.is_err(), "a 302 elsewhere is not a success");
+        let request = received.await.unwrap();
+        assert!(
+            !request.contains("glpat-secret-token"),
+            "the other host got the token: {request}"
+        );
+    }
 
     fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
         let mut map = HeaderMap::new();

@@ -604,13 +604,31 @@ async fn comment_then_close<F: Forge>(
     if current.state != PullRequestState::Open {
         return Ok(current);
     }
-    let number = number.to_string();
-    let mut segments = repository.to_vec();
-    segments.extend_from_slice(&["issues", &number, "comments"]);
-    let body = serde_json::json!({ "body": comment });
-    api.send(reqwest::Method::POST, api.url(&segments, &[]), Some(&body))
-        .await?;
+    // A run stopped (or failed) between the comment and the close posts no second comment.
+    if !already_commented(forge, number, comment).await? {
+        let number = number.to_string();
+        let mut segments = repository.to_vec();
+        segments.extend_from_slice(&["issues", &number, "comments"]);
+        let body = serde_json::json!({ "body": comment });
+        api.send(reqwest::Method::POST, api.url(&segments, &[]), Some(&body))
+            .await?;
+        crate::fault::point("pull-request-commented");
+    }
     close.await
+}
+
+/// Whether the pull request already carries `comment` (an earlier closing attempt that did not get
+/// to the close).
+pub(crate) async fn already_commented<F: Forge>(
+    forge: &F,
+    number: u64,
+    comment: &str,
+) -> Result<bool, ForgeError> {
+    Ok(forge
+        .comments(number)
+        .await?
+        .iter()
+        .any(|existing| existing.body.trim() == comment.trim()))
 }
 
 /// Labels and reviewers the GitHub way, which Gitea and Forgejo copy: `issues/N/labels` and

@@ -95,6 +95,7 @@ impl GitError {
         match self {
             GitError::Unreachable { .. } | GitError::CacheBusy { .. } => ErrorClass::Transient,
             GitError::Operation { transient, .. } if *transient => ErrorClass::Transient,
+            GitError::PushRefused { reason, .. } if server_trouble(reason) => ErrorClass::Transient,
             _ => ErrorClass::Permanent,
         }
     }
@@ -120,6 +121,21 @@ impl GitError {
             | GitError::Cache { .. } => None,
         }
     }
+}
+
+/// A refusal the server gave because of its own trouble (out of disk or quota, an unpack that
+/// failed), not because of the push: it can succeed once the server recovers.
+pub(crate) fn server_trouble(reason: &str) -> bool {
+    let lower = reason.to_ascii_lowercase();
+    [
+        "no space left on device",
+        "disk quota exceeded",
+        "unpacker error",
+        "unpack failed",
+        "unpacking the sent packfile failed",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle))
 }
 
 /// Removes every secret and the raw URL from a message that came from libgit2 or a child process.

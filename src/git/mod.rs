@@ -92,6 +92,24 @@ pub(crate) fn initialized() {
     }
 }
 
+/// The (connect, server) timeouts `main` gives libgit2: [`CONNECT_TIMEOUT_MILLISECONDS`] and
+/// [`SERVER_TIMEOUT_MILLISECONDS`], or both shortened by a test in a debug build
+/// ([`crate::fault::GIT_TIMEOUT_VARIABLE`]).
+pub fn network_timeouts() -> (i32, i32) {
+    match crate::fault::git_timeout_milliseconds() {
+        Some(milliseconds) => (milliseconds, milliseconds),
+        None => (CONNECT_TIMEOUT_MILLISECONDS, SERVER_TIMEOUT_MILLISECONDS),
+    }
+}
+
+/// How many pack files libgit2 keeps open at once, across every repository of the process; beyond it
+/// the least recently used one is closed, and opened again when an object is read from it. libgit2's
+/// default is no limit, and every fetch into a cache clone adds a pack file that stays open as long as
+/// the daemon holds the clone: one more file descriptor per fetch, for ever (`bench/soak.sh` measured
+/// +60 in a minute of pushes). Pack indexes are mapped separately, so a lookup does not need the pack
+/// open; 32 covers the packs that [`crate::daemon::MAX_REPOSITORY_WORK`] reconciles at once read from.
+pub const MAX_OPEN_PACK_FILES: usize = 32;
+
 /// Result of a push that reached the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushOutcome {

@@ -37,7 +37,7 @@ pub(crate) fn configure(
 }
 
 /// Fetches `branch` into `refs/remotes/origin/<branch>` (shallow to `settings.depth` for network
-/// remotes). Its head, or `None` when the remote has no such branch: the tracking ref is deleted first,
+/// remotes, the first time; later fetches bring what is new). Its head, or `None` when the remote has no such branch: the tracking ref is deleted first,
 /// so a branch deleted on the remote never survives as a stale one.
 pub(crate) fn fetch(
     repository: &Repository,
@@ -52,8 +52,11 @@ pub(crate) fn fetch(
     let _entered = span.enter();
     let local = |operation| local_error(settings, operation);
     let tracking = tracking_ref(branch);
-    match repository.find_reference(&tracking) {
-        Ok(mut reference) => reference.delete().map_err(local("delete tracking ref"))?,
+    let fetched_before = match repository.find_reference(&tracking) {
+        Ok(mut reference) => {
+            reference.delete().map_err(local("delete tracking ref"))?;
+            true
+        }
         // A first fetch from a remote on this machine links its objects, as `git clone --local` does.
         Err(_) if is_local(&settings.url) => {
             match super::local::clone_objects(repository, &settings.url, branch) {
@@ -64,11 +67,11 @@ pub(crate) fn fetch(
                         .map_err(local("write tracking ref"))?;
                     return Ok(Some(head));
                 }
-                None => {}
+                None => false,
             }
         }
-        Err(_) => {}
-    }
+        Err(_) => false,
+    };
     let transport = Transport::new(settings)?;
     let mut remote = repository
         .find_remote(REMOTE)
@@ -76,8 +79,14 @@ pub(crate) fn fetch(
     let mut options = FetchOptions::new();
     options.remote_callbacks(transport.callbacks());
     options.download_tags(AutotagOption::None);
+    // The depth applies to the first fetch of the branch only. Given a depth, libgit2 asks for every
+    // advertised head again, even one it has, to recompute the shallow edge: each fetch would download
+    // up to `depth` commits anew (≈ 150 ms per fetch of a 100-commit repository over `git http-backend`,
+    // BENCHMARKS.md "Daemon"). Without one it sends the clone's shallow edge and its haves, and receives
+    // only what is new; the edge stays where the first fetch put it.
     if let Some(depth) = settings.depth
         && !is_local(&settings.url)
+        && !fetched_before
     {
         options.depth(i32::try_from(depth).unwrap_or(i32::MAX));
     }
@@ -107,8 +116,13 @@ pub(crate) fn push(
     let mut remote = repository
         .find_remote(REMOTE)
         .map_err(local_error(settings, "find remote"))?;
+    let mut callbacks = transport.callbacks();
+    callbacks.push_negotiation(|_| {
+        crate::fault::point("push-started");
+        Ok(())
+    });
     let mut options = PushOptions::new();
-    options.remote_callbacks(transport.callbacks());
+    options.remote_callbacks(callbacks);
     match remote.push(&[refspec], Some(&mut options)) {
         Ok(()) => {}
         Err(error) if error.code() == git2::ErrorCode::NotFastForward => {
@@ -120,28 +134,50 @@ pub(crate) fn push(
     }
     if let Some((reference, status)) = transport.take_push_statuses().into_iter().next() {
         let status = scrub(&status, &settings.url, &settings.auth.secrets());
-        // The server checks fast-forward too (and a concurrent push can win the ref lock): both
-        // mean "someone else was first".
-        let moved = [
-            "fetch first",
-            "non-fast-forward",
-            "failed to lock",
-            "cannot lock",
-        ]
-        .iter()
-        .any(|needle| status.contains(needle));
-        if moved {
+        let messages = transport.remote_messages();
+        if moved_first(&status, &messages) {
             tracing::info!(reason = %status, "push rejected");
             return Ok(PushOutcome::Rejected { reason: status });
         }
         return Err(GitError::PushRefused {
             url: settings.redacted_url(),
             branch: reference.trim_start_matches("refs/heads/").to_string(),
-            reason: status,
+            reason: with_messages(status, &messages),
         });
     }
     tracing::info!("pushed");
+    crate::fault::point("push-done");
     Ok(PushOutcome::Pushed)
+}
+
+/// Whether a refused ref update means "someone else pushed first". The server checks fast-forward too,
+/// and a push that lands between our negotiation and our update makes receive-pack's compare-and-swap
+/// of the ref fail ("failed to update ref", its side band saying "cannot lock ref …: is at X but
+/// expected Y").
+fn moved_first(status: &str, messages: &[String]) -> bool {
+    let said = |needles: &[&str], text: &str| needles.iter().any(|needle| text.contains(needle));
+    said(
+        &[
+            "fetch first",
+            "non-fast-forward",
+            "failed to lock",
+            "cannot lock",
+        ],
+        status,
+    ) || (status.contains("failed to update ref")
+        && messages
+            .iter()
+            .any(|line| said(&["cannot lock ref", "but expected"], line)))
+}
+
+/// A refusal's status followed by what the server said about it (a hook's explanation), bounded.
+fn with_messages(status: String, messages: &[String]) -> String {
+    const MAX_REASON_CHARS: usize = 500;
+    if messages.is_empty() {
+        return status;
+    }
+    let said: String = messages.join("; ").chars().take(MAX_REASON_CHARS).collect();
+    format!("{status} (the server said: {said})")
 }
 
 /// Maps a failure of a local (non-network) operation.

@@ -84,7 +84,7 @@ impl Store {
         &self.directory
     }
 
-    /// Fetches `branch` (shallow to `settings.depth` for network remotes). Its head, or `None` when the
+    /// Fetches `branch` (shallow to `settings.depth` for network remotes, the first time). Its head, or `None` when the
     /// remote has no such branch: a deleted branch leaves no stale tracking ref.
     pub fn fetch(&self, branch: &str) -> Result<Option<Oid>, GitError> {
         remote::fetch(&self.repository, &self.settings, branch)
@@ -254,6 +254,7 @@ impl Store {
         if !changed {
             return Ok(None);
         }
+        crate::fault::point("blob-written");
         let tree_id = updates
             .create_updated(repository, &base)
             .map_err(self.local("write the tree"))?;
@@ -286,6 +287,7 @@ impl Store {
             }
         };
         tracing::info!(commit = %id, parent = %parent.id(), signed = !matches!(signing, Signing::None), "committed");
+        crate::fault::point("commit-created");
         Ok(Some(id))
     }
 

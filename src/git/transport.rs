@@ -9,7 +9,7 @@ use git2::{CertificateCheckStatus, Cred, CredentialType, RemoteCallbacks};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 
-use super::error::{GitError, scrub};
+use super::error::{GitError, scrub, server_trouble};
 use super::known_hosts::{HostKeyStatus, KnownHosts, host_name};
 use super::settings::{DEFAULT_SSH_USERNAME, DEFAULT_TOKEN_USERNAME, GitAuth, RemoteSettings};
 
@@ -27,7 +27,13 @@ struct State {
     credentials_problem: Option<String>,
     host_key_problem: Option<(String, String)>,
     push_statuses: Vec<(String, String)>,
+    /// What the server said on the side band (`remote: …` lines: hooks, receive-pack's errors),
+    /// bounded by [`MAX_REMOTE_MESSAGES`].
+    remote_messages: Vec<u8>,
 }
+
+/// Bytes of the server's side-band messages kept per operation: enough for a hook's explanation.
+const MAX_REMOTE_MESSAGES: usize = 4096;
 
 impl<'s> Transport<'s> {
     pub(crate) fn new(settings: &'s RemoteSettings) -> Result<Self, GitError> {
@@ -68,6 +74,14 @@ impl<'s> Transport<'s> {
             self.credentials(url, username_from_url, allowed)
         });
         callbacks.certificate_check(|cert, host| self.certificate_check(cert, host));
+        callbacks.sideband_progress(|data| {
+            let mut state = self.state.borrow_mut();
+            let room = MAX_REMOTE_MESSAGES.saturating_sub(state.remote_messages.len());
+            state
+                .remote_messages
+                .extend_from_slice(&data[..data.len().min(room)]);
+            true
+        });
         callbacks.push_update_reference(|reference, status| {
             if let Some(status) = status {
                 self.state
@@ -78,6 +92,17 @@ impl<'s> Transport<'s> {
             Ok(())
         });
         callbacks
+    }
+
+    /// The server's side-band messages so far, scrubbed: one line each, progress meters left out.
+    pub(crate) fn remote_messages(&self) -> Vec<String> {
+        let state = self.state.borrow();
+        String::from_utf8_lossy(&state.remote_messages)
+            .split(['\n', '\r'])
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.contains("% ("))
+            .map(|line| scrub(line, &self.settings.url, &self.settings.auth.secrets()))
+            .collect()
     }
 
     /// Refs the server refused in the last push, with its reason.
@@ -212,6 +237,13 @@ impl<'s> Transport<'s> {
             &self.settings.url,
             &self.settings.auth.secrets(),
         );
+        let messages = self.remote_messages();
+        let detail = if messages.is_empty() {
+            detail
+        } else {
+            let said: String = messages.join("; ").chars().take(500).collect();
+            format!("{detail} (the server said: {said})")
+        };
         let state = self.state.borrow();
         if let Some((host, reason)) = &state.host_key_problem {
             return GitError::HostKey {
@@ -265,18 +297,26 @@ fn classify_plain(
         || lower.contains("connection reset")
         || lower.contains("broken pipe")
         || lower.contains("early eof")
+        // A connection cut part-way through an HTTP answer (libgit2's HTTP parser sees the end early).
+        || lower.contains("invalid eof state")
+        || lower.contains("unexpected eof")
+        || lower.contains("connection closed")
         || lower.contains("failed to start ssh session")
         || lower.contains("failed to resolve address");
     if network {
         return GitError::Unreachable { url, detail };
     }
-    let server_error = lower.contains("status code: 5");
+    // Any other HTTP-level failure but a 4xx status is the connection or a server in trouble (an
+    // answer cut part-way through trips libgit2's parser in several ways).
+    let server_error = lower.contains("status code: 5")
+        || (error.class() == Class::Http && !lower.contains("status code: 4"));
     let locked = error.code() == Code::Locked;
+    let trouble = server_trouble(&detail);
     GitError::Operation {
         operation,
         url,
         detail,
-        transient: server_error || locked,
+        transient: server_error || locked || trouble,
     }
 }
 
@@ -416,6 +456,18 @@ mod tests {
             (
                 Code::GenericError,
                 Class::Http,
+                "http parser did not consume entire buffer: Invalid EOF state",
+                "Unreachable",
+            ),
+            (
+                Code::GenericError,
+                Class::Http,
+                "unexpectedly large parse",
+                "Operation",
+            ),
+            (
+                Code::GenericError,
+                Class::Http,
                 "unexpected http status code: 404",
                 "MissingRepository",
             ),
@@ -452,6 +504,12 @@ mod tests {
             &server_error,
         );
         assert_eq!(mapped.class(), super::super::ErrorClass::Transient);
+        let cut = git2::Error::new(Code::GenericError, Class::Http, "unexpectedly large parse");
+        let mapped = classify_plain("fetch", "u".into(), "unexpectedly large parse".into(), &cut);
+        assert_eq!(mapped.class(), super::super::ErrorClass::Transient);
+        let missing = git2::Error::new(Code::GenericError, Class::Http, "status code: 410");
+        let mapped = classify_plain("fetch", "u".into(), "status code: 410".into(), &missing);
+        assert_eq!(mapped.class(), super::super::ErrorClass::Permanent);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The `IMAGE=REF` argument of `tagwatch set` and what it means for one target.
 //!
-//! `REF` is read as (kustomize `set image` semantics, SPEC §2):
+//! `REF` is read as (kustomize `set image` semantics, README.md "Using it"):
 //! - `@sha256:…`: a new digest; the tag stays.
 //! - a bare word without `/` or `:` (`1.2.3`, `1.2.3@sha256:…`): a new tag (and digest). To name a new
 //!   image without a registry path, write its tag too (`nginx:1.27`).
@@ -97,7 +97,7 @@ impl Assignment {
     }
 
     /// Whether this assignment is about `target`: its deployed image, or for a kustomize entry also
-    /// the image its `name` matches (SPEC §5).
+    /// the image its `name` matches (docs/design/manifest.md).
     pub fn matches(&self, target: &Target) -> bool {
         target.reference.name() == self.image
             || (target.kind == TargetKind::Kustomize

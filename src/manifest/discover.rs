@@ -1,4 +1,4 @@
-//! Finding targets in one file (SPEC §5). Pure: bytes in, [`Discovery`] out.
+//! Finding targets in one file (docs/design/manifest.md). Pure: bytes in, [`Discovery`] out.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -11,7 +11,7 @@ use super::{
 };
 use crate::reference::ImageReference;
 
-/// Files larger than this are skipped: no manifest is that large, and parsing is bounded (SPEC §9).
+/// Files larger than this are skipped: no manifest is that large, and parsing is bounded (docs/security.md).
 pub const MAX_FILE_SIZE: usize = 16 * 1024 * 1024;
 /// Keys whose sequence items are containers of a pod template.
 const CONTAINER_KEYS: [&str; 3] = ["containers", "initContainers", "ephemeralContainers"];

@@ -1,4 +1,4 @@
-//! Marker comments that decide explicitly which policy owns a field (SPEC §5): Flux's
+//! Marker comments that decide explicitly which policy owns a field (docs/design/manifest.md): Flux's
 //! `# {"$imagepolicy": "NS:NAME"}` (and its `:tag`, `:name`, `:digest` forms) and tagwatch's own
 //! `# tagwatch: POLICY` / `# tagwatch: hold`.
 //!

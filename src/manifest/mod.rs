@@ -1,4 +1,4 @@
-//! Image references in YAML files: finding them (SPEC §5) and rewriting them byte-exactly (SPEC §6).
+//! Image references in YAML files: finding them (docs/design/manifest.md) and rewriting them byte-exactly (docs/design/git.md).
 //!
 //! Owns: locating every *target* (a place in a file that holds an image reference) with the byte ranges
 //! of the fields involved, and turning a *bump* of a target into edits `{range, replacement}` that are

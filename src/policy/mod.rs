@@ -1,4 +1,4 @@
-//! Tag policies (SPEC §4): which candidate tag an image should move to.
+//! Tag policies (docs/reference/policy.md): which candidate tag an image should move to.
 //!
 //! Owns: the validated [`Policy`] type, ranking candidates ([`select`], pure and synchronous, so one tag
 //! listing can be shared by every policy of an image), node-semver ranges ([`semver`]), schedule windows
@@ -30,7 +30,7 @@ pub use self::window::Window;
 /// How many candidates `resolve` asks for a `created` time before giving up on `minAge`: enough to skip a
 /// burst of fresh pushes, few enough that a policy never costs more than a handful of registry requests.
 pub const MAX_CREATED_LOOKUPS: usize = 10;
-/// How many candidates `order: newest` asks for a `created` time per resolve (SPEC §4: bounded, so a
+/// How many candidates `order: newest` asks for a `created` time per resolve (docs/reference/policy.md: bounded, so a
 /// registry's rate limit is never the price of this order). The registry client caches configs by
 /// digest, so a steady state costs manifest HEADs only.
 pub const MAX_NEWEST_LOOKUPS: usize = 25;
@@ -54,7 +54,7 @@ pub struct Policy {
     pub windows: Vec<Window>,
     /// Candidates younger than this (image config `created`) are skipped.
     pub min_age: Duration,
-    /// Candidates come from what an upstream environment ran (SPEC §11).
+    /// Candidates come from what an upstream environment ran (docs/promotion.md).
     pub promotion: Option<Promotion>,
     /// The repositories (names from `tagwatch.yaml`) this policy applies to; empty: all of them.
     /// Flux `ImagePolicy` objects have no such field and apply everywhere.
@@ -161,7 +161,7 @@ pub enum Order {
 pub struct SemverOrder {
     /// The range with its `includePrerelease` flag (the policy's `prerelease`).
     pub range: Range,
-    /// Track `X.Y.Z-VARIANT` tags as `X.Y.Z` (SPEC §4 variants).
+    /// Track `X.Y.Z-VARIANT` tags as `X.Y.Z` (docs/reference/policy.md variants).
     pub variant: Option<String>,
 }
 
@@ -417,7 +417,7 @@ fn candidate_key<'t>(
     }
 }
 
-/// SPEC §4: strip the variant suffix, then one leading lowercase `v`; the rest must start with a digit
+/// docs/reference/policy.md: strip the variant suffix, then one leading lowercase `v`; the rest must start with a digit
 /// and be a strict node-semver version inside the range.
 fn semver_key(order: &SemverOrder, key: &str) -> Result<Version, Reason> {
     let key = match &order.variant {

@@ -1,5 +1,5 @@
 //! node-semver, exactly: versions, comparison and ranges as npm's `semver` package (7.x, non-loose)
-//! defines them (SPEC §4: `resolve` must agree with `maxSatisfying`).
+//! defines them (docs/reference/policy.md: `resolve` must agree with `maxSatisfying`).
 //!
 //! node-semver's range grammar is a pipeline of regex rewrites (hyphen ranges, carets, tildes, x-ranges,
 //! stars) that desugars every range into sets of primitive comparators. The rewrites are ported here

@@ -1,7 +1,7 @@
-//! Schedule windows (SPEC §3 `windows`, §7): a cron schedule opens a window that stays open for a
+//! Schedule windows (docs/reference/configuration.md `windows`, §7): a cron schedule opens a window that stays open for a
 //! duration, in a time zone. Pure functions of "now"; the write-back work asks them.
 //!
-//! Schedules are read by [`parse_schedule`] (SPEC §3): standard 5-field cron
+//! Schedules are read by [`parse_schedule`] (docs/reference/configuration.md): standard 5-field cron
 //! (`min hour day-of-month month day-of-week`), or the `cron` crate's 6/7-field form with seconds first
 //! (and an optional year). The crate is the engine; this module makes the standard form mean what
 //! standard (Vixie) cron means, or refuses it:
@@ -325,7 +325,7 @@ mod tests {
             firing_days("0 9 * * *"),
             ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
         );
-        // SPEC §3's merge-window example.
+        // docs/reference/configuration.md's merge-window example.
         assert_eq!(firing_days("0 9 * * Mon-Thu"), ["Mon", "Tue", "Wed", "Thu"]);
     }
 

@@ -19,6 +19,7 @@ use tracing::Instrument as _;
 
 use crate::config::{Config, RepositoryConfig, WriteBackMode};
 use crate::environment::Environment;
+use crate::error::ErrorClass;
 use crate::forge::AnyForge;
 use crate::git::Store;
 use crate::policy::{self, Policy, Resolution};
@@ -93,7 +94,7 @@ pub struct Context<S> {
     before_push: Option<BeforePush>,
     stopping: CancellationToken,
     /// Debug builds only: a fault point (`TAGWATCH_FAULT_POINT`) where the process stops, for crash tests.
-    fault_point: Option<String>,
+    fault_point: Option<crate::fault::Fault>,
 }
 
 #[derive(Default)]
@@ -103,16 +104,37 @@ struct Shared {
     index: Mutex<HashMap<String, BTreeSet<String>>>,
 }
 
+/// How to retry a write-back that went through with problems: `None` when none can pass by retrying;
+/// the longest wait a rate limit asked for; else transient.
+fn retry_class(problems: &[Problem]) -> Option<ErrorClass> {
+    let classes: Vec<ErrorClass> = problems
+        .iter()
+        .map(Problem::class)
+        .filter(|class| class.is_retryable())
+        .collect();
+    let longest_wait = classes
+        .iter()
+        .filter_map(|class| match class {
+            ErrorClass::RateLimited { retry_after } => *retry_after,
+            _ => None,
+        })
+        .max();
+    match longest_wait {
+        Some(wait) => Some(ErrorClass::RateLimited {
+            retry_after: Some(wait),
+        }),
+        None => classes.first().copied(),
+    }
+}
+
 /// Names a fault point in debug builds (crash tests kill the process there); read once per context.
-pub const FAULT_POINT_VARIABLE: &str = "TAGWATCH_FAULT_POINT";
+pub const FAULT_POINT_VARIABLE: &str = crate::fault::POINT_VARIABLE;
 
 impl<S: TagSource + Send + Sync + 'static> Context<S> {
-    /// The cached clones live in `STATE_DIR/git` (SPEC §3 `daemon.stateDir`), reused between runs.
+    /// The cached clones live in `STATE_DIR/git` (docs/reference/configuration.md `daemon.stateDir`), reused between runs.
     pub fn new(config: Config, environment: Environment, source: S) -> Self {
         let cache_root = config.daemon.state_dir.join(CACHE_DIRECTORY);
-        let fault_point = cfg!(debug_assertions)
-            .then(|| environment.get(FAULT_POINT_VARIABLE).map(str::to_string))
-            .flatten();
+        let fault_point = crate::fault::Fault::from_environment(&environment);
         Context {
             config: Arc::new(config),
             environment,
@@ -163,14 +185,11 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
         self.stopping.is_cancelled()
     }
 
-    /// Debug builds: stops the process here when `TAGWATCH_FAULT_POINT` names `point` (it says so on
-    /// stderr and waits to be killed).
+    /// Debug builds: stops (or pauses) the process here when `TAGWATCH_FAULT_POINT` names `point`
+    /// ([`crate::fault`]).
     pub(super) fn fault(&self, point: &str) {
-        if cfg!(debug_assertions) && self.fault_point.as_deref() == Some(point) {
-            eprintln!("tagwatch: fault point {point} reached");
-            loop {
-                std::thread::sleep(Duration::from_secs(3600));
-            }
+        if let Some(fault) = &self.fault_point {
+            fault.at(point);
         }
     }
 
@@ -332,8 +351,13 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
         drop(guard);
         let next = match &applied {
             Err(problem) => Next::Retry(problem.class()),
-            Ok(_) => Next::Requeue {
-                due: plan.next_due(),
+            // A group's pull request that failed for a reason that can pass (a forge's 5xx, a rate
+            // limit) is retried on the retry schedule, not at the next regular re-read.
+            Ok(applied) => match retry_class(&applied.problems) {
+                Some(class) => Next::Retry(class),
+                None => Next::Requeue {
+                    due: plan.next_due(),
+                },
             },
         };
         Outcome {

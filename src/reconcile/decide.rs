@@ -41,7 +41,7 @@ pub struct ScannedFile {
 /// has none, or the tag is gone), or the problem that kept it from being read.
 pub type CreatedTimes = HashMap<(String, String), Result<Option<DateTime<Utc>>, Problem>>;
 
-/// What promotion found for one policy (SPEC §11).
+/// What promotion found for one policy (docs/promotion.md).
 #[derive(Debug, Clone, Default)]
 pub struct Promoted {
     /// What backs the chosen version (the resolution's tag).

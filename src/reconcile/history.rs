@@ -1,4 +1,4 @@
-//! Respecting rollbacks (SPEC §7): git history is the record. tagwatch's commits carry one
+//! Respecting rollbacks (docs/design/reconcile.md): git history is the record. tagwatch's commits carry one
 //! `Tagwatch-Bump: FILE IMAGE FROM -> TO` trailer per change. When the field now holds another version
 //! than the one tagwatch last wrote there, someone else changed it after tagwatch (a revert, a manual
 //! roll back): the field is held at its current version until a tag newer than the reverted one appears.

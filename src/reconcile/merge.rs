@@ -1,4 +1,4 @@
-//! Merging tagwatch's own pull requests (SPEC §12, `writeBack.merge`): when the forge reports one
+//! Merging tagwatch's own pull requests (docs/review.md, `writeBack.merge`): when the forge reports one
 //! approved (if required) and every check green (if required), and only inside a merge window. Outside
 //! the window one comment says when it will merge — updated in place, never repeated. A pull request
 //! whose head is not exactly tagwatch's one commit on the current base is never merged.

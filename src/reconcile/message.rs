@@ -1,4 +1,4 @@
-//! Commit messages: the configured template (SPEC §7 variables) plus trailers that make every commit
+//! Commit messages: the configured template (docs/design/reconcile.md variables) plus trailers that make every commit
 //! traceable to its policies and registry tags, and let a later cycle recognise tagwatch's own changes.
 
 use std::collections::BTreeSet;

@@ -67,7 +67,7 @@ pub struct Bump {
     pub policy: String,
     /// Normalized image name (`127.0.0.1:5000/acme/api`).
     pub image: String,
-    /// The reference as written before and after (whole text, SPEC §2).
+    /// The reference as written before and after (whole text, README.md "Using it").
     pub from: String,
     pub to: String,
     /// The versions alone (`tag` or `tag@digest`), for messages and trailers.

@@ -1,4 +1,4 @@
-//! Promotion between environments (SPEC §11): which versions an upstream environment has proven. Pure:
+//! Promotion between environments (docs/promotion.md): which versions an upstream environment has proven. Pure:
 //! the upstream's history arrives as a [`Timeline`] (gathered from git), the answer is each version's
 //! [`Readiness`] and the evidence that backs it.
 //!

@@ -1,4 +1,4 @@
-//! Write-back in `pull-request` mode (SPEC §7): one head branch and one pull request per group.
+//! Write-back in `pull-request` mode (docs/design/reconcile.md): one head branch and one pull request per group.
 //!
 //! Every cycle each group's head commit is rebuilt on the base in git's object database, force-pushed
 //! to its head branch only when its tree or its base changed (only tagwatch's own branch is ever
@@ -135,6 +135,11 @@ pub(super) async fn pull_request_mode<S: TagSource + Send + Sync + 'static>(
                     url: url.clone(),
                     title: pull_request.title.clone(),
                 };
+                match change {
+                    Change::Opened => context.fault("pull-request-created"),
+                    Change::Updated => context.fault("pull-request-updated"),
+                    Change::Unchanged => {}
+                }
                 match change {
                     Change::Opened => {
                         applied.opened.push(url.clone());

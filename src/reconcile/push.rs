@@ -1,4 +1,4 @@
-//! Write-back in `push` mode (SPEC §7): the planned bumps become one commit per group, built in git's
+//! Write-back in `push` mode (docs/design/reconcile.md): the planned bumps become one commit per group, built in git's
 //! object database on top of the planned head, and one push per repository and branch. A rejected push
 //! (someone pushed first) is never forced: the branch is fetched again, the plan is made again on the new
 //! head (a human's commit may have changed or reverted what we meant to bump), and the new commits are

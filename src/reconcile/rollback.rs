@@ -1,9 +1,9 @@
-//! `tagwatch rollback IMAGE` (SPEC §2, §12): undo the latest bump of an image. The latest commit on the
+//! `tagwatch rollback IMAGE` (README.md "Using it", docs/review.md): undo the latest bump of an image. The latest commit on the
 //! target branch whose `Tagwatch-Bump` trailers name the image is found; every target it bumped is set
 //! back to the version before (or to `--to`), byte-exactly, as a commit (push mode) or a pull request
 //! titled as a revert (pull-request mode). The commit carries `Tagwatch-Rollback` trailers, never
 //! `Tagwatch-Bump` ones: tagwatch's last write of each field stays the bumped version, so the restored
-//! field is held exactly as a human rollback is (SPEC §7) until a tag newer than the reverted one appears.
+//! field is held exactly as a human rollback is (docs/design/reconcile.md) until a tag newer than the reverted one appears.
 //!
 //! Must not: touch a field that changed since the bump (it fails instead), or force-push the target
 //! branch.
@@ -76,7 +76,7 @@ impl std::fmt::Display for ChangedSince {
 pub type Change = (String, String, String);
 
 impl RollbackError {
-    /// SPEC §2: 2 for an unknown image or repository (and a bad `--to`), 1 otherwise.
+    /// README.md "Using it": 2 for an unknown image or repository (and a bad `--to`), 1 otherwise.
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
@@ -350,7 +350,7 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
                     PushOutcome::Rejected { reason } => {
                         return Err(failed(ReconcileError::Git(
                             crate::git::GitError::PushRefused {
-                                url: repository.url.clone(),
+                                url: crate::secret::redact_url(&repository.url),
                                 branch: repository.write_back.branch.clone(),
                                 reason: format!(
                                     "someone pushed first ({reason}); run rollback again"

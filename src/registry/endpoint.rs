@@ -36,6 +36,10 @@ const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 /// The largest token answer read: a token is a JWT of a few kilobytes.
 const MAX_TOKEN_BYTES: usize = 1024 * 1024;
+/// The longest wait inside one call: a `Retry-After` beyond it ends the call with its rate-limited
+/// error (the scheduler waits instead), so a call lasts at most its attempts' request timeouts plus
+/// three such waits, whatever the registry asks for.
+const MAX_WAIT_IN_CALL: Duration = crate::backoff::DEFAULT_MAX_DELAY;
 
 /// A completed response: headers and the whole body, read up to the limit the caller named.
 pub struct Answer {
@@ -226,21 +230,27 @@ impl Endpoint {
             }
             let permit = self.limit.acquire().await.expect("semaphore never closed");
             // The body is read under the permit too: the limit counts requests the registry is serving.
-            let outcome = exchange(request, url.as_str(), max_body).await?;
+            let outcome = exchange(request, &url, url.as_str(), max_body).await?;
             drop(permit);
             if let Some(observer) = &self.observer {
                 let label = match &outcome {
                     Err(_) => "transport-error",
-                    Ok((status, _, _)) if status.is_success() => "ok",
-                    Ok((StatusCode::UNAUTHORIZED, _, _)) => "unauthorized",
-                    Ok((StatusCode::TOO_MANY_REQUESTS, _, _)) => "rate-limited",
-                    Ok((status, _, _)) if status.is_server_error() => "server-error",
+                    Ok((status, ..)) if status.is_success() => "ok",
+                    Ok((StatusCode::UNAUTHORIZED, ..)) => "unauthorized",
+                    Ok((StatusCode::TOO_MANY_REQUESTS, ..)) => "rate-limited",
+                    Ok((status, ..)) if status.is_server_error() => "server-error",
                     Ok(_) => "client-error",
                 };
                 observer(&self.host, label);
             }
-            let (status, headers, body) = match outcome {
+            let (status, headers, body, elsewhere) = match outcome {
                 Ok(outcome) => outcome,
+                Err(error) if is_certificate_error(&error) => {
+                    return Err(RegistryError::Certificate {
+                        url: url.to_string(),
+                        source: error,
+                    });
+                }
                 Err(error) => match backoff.next_delay(None) {
                     Some(delay) => {
                         tracing::debug!(url = %url, error = %error, ?delay, "request failed, retrying");
@@ -258,6 +268,20 @@ impl Endpoint {
             };
             if status.is_success() {
                 return Ok(Answer { headers, body });
+            }
+            // A redirect led to another host (a CDN for blobs, or anyone): what it serves is taken,
+            // but it never gets credentials. It would receive the registry's password at a token
+            // realm of its choosing, and its challenge would replace the registry's own.
+            if let Some(elsewhere) = elsewhere
+                && matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+            {
+                return Err(self.unauthorized(
+                    repository,
+                    format!(
+                        "a redirect led to {elsewhere}, which asks for credentials (HTTP {}); they are only sent to the registry itself",
+                        status.as_u16()
+                    ),
+                ));
             }
             if status == StatusCode::UNAUTHORIZED {
                 let challenge = headers
@@ -460,8 +484,8 @@ impl Endpoint {
             let attempt = request
                 .try_clone()
                 .expect("token requests have an in-memory body");
-            match exchange(attempt, &origin, MAX_TOKEN_BYTES).await? {
-                Ok((status, _, _))
+            match exchange(attempt, &url, &origin, MAX_TOKEN_BYTES).await? {
+                Ok((status, ..))
                     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN =>
                 {
                     return Err(self.unauthorized(
@@ -472,13 +496,19 @@ impl Endpoint {
                         ),
                     ));
                 }
-                Ok((status, _, body)) if status.is_success() => break body,
-                Ok((status, headers, body)) => {
+                Ok((status, _, body, _)) if status.is_success() => break body,
+                Ok((status, headers, body, _)) => {
                     let failure = failure(&origin, status, &headers, &body, attempts);
                     match retry_delay(&failure, &mut backoff) {
                         Some(delay) => tokio::time::sleep(delay).await,
                         None => return Err(failure),
                     }
+                }
+                Err(source) if is_certificate_error(&source) => {
+                    return Err(RegistryError::Certificate {
+                        url: origin,
+                        source,
+                    });
                 }
                 Err(source) => match backoff.next_delay(None) {
                     Some(delay) => tokio::time::sleep(delay).await,
@@ -522,14 +552,16 @@ impl Endpoint {
     }
 }
 
-/// One request's outcome: the answer, or a transport failure (which may be retried).
-type Outcome = Result<(StatusCode, HeaderMap, Vec<u8>), reqwest::Error>;
+/// One request's outcome: the answer (status, headers, body, and the origin that gave it when a
+/// redirect led to another one), or a transport failure (which may be retried).
+type Outcome = Result<(StatusCode, HeaderMap, Vec<u8>, Option<String>), reqwest::Error>;
 
 /// Sends a request and reads its body as it streams in, never more than `max_body` bytes: a longer
 /// successful answer is [`RegistryError::TooLarge`] (permanent), so a registry cannot exhaust memory. An
 /// error answer's body is only read for its OCI codes, up to [`ERROR_BODY_LIMIT`], and cut there.
 async fn exchange(
     request: reqwest::RequestBuilder,
+    requested: &Url,
     url: &str,
     max_body: usize,
 ) -> Result<Outcome, RegistryError> {
@@ -539,6 +571,8 @@ async fn exchange(
     };
     let status = response.status();
     let headers = response.headers().clone();
+    let elsewhere = (response.url().origin() != requested.origin())
+        .then(|| response.url().origin().ascii_serialization());
     let limit = if status.is_success() {
         max_body
     } else {
@@ -551,7 +585,7 @@ async fn exchange(
                 if body.len() + chunk.len() > limit {
                     if !status.is_success() {
                         body.extend_from_slice(&chunk[..limit - body.len()]);
-                        return Ok(Ok((status, headers, body)));
+                        return Ok(Ok((status, headers, body, elsewhere)));
                     }
                     return Err(RegistryError::TooLarge {
                         url: url.to_string(),
@@ -560,7 +594,7 @@ async fn exchange(
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(None) => return Ok(Ok((status, headers, body))),
+            Ok(None) => return Ok(Ok((status, headers, body, elsewhere))),
             Err(error) => return Ok(Err(error)),
         }
     }
@@ -588,14 +622,39 @@ fn failure(
     }
 }
 
-/// How long to wait before retrying after `failure`, or `None` when it is permanent or attempts are
-/// used up.
+/// How long to wait before retrying after `failure`, or `None` when it is permanent, attempts are
+/// used up, or the registry asks for a longer wait than [`MAX_WAIT_IN_CALL`]: then the call ends at
+/// once with the rate-limited error and its hint, and the caller (the daemon's scheduler) postpones
+/// the image, instead of one call sleeping a minute per attempt.
 fn retry_delay(failure: &RegistryError, backoff: &mut Backoff) -> Option<Duration> {
     match failure.class() {
         ErrorClass::Permanent => None,
         ErrorClass::Transient => backoff.next_delay(None),
+        ErrorClass::RateLimited {
+            retry_after: Some(hint),
+        } if hint > MAX_WAIT_IN_CALL => None,
         ErrorClass::RateLimited { retry_after } => backoff.next_delay(retry_after),
     }
+}
+
+/// Whether a transport failure is a TLS certificate the client cannot verify (unknown issuer, expired,
+/// wrong name): retrying cannot help until the certificate or the configured CA changes.
+fn is_certificate_error(error: &reqwest::Error) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(mut error) = current {
+        // `io::Error::source` skips the error it wraps: look inside each wrapper.
+        while let Some(inner) = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            error = inner;
+        }
+        if let Some(rustls::Error::InvalidCertificate(_)) = error.downcast_ref::<rustls::Error>() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
 }
 
 /// `docker.io` under any of its aliases.
@@ -641,14 +700,53 @@ fn error_codes(body: &[u8]) -> Vec<String> {
                 .errors
                 .into_iter()
                 .filter_map(|entry| entry.code)
+                .filter(|code| is_error_code(code))
                 .collect()
         })
         .unwrap_or_default()
 }
 
+/// The OCI error-code grammar (`NAME_UNKNOWN`, `TOOMANYREQUESTS`), bounded: a code goes into error
+/// messages and logs, so anything else a registry puts there (a newline and a forged log line, terminal
+/// escapes, a megabyte) is dropped, not shown.
+fn is_error_code(code: &str) -> bool {
+    (1..=64).contains(&code.len())
+        && code
+            .bytes()
+            .all(|byte| byte.is_ascii_uppercase() || byte.is_ascii_digit() || byte == b'_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retry_after_beyond_the_longest_wait_in_a_call_ends_the_call_at_once() {
+        let failure = |seconds| RegistryError::Status {
+            url: "http://registry.test/v2/a/tags/list".to_string(),
+            status: StatusCode::TOO_MANY_REQUESTS,
+            codes: Vec::new(),
+            class: ErrorClass::RateLimited {
+                retry_after: Some(Duration::from_secs(seconds)),
+            },
+            attempts: 1,
+        };
+        let mut backoff = Backoff::default();
+        assert_eq!(
+            retry_delay(&failure(10), &mut backoff),
+            Some(MAX_WAIT_IN_CALL)
+        );
+        for seconds in [11, 3600, 1_000_000_000_000, u64::MAX] {
+            assert_eq!(retry_delay(&failure(seconds), &mut backoff), None);
+        }
+    }
+
+    #[test]
+    fn only_codes_of_the_oci_grammar_are_kept_from_an_error_body() {
+        let body = br#"{"errors":[{"code":"NAME_UNKNOWN"},{"code":"UNAVAILABLE\nerror: forged"},{"code":"\u001b[31m"},{"code":""},{"code":"TOOMANYREQUESTS"}]}"#;
+        assert_eq!(error_codes(body), ["NAME_UNKNOWN", "TOOMANYREQUESTS"]);
+        assert!(!is_error_code(&"A".repeat(65)));
+    }
 
     #[test]
     fn docker_hub_is_reached_at_its_api_host_over_https() {

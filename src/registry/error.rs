@@ -39,6 +39,13 @@ pub enum RegistryError {
         #[source]
         source: reqwest::Error,
     },
+    /// The registry's TLS certificate cannot be verified (unknown issuer, expired, another name).
+    #[error("cannot verify the TLS certificate of {url}")]
+    Certificate {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
     #[error("registry {host} refused access to {repository}: {reason}")]
     Unauthorized {
         host: String,
@@ -127,6 +134,9 @@ impl RegistryError {
         match self {
             RegistryError::Unauthorized { .. } => Some(
                 "check the registry's credentials in tagwatch.yaml (env var, file or docker config.json)",
+            ),
+            RegistryError::Certificate { .. } => Some(
+                "give the CA that signed the registry's certificate as `tls: { ca: FILE }` in the registry's entry of tagwatch.yaml, or have the certificate fixed",
             ),
             RegistryError::Unreachable { .. } => Some(
                 "check the registry host and port; use `insecure: true` for a plain-HTTP registry and `caFile` for a private CA",

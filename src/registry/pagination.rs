@@ -95,7 +95,9 @@ fn resolve(target: &str, base: &Url) -> Option<Url> {
     };
     url.set_path(&format!("/{path}"));
     url.set_query(query);
-    Some(url)
+    // `v2/../x` is normalized to `/x` by the URL parser: a `Link` names a page of the API, never
+    // another path of the registry's host.
+    url.path().starts_with("/v2/").then_some(url)
 }
 
 /// The pages of one listing, gathered under [`Limits`]: tags outside the OCI grammar dropped (and
@@ -156,8 +158,9 @@ impl Collector {
         let listed = page.len();
         for tag in page {
             if !is_valid_tag(&tag) {
-                // Escaped: the text came from the registry and must not reach a log or YAML raw.
-                tracing::warn!(tag = %tag.escape_debug(), "dropping a tag outside the OCI tag grammar");
+                // Escaped and cut short: the text came from the registry and must not reach a log or
+                // YAML raw, nor fill a log line.
+                tracing::warn!(tag = ?shown(&tag), "dropping a tag outside the OCI tag grammar");
                 continue;
             }
             if self.tags.contains_key(&tag) {
@@ -217,6 +220,21 @@ impl Collector {
     }
 }
 
+/// Characters of a dropped tag shown in the log: longer than any valid tag (128), so what made it
+/// invalid is usually visible.
+const SHOWN_TAG_CHARS: usize = 160;
+
+/// A dropped tag for a log line, logged with `?` (quoted and escaped: no newline, quote or terminal
+/// escape survives, and no text after a space can pass for another field): at most
+/// [`SHOWN_TAG_CHARS`] characters of it, with its full length when cut.
+fn shown(tag: &str) -> String {
+    let mut text: String = tag.chars().take(SHOWN_TAG_CHARS).collect();
+    if tag.chars().nth(SHOWN_TAG_CHARS).is_some() {
+        text.push_str(&format!("… ({} bytes)", tag.len()));
+    }
+    text
+}
+
 /// What one page brought.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageOutcome {
@@ -265,6 +283,14 @@ mod tests {
         );
         assert_eq!(next_page(&HeaderMap::new(), &base), None);
         assert_eq!(next_page(&link("</elsewhere>; rel=\"next\""), &base), None);
+        // Found by `fuzz/` (target `link_header`): dot segments left the API.
+        for target in [
+            "</v2/../token?x=1>; rel=\"next\"",
+            "</v2/./../../admin>; rel=next",
+            "<v2/%2e%2e/admin>; rel=next",
+        ] {
+            assert_eq!(next_page(&link(target), &base), None, "{target}");
+        }
     }
 
     const SMALL: Limits = Limits {
@@ -306,6 +332,18 @@ mod tests {
                 bytes: 20
             }
         );
+    }
+
+    #[test]
+    fn a_dropped_tag_is_logged_escaped_and_cut_short() {
+        assert_eq!(
+            format!("{:?}", shown("1.0\nimage: \"x\u{1b} class=y")),
+            r#""1.0\nimage: \"x\u{1b} class=y""#
+        );
+        let long = format!("1.0-{}", "a".repeat(10_000));
+        let text = shown(&long);
+        assert!(text.ends_with("… (10004 bytes)"), "{text}");
+        assert!(text.chars().count() < SHOWN_TAG_CHARS + 20, "{text}");
     }
 
     #[test]

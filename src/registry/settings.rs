@@ -1,4 +1,4 @@
-//! How to reach one registry: validated settings built by `config` from `tagwatch.yaml` (SPEC §3).
+//! How to reach one registry: validated settings built by `config` from `tagwatch.yaml` (docs/reference/configuration.md).
 
 use std::path::PathBuf;
 use std::time::Duration;

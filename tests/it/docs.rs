@@ -929,7 +929,8 @@ fn every_relative_link_in_the_markdown_files_resolves() {
 
 #[test]
 fn the_guide_names_nothing_outside_the_repository() {
-    let outside = regex::Regex::new(r"\bSPEC\b|\.\./shared|/work/").unwrap();
+    // `/work/` as an absolute path (the machine's), not a folder of the repository (`fuzz/work/`).
+    let outside = regex::Regex::new(r"\bSPEC\b|\.\./shared|(^|[^\w.-])/work/").unwrap();
     let mut found = Vec::new();
     let mut pages: Vec<PathBuf> = markdown_files()
         .into_iter()

@@ -169,7 +169,7 @@ pub fn tagwatch(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
 
 /// Runs the binary with `TAGWATCH_FAULT_POINT=point`, waits until it says it reached the point, and
 /// kills it with SIGKILL (`kill -9`).
-pub fn killed_at(config: &Path, args: &[&str], point: &str) {
+pub fn killed_at(config: &Path, args: &[&str], env: &[(&str, &str)], point: &str) {
     use std::io::BufRead as _;
     let home = config.parent().unwrap().join("home");
     std::fs::create_dir_all(&home).unwrap();
@@ -180,7 +180,8 @@ pub fn killed_at(config: &Path, args: &[&str], point: &str) {
         .env_clear()
         .env("HOME", &home)
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env(tagwatch::reconcile::FAULT_POINT_VARIABLE, point)
+        .envs(env.iter().copied())
+        .env(tagwatch::fault::POINT_VARIABLE, point)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -192,6 +193,7 @@ pub fn killed_at(config: &Path, args: &[&str], point: &str) {
         let reached = line.contains(&format!("fault point {point} reached"));
         seen.push(line);
         if reached {
+            // SIGKILL: no destructor, no flush, no unlock but the kernel's.
             child.kill().unwrap();
             child.wait().unwrap();
             return;

@@ -530,7 +530,8 @@ async fn basic_auth_over_tls_with_a_custom_ca_and_wrong_credentials_fail_clearly
         assert!(!text.contains(wrong_password), "password leaked: {text}");
     }
 
-    // Without the CA the certificate is refused: TLS is verified by default.
+    // Without the CA the certificate is refused: TLS is verified by default, and a certificate that
+    // cannot be verified is permanent (retrying cannot help until the CA is configured).
     let mut untrusted = registry.settings(PASSWORD_ENV);
     untrusted.ca_file = None;
     let error = client(vec![untrusted], PASSWORD)
@@ -538,9 +539,10 @@ async fn basic_auth_over_tls_with_a_custom_ca_and_wrong_credentials_fail_clearly
         .await
         .unwrap_err();
     assert!(
-        matches!(error, RegistryError::Unreachable { .. }),
+        matches!(error, RegistryError::Certificate { .. }),
         "{error:?}"
     );
+    assert_eq!(error.class(), ErrorClass::Permanent);
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! SPEC §4: `resolve` must agree with node-semver's `maxSatisfying` on every semver range and tag list.
+//! docs/reference/policy.md: `resolve` must agree with node-semver's `maxSatisfying` on every semver range and tag list.
 //! node-semver itself (tests/oracle, npm `semver`) decides the expected tag; nothing here is a
 //! hand-written expectation. One node process per tag list answers every range of that list.
 

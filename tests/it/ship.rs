@@ -1,4 +1,4 @@
-//! Shipping (SPEC §13, docs/deploy.md): the container image that `deploy/image/build.sh` builds and
+//! Shipping (docs/deploy.md, docs/deploy.md): the container image that `deploy/image/build.sh` builds and
 //! pushes, pulled back and run the way a runtime would run it (unpacked, chrooted, as the image's
 //! user); and the Kubernetes install (`deploy/kubernetes`, the overlays, the ServiceMonitor
 //! component) rendered by `kubectl kustomize`, every object validated against the Kubernetes OpenAPI

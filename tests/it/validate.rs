@@ -369,7 +369,7 @@ fn examples_validate() {
     );
 }
 
-/// Without `--config` and without `tagwatch.yaml`, the config is empty and valid (SPEC §2).
+/// Without `--config` and without `tagwatch.yaml`, the config is empty and valid (README.md "Using it").
 #[test]
 fn missing_default_config_is_an_empty_config() {
     let dir = tempfile::tempdir().unwrap();

@@ -356,3 +356,78 @@ fn shallow_fetch_over_http_still_commits_and_pushes() {
     git_bare(&bare, &["fsck", "--no-progress"]);
     assert_eq!(commit_count(&bare), 7);
 }
+
+/// A shallow clone's later fetches bring only what is new: with nothing new no pack is asked for,
+/// and the shallow edge stays where the first fetch put it (a depth on every fetch would download up to
+/// `depth` commits each time and move the edge).
+#[test]
+fn a_shallow_clone_fetches_only_what_is_new() {
+    let server = GitHttpServer::start("git", PASSWORD);
+    let bare = server.create_repo("config");
+    for n in 0..3 {
+        human_commit(&bare, "main", "README.md", &format!("{n}\n"), "docs");
+    }
+    let root = tempfile::tempdir().unwrap();
+    let settings = basic_settings(&server).with_depth(2);
+    let packs = "POST /git/config.git/git-upload-pack HTTP/1.1\" 200";
+    let address = server
+        .url("config")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    // The pack requests in the access log after the `fetches`-th fetch. lighttpd writes its log in
+    // batches, in the order requests completed: a request made after the fetch returned (a marker)
+    // is logged after every request of that fetch, so once the marker is in the log, so are they.
+    let packs_after = |fetches: usize| {
+        use std::io::{Read as _, Write as _};
+        let marker = format!("GET /marker-{fetches} ");
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "GET /marker-{fetches} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while server.logged_requests(&marker) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the access log was never written"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        server.logged_requests(packs)
+    };
+    let (store, head) = open_and_fetch(root.path(), &settings).unwrap();
+    let edge = std::fs::read_to_string(store.directory().join("shallow")).unwrap();
+    let first = packs_after(1);
+    assert!(first > 0, "the first fetch downloads a pack");
+    assert_eq!(store.recent_commits(head, 100).unwrap().0.len(), 2);
+
+    assert_eq!(store.fetch("main").unwrap(), Some(head));
+    assert_eq!(packs_after(2), first, "nothing new: no pack asked for");
+
+    let human = human_commit(&bare, "main", "README.md", "new\n", "docs");
+    let new = store.fetch("main").unwrap().unwrap();
+    assert_eq!(new.to_string(), human);
+    assert!(packs_after(3) > first, "the new commit came in a pack");
+    assert_eq!(
+        std::fs::read_to_string(store.directory().join("shallow")).unwrap(),
+        edge,
+        "the shallow edge did not move"
+    );
+    let (recent, reached_root) = store.recent_commits(new, 100).unwrap();
+    assert_eq!(
+        recent.len(),
+        3,
+        "the two commits of the first fetch and the new one"
+    );
+    assert!(!reached_root);
+    assert_eq!(
+        store.file_at(new, "README.md", MAX_BYTES).unwrap().unwrap(),
+        b"new\n"
+    );
+}

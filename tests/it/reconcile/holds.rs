@@ -1,5 +1,5 @@
 //! Targets tagwatch must not bump now: a field a human rolled back (held until a newer tag than the
-//! reverted one appears, SPEC §7) and a policy outside its windows (`plan` says when it lands).
+//! reverted one appears, docs/design/reconcile.md) and a policy outside its windows (`plan` says when it lands).
 
 use chrono::{Datelike, TimeZone, Utc};
 

@@ -1,4 +1,4 @@
-//! `writeBack.merge` (SPEC §12) against the validating fake forge: tagwatch merges its own pull request
+//! `writeBack.merge` (docs/review.md) against the validating fake forge: tagwatch merges its own pull request
 //! only when approved and green and inside a merge window; outside it one comment says when; a head a
 //! human pushed to is never merged.
 

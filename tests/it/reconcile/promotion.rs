@@ -1,4 +1,4 @@
-//! Promotion between environments (SPEC §11) against real git history with controlled committer dates:
+//! Promotion between environments (docs/promotion.md) against real git history with controlled committer dates:
 //! staging and prod as two entries on one remote (two path sets), or on two remotes.
 
 use std::path::Path;

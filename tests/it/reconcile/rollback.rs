@@ -1,4 +1,4 @@
-//! `tagwatch rollback IMAGE` (SPEC §2, §12): the latest bump undone byte-exactly as a commit or a pull
+//! `tagwatch rollback IMAGE` (README.md "Using it", docs/review.md): the latest bump undone byte-exactly as a commit or a pull
 //! request; the restored field then holds as a human rollback does, until a newer tag appears.
 
 use crate::support::fake_forge::{FakeForge, Flavor, NAME, OWNER};

@@ -173,7 +173,7 @@ async fn kill_9_at_each_write_back_step_then_run_again_makes_exactly_one_commit(
             &policy(&host, ""),
         );
         let before = count(&bare);
-        killed_at(&config, &["run", "--once"], point);
+        killed_at(&config, &["run", "--once"], &[], point);
         let output = tagwatch(&config, &["run", "--once"], &[]);
         assert_eq!(
             output.status.code(),

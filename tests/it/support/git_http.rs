@@ -108,6 +108,16 @@ impl GitHttpServer {
         self.directory.path().join("tls/ca.crt")
     }
 
+    /// Lines of the server's access log that contain `needle` (lighttpd flushes the log about once a
+    /// second: wait for a request known to have been made before counting others).
+    pub fn logged_requests(&self, needle: &str) -> usize {
+        std::fs::read_to_string(self.directory.path().join("lighttpd-access.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains(needle))
+            .count()
+    }
+
     /// A new bare repository with one seed commit on `main`; returns its path.
     pub fn create_repo(&self, name: &str) -> PathBuf {
         seed_bare_repo_in(&self.directory.path().join("repos"), name)

@@ -3,6 +3,7 @@
 pub mod daemon;
 pub mod fake_forge;
 pub mod fake_kube;
+pub mod fault_proxy;
 pub mod git_http;
 pub mod kube_schema;
 pub mod ports;
