@@ -405,8 +405,11 @@ impl Daemon {
         grace: Duration,
     ) {
         let mut work: JoinSet<Done> = JoinSet::new();
-        // With an election, nothing is known until its first round (not ready, not leading).
-        if *leading.borrow_and_update() {
+        // Without an election this replica leads from the start. With one, nothing is known until its
+        // first round (not ready, not leading), which may already have been published: `borrow` leaves
+        // it unseen, so `changed` below still delivers it (a follower that learnt it follows before this
+        // loop started is ready too).
+        if *leading.borrow() {
             self.lead(true);
         }
         loop {
