@@ -41,6 +41,13 @@ pub fn discover(path: &Path, bytes: &[u8]) -> Discovery {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return skipped(format!("{}: not UTF-8 text, skipped", path.display()));
     };
+    if let Some((line, character)) = non_printable(text) {
+        return skipped(format!(
+            "{}:{line}: holds the control character U+{:04X}, which YAML does not allow, skipped",
+            path.display(),
+            u32::from(character)
+        ));
+    }
     if text.contains("{{") {
         return skipped(format!(
             "{}: contains `{{{{` (a Helm template?), skipped",
@@ -99,6 +106,29 @@ pub fn discover(path: &Path, bytes: &[u8]) -> Discovery {
 }
 
 /// Every anchored mapping of `node`, by anchor id (ids are unique in a stream).
+/// The first character outside YAML's printable set (`c-printable`: tab, line breaks, U+0020–U+007E,
+/// U+0085, U+00A0–U+D7FF, U+E000–U+FFFD and beyond U+FFFF) and its line. YAML 1.1 and 1.2 forbid them
+/// in a stream; `saphyr-parser` reads some anyway where libyaml (and so most of the tools that deploy
+/// the file) refuses the file, so a file holding one is not YAML to tagwatch either: skipped, never
+/// touched (fuzzing finding 9, docs/reliability/fuzzing.md).
+fn non_printable(text: &str) -> Option<(usize, char)> {
+    let printable = |character: char| {
+        matches!(character, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}')
+            || ('\u{A0}'..='\u{D7FF}').contains(&character)
+            || ('\u{E000}'..='\u{FFFD}').contains(&character)
+            || character >= '\u{10000}'
+    };
+    let at = text.find(|character| !printable(character))?;
+    let line = 1 + text[..at].bytes().filter(|byte| *byte == b'\n').count();
+    text[at..].chars().next().map(|character| (line, character))
+}
+
+/// Whether a name-only field (kustomize's `name` / `newName`, a Helm map's `repository`) holds a tag or
+/// a digest: the tag field beside it would be appended to it, which no tool reads as one reference.
+fn holds_tag_or_digest(value: &str) -> bool {
+    ImageReference::parse(value).is_ok_and(|name| name.tag.is_some() || name.digest.is_some())
+}
+
 fn collect_anchored_mappings<'a>(node: &'a Node, found: &mut HashMap<usize, &'a Node>) {
     match node {
         Node::Mapping { entries, anchor } => {
@@ -529,14 +559,31 @@ impl<'a> Walker<'a> {
         if new_name.is_none() && new_tag.is_none() && digest.is_none() {
             return;
         }
-        let mut written = new_name.unwrap_or(name).scalar.value.clone();
+        let path = format!("images[{index}]");
+        let (named, key) = match new_name {
+            Some(new_name) => (new_name, "newName"),
+            None => (name, "name"),
+        };
+        // kustomize matches and writes names without tags: `name: app:1.0` with an empty `newTag` would
+        // be bumped into `app:1.0:2.0` (fuzzing finding 7).
+        if holds_tag_or_digest(&named.scalar.value) {
+            self.warn(
+                named.scalar.line,
+                WarningKind::InvalidReference,
+                format!(
+                    "{path}.{key}: {:?} holds a tag or digest, which kustomize keeps in newTag and digest; not bumped",
+                    named.scalar.value
+                ),
+            );
+            return;
+        }
+        let mut written = named.scalar.value.clone();
         if let Some(tag) = new_tag.filter(|tag| !is_null(tag.scalar)) {
             written = format!("{written}:{}", tag.scalar.value);
         }
         if let Some(digest) = digest.filter(|digest| !is_null(digest.scalar)) {
             written = format!("{written}@{}", digest.scalar.value);
         }
-        let path = format!("images[{index}]");
         let reference = match ImageReference::parse(&written) {
             Ok(reference) => reference,
             Err(error) => {
@@ -588,6 +635,21 @@ impl<'a> Walker<'a> {
         let mut written = repository.scalar.value.clone();
         if let Some(registry) = registry.filter(|registry| !is_null(registry.scalar)) {
             written = format!("{}/{written}", registry.scalar.value);
+        }
+        // A `repository` holding a tag or digest next to a `tag` or `digest` field: the field would be
+        // appended to it (`ngs:x` + `tag: 1.0`), which no chart reads as one reference (fuzzing
+        // finding 7).
+        if (tag.is_some() || digest.is_some()) && holds_tag_or_digest(&written) {
+            let path = self.path_string(&[]);
+            self.warn(
+                repository.scalar.line,
+                WarningKind::InvalidReference,
+                format!(
+                    "{path}: the repository {:?} holds a tag or digest next to its own tag or digest field; not bumped",
+                    repository.scalar.value
+                ),
+            );
+            return;
         }
         if let Some(tag) = tag.filter(|tag| !is_null(tag.scalar)) {
             written = format!("{written}:{}", tag.scalar.value);

@@ -566,3 +566,92 @@ fn marker_after_other_comment_text_is_found() {
     );
     assert!(discovery.warnings.is_empty(), "{:?}", discovery.warnings);
 }
+
+/// Fuzzing finding 7: a name-only field holding a tag next to an empty tag field would be bumped into
+/// `app:1.0:9.9.9`, which no tool reads. Discovery reports the field and makes no target of it; the
+/// fields the tools read without a tag are still targets.
+#[test]
+fn a_kustomize_name_or_helm_repository_holding_a_tag_is_reported_not_bumped() {
+    let cases = [
+        (
+            "images:\n- name: app:1.0\n  newTag: # c\n",
+            "images[0].name: \"app:1.0\"",
+        ),
+        (
+            "images:\n- name: app\n  newName: ghcr.io/x/app@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n  newTag: ''\n",
+            "images[0].newName:",
+        ),
+        (
+            "image: {repository: ngs:x, tag: }\n",
+            "the repository \"ngs:x\" holds a tag",
+        ),
+        (
+            "chart:\n  image:\n    registry: quay.io\n    repository: org/app:2\n    tag: \"\"\n",
+            "the repository \"org/app:2\" holds a tag",
+        ),
+    ];
+    for (text, said) in cases {
+        let discovery = manifest::discover(Path::new("values.yaml"), text.as_bytes());
+        assert!(
+            discovery.targets.is_empty(),
+            "{text}: {:?}",
+            discovery.targets
+        );
+        assert!(!discovery.skipped, "{text}");
+        assert_eq!(
+            discovery.warnings.len(),
+            1,
+            "{text}: {:?}",
+            discovery.warnings
+        );
+        let warning = &discovery.warnings[0];
+        assert_eq!(warning.kind, manifest::WarningKind::InvalidReference);
+        assert!(
+            warning.message.contains(said),
+            "{text}: {}",
+            warning.message
+        );
+        assert!(
+            warning.message.ends_with("not bumped"),
+            "{}",
+            warning.message
+        );
+    }
+    // Without a tag in the name, the same shapes are targets.
+    for text in [
+        "images:\n- name: app\n  newTag: # c\n",
+        "image: {repository: ngs, tag: }\n",
+        "image:\n  repository: registry.local:5000/app\n  tag: \"1.0\"\n",
+    ] {
+        let discovery = manifest::discover(Path::new("values.yaml"), text.as_bytes());
+        assert_eq!(discovery.targets.len(), 1, "{text}: {:?}", discovery);
+    }
+}
+
+/// Fuzzing finding 9: a character outside YAML's printable set makes the file "not YAML": libyaml
+/// refuses it, so tagwatch skips it (never touched) and says which line and character.
+#[test]
+fn a_control_character_makes_the_file_skipped_with_its_line() {
+    for (text, line, code) in [
+        ("a: 1\nimage: \u{2}nginx:1.0\n", 2, "U+0002"),
+        ("image: nginx:1.0 # \u{7f}\n", 1, "U+007F"),
+        ("x:\n\n  image: \"nginx:1.0\u{9b}\"\n", 3, "U+009B"),
+        ("image: nginx:1.0\u{fffe}\n", 1, "U+FFFE"),
+    ] {
+        let discovery = manifest::discover(Path::new("bad.yaml"), text.as_bytes());
+        assert!(discovery.skipped, "{text:?}");
+        assert!(discovery.targets.is_empty());
+        let message = &discovery.warnings[0].message;
+        assert!(
+            message.starts_with(&format!(
+                "bad.yaml:{line}: holds the control character {code}"
+            )),
+            "{message}"
+        );
+    }
+    // Tabs, CRLF, NEL, a BOM and characters beyond the BMP are printable.
+    let text = "\u{feff}a: 1\t\r\nb: \"x\u{85}y\"\nimage: nginx:1.0 # \u{1F600}\n";
+    let discovery = manifest::discover(Path::new("ok.yaml"), text.as_bytes());
+    assert!(!discovery.skipped, "{:?}", discovery.warnings);
+    assert_eq!(discovery.targets.len(), 1);
+}
