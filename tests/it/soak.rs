@@ -1,7 +1,7 @@
 //! The soak of `bench/soak.sh`, scaled to CI (docs/reliability/load.md): the daemon binary with 200
 //! policies over two config repositories on `git http-backend`, a real registry whose notifications reach
 //! the daemon, a push every second (one in ten a burst of three tags of one image) and a human
-//! commit every ten seconds (a note, every third a revert of a field tagwatch bumped) for two minutes.
+//! commit every ten seconds (a note, every third a revert of a field tagwatch bumped) for five minutes.
 //!
 //! Invariants, not speed: every push is accounted for (its tag was committed, or a newer tag of the same
 //! image was), tagwatch never writes a tag nobody pushed nor goes backwards, no human commit is lost, every
@@ -28,7 +28,7 @@ const GIT_PASSWORD: &str = "soak-git-Pa55-c9";
 const IMAGES: usize = 200;
 const REPOSITORIES: usize = 2;
 /// How long pushes and human commits go on.
-const ACTIVITY: Duration = Duration::from_secs(120);
+const ACTIVITY: Duration = Duration::from_secs(300);
 const PUSH_EVERY: Duration = Duration::from_secs(1);
 const HUMAN_EVERY: Duration = Duration::from_secs(10);
 const REVERT_EVERY: usize = 3;
