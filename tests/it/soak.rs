@@ -189,7 +189,7 @@ fn bumps(bare: &Path) -> Vec<(String, String, u64)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_two_minute_soak_accounts_for_every_push_and_human_commit_and_leaks_nothing() {
+async fn a_five_minute_soak_accounts_for_every_push_and_human_commit_and_leaks_nothing() {
     let address = format!("127.0.0.1:{}", free_port());
     let registry = Registry::notifying(
         &format!("http://{address}/webhook/distribution"),
