@@ -18,6 +18,7 @@ mod history;
 mod known_hosts;
 mod local;
 mod lock;
+mod maintenance;
 mod remote;
 mod settings;
 mod sign;
@@ -35,6 +36,7 @@ pub use error::{ErrorClass, GitError};
 pub use git2::Oid;
 pub use history::{CommitInfo, FileHistory, Person};
 pub use known_hosts::{HostKeyStatus, KnownHosts};
+pub use maintenance::{Consolidated, MAX_PACK_FILES};
 pub use settings::{
     CommitIdentity, DEFAULT_SSH_USERNAME, DEFAULT_TOKEN_USERNAME, GitAuth, RemoteSettings, Signing,
 };

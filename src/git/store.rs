@@ -90,6 +90,24 @@ impl Store {
         remote::fetch(&self.repository, &self.settings, branch)
     }
 
+    /// Rewrites the clone's object database into one pack when it holds more than
+    /// [`super::MAX_PACK_FILES`] packs (one is added per fetch that brings something), then opens the
+    /// clone again; `None` when it did not need to. On an error nothing was removed.
+    pub fn consolidate(&mut self) -> Result<Option<super::Consolidated>, GitError> {
+        let consolidated = super::maintenance::consolidate(
+            &self.repository,
+            &self.directory,
+            super::MAX_PACK_FILES,
+        )
+        .map_err(self.local("consolidate the cache clone"))?;
+        if consolidated.is_some() {
+            let reopened = open_bare(&self.directory)
+                .map_err(self.local("open the consolidated cache clone"))?;
+            self.repository = reopened;
+        }
+        Ok(consolidated)
+    }
+
     /// Every regular file (mode 100644 / 100755) under `paths` in `commit`'s tree, sorted by path.
     /// `paths` are relative (`clusters/prod`, or one file); none means the whole tree. A path that does
     /// not exist is [`GitError::MissingPath`], one that escapes (`..`, absolute) is
@@ -513,7 +531,7 @@ impl Store {
 
 fn open_or_init_bare(directory: &Path, settings: &RemoteSettings) -> Result<Repository, GitError> {
     if directory.exists() {
-        match Repository::open_bare(directory) {
+        match open_bare(directory) {
             Ok(repository) if repository.is_bare() => return Ok(repository),
             _ => {
                 // A clone killed before it became a repository, or something else entirely: start over
@@ -532,6 +550,18 @@ fn open_or_init_bare(directory: &Path, settings: &RemoteSettings) -> Result<Repo
         detail: error.message().to_string(),
         transient: false,
     })
+}
+
+/// Opens the bare clone at `directory` through `git_repository_open_ext`, not `open_bare`: libgit2's
+/// `git_repository_open_bare` skips loading the `shallow` file, so a shallow clone opened again (the
+/// next process, or after [`Store::consolidate`]) walked past its edge into commits it never fetched
+/// and every history read failed until a fetch happened to load it.
+pub(super) fn open_bare(directory: &Path) -> Result<Repository, git2::Error> {
+    Repository::open_ext(
+        directory,
+        git2::RepositoryOpenFlags::NO_SEARCH | git2::RepositoryOpenFlags::BARE,
+        std::iter::empty::<&std::ffi::OsStr>(),
+    )
 }
 
 /// `*.lock` files a killed run left in the clone (`config.lock`, `packed-refs.lock`, `shallow.lock`,

@@ -46,7 +46,8 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
         let shared = store.clone();
         let gathered = blocking(
             move || -> Result<(Oid, Scan, Result<Written, GitError>), GitError> {
-                let store = lock(&shared);
+                let mut store = lock(&shared);
+                consolidate(&mut store);
                 let branch = store.settings().branch.clone();
                 let head = store
                     .fetch(&branch)?
@@ -416,6 +417,24 @@ fn build_timeline(
 
 /// The store behind its lock (a panicked holder leaves nothing half-done in a store: every write is a
 /// new object).
+/// Keeps a long-lived cache clone at a bounded number of pack files. A failure is logged and changes
+/// nothing (the old packs stay); the reconcile goes on.
+fn consolidate(store: &mut Store) {
+    match store.consolidate() {
+        Ok(Some(done)) => tracing::info!(
+            packs = done.packs_before,
+            objects = done.objects,
+            removed_files = done.removed_files,
+            "cache clone consolidated into one pack"
+        ),
+        Ok(None) => {}
+        Err(error) => tracing::warn!(
+            error = %crate::reconcile::chain(&error),
+            "the cache clone could not be consolidated; it keeps its pack files"
+        ),
+    }
+}
+
 pub(super) fn lock(store: &SharedStore) -> std::sync::MutexGuard<'_, Store> {
     store
         .lock()

@@ -50,6 +50,21 @@ fn open_and_fetch(cache_root: &Path, settings: &RemoteSettings) -> Result<(Store
     }
 }
 
+/// [`Store::open`] of a clone this thread just dropped. Another test's thread may fork (to run `git`)
+/// while the clone's lock file is open, and the child holds the lock until its `exec` closes the
+/// descriptor: a moment of `CacheBusy` that the daemon would retry; here it is waited out.
+fn reopen(cache_root: &Path, settings: &RemoteSettings) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Store::open(cache_root, settings) {
+            Err(GitError::CacheBusy { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            opened => return opened.unwrap(),
+        }
+    }
+}
+
 /// A seeded `file://` remote under `root`, a store on its `main` (cache in `root/cache`) and its head.
 fn local_store(root: &Path) -> (PathBuf, Store, Oid) {
     let (bare, url) = local_remote(root);

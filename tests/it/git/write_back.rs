@@ -431,3 +431,136 @@ fn a_shallow_clone_fetches_only_what_is_new() {
         b"new\n"
     );
 }
+
+/// A long-lived clone gains a pack per fetch that brings something, and loose objects per write-back;
+/// past `MAX_PACK_FILES` packs it is rewritten into one pack, the loose objects go with the old packs,
+/// and the clone still reads, fetches, commits and pushes — over a shallow HTTP clone (whose edge stays
+/// where it was) and a local remote.
+#[test]
+fn a_clone_with_many_packs_is_consolidated_into_one_and_keeps_working() {
+    let server = GitHttpServer::start("git", PASSWORD);
+    let bare = server.create_repo("config");
+    for n in 0..3 {
+        human_commit(&bare, "main", "README.md", &format!("{n}\n"), "docs");
+    }
+    let root = tempfile::tempdir().unwrap();
+    consolidates(root.path(), &basic_settings(&server).with_depth(2), &bare);
+
+    let root = tempfile::tempdir().unwrap();
+    let (bare, url) = local_remote(root.path());
+    consolidates(
+        &root.path().join("cache"),
+        &RemoteSettings::new(url, "main"),
+        &bare,
+    );
+}
+
+fn consolidates(cache: &Path, settings: &RemoteSettings, bare: &Path) {
+    let packs = |store: &Store| {
+        std::fs::read_dir(store.directory().join("objects/pack"))
+            .unwrap()
+            .filter(|entry| {
+                entry
+                    .as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|extension| extension == "pack")
+            })
+            .count()
+    };
+    let loose = |store: &Store| {
+        std::fs::read_dir(store.directory().join("objects"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|name| name.len() == 2)
+            .count()
+    };
+    let (mut store, head) = open_and_fetch(cache, settings).unwrap();
+    let shallow = std::fs::read_to_string(store.directory().join("shallow")).ok();
+    // tagwatch's own commit: loose objects in the clone.
+    let ours = bump_and_push(&store, head, "1.0.1");
+    assert!(loose(&store) > 0);
+    let mut head = Oid::from_str(&ours).unwrap();
+    let mut fetches = 0;
+    while packs(&store) <= tagwatch::git::MAX_PACK_FILES {
+        let human = human_commit(bare, "main", "README.md", &format!("{fetches}\n"), "docs");
+        head = store.fetch("main").unwrap().unwrap();
+        assert_eq!(head.to_string(), human);
+        fetches += 1;
+        assert!(fetches < 200, "fetches add no pack files");
+    }
+    let before = packs(&store);
+    let done = store.consolidate().unwrap().expect("over the limit");
+    assert_eq!(done.packs_before, before);
+    assert!(done.objects > 0);
+    assert_eq!(packs(&store), 1, "one pack");
+    assert_eq!(loose(&store), 0, "no loose objects");
+    assert!(
+        !store.directory().join("tagwatch-verify").exists(),
+        "the scratch directory is gone"
+    );
+    assert_eq!(
+        std::fs::read_to_string(store.directory().join("shallow")).ok(),
+        shallow,
+        "the shallow edge did not move"
+    );
+    assert_eq!(store.consolidate().unwrap(), None, "nothing more to do");
+
+    // Everything still reads: the files at the head, our commit in the history.
+    assert_eq!(
+        store
+            .file_at(head, "README.md", MAX_BYTES)
+            .unwrap()
+            .unwrap(),
+        format!("{}\n", fetches - 1).as_bytes()
+    );
+    let (recent, _) = store.recent_commits(head, 1_000).unwrap();
+    assert!(recent.iter().any(|commit| commit.id.to_string() == ours));
+    // And it still fetches, commits and pushes.
+    let human = human_commit(bare, "main", "README.md", "after\n", "docs");
+    let head = store.fetch("main").unwrap().unwrap();
+    assert_eq!(head.to_string(), human);
+    let commit = bump_and_push(&store, head, "1.0.2");
+    assert_eq!(remote_head(bare), commit);
+    assert!(remote_file(bare, SEED_FILE).contains(":1.0.2"));
+    // A clone opened afresh reads the same.
+    drop(store);
+    let again = reopen(cache, settings);
+    let head = again.fetch("main").unwrap().unwrap();
+    assert_eq!(head.to_string(), commit);
+    assert!(again.file_at(head, SEED_FILE, MAX_BYTES).unwrap().is_some());
+}
+
+/// A shallow clone (every network remote is cloned to a depth) opened again by the next process walks
+/// its history up to the edge, with or without a fetch first. libgit2's `open_bare` does not read the
+/// `shallow` file, so every history read failed after a restart and each repository's bumps were
+/// deferred for ever.
+#[test]
+fn a_shallow_clone_opened_again_walks_its_history_to_the_edge() {
+    let server = GitHttpServer::start("git", PASSWORD);
+    let bare = server.create_repo("config");
+    for n in 0..4 {
+        human_commit(&bare, "main", "README.md", &format!("{n}\n"), "docs");
+    }
+    let root = tempfile::tempdir().unwrap();
+    let settings = basic_settings(&server).with_depth(2);
+    let (store, head) = open_and_fetch(root.path(), &settings).unwrap();
+    assert!(
+        store.directory().join("shallow").exists(),
+        "a shallow clone"
+    );
+    let walked = store.recent_commits(head, 100).unwrap();
+    assert_eq!(walked.0.len(), 2);
+    assert!(!walked.1, "the edge is not the root");
+    drop(store);
+
+    // The next process: nothing new on the remote, then a walk without any fetch at all.
+    let store = reopen(root.path(), &settings);
+    assert_eq!(store.fetch("main").unwrap(), Some(head));
+    assert_eq!(store.recent_commits(head, 100).unwrap(), walked);
+    drop(store);
+    let store = reopen(root.path(), &settings);
+    assert_eq!(store.recent_commits(head, 100).unwrap(), walked);
+    assert_eq!(store.first_parent_commits(head, 100).unwrap().0.len(), 2);
+}

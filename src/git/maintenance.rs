@@ -1,0 +1,192 @@
+//! Keeping a long-lived cache clone small: every fetch that brings something adds a pack file, and every
+//! write-back adds loose objects; libgit2 has no `git gc`. A daemon that fetches each repository every
+//! few minutes for weeks would otherwise collect thousands of packs — each one more index mapped into
+//! memory and searched on every object lookup (the hour of soak measured one more pack a minute,
+//! docs/reliability/load.md).
+//!
+//! [`consolidate`] writes one pack of everything reachable from the clone's references, checks that
+//! every reference's commit is in it, and only then removes the other packs and the loose objects. A
+//! kill at any point leaves a valid clone: before the new pack is complete nothing was removed, after
+//! it every object a reference needs is in it. The caller holds the clone's lock and reopens the
+//! repository afterwards (libgit2 never forgets a pack it has seen).
+//!
+//! Must not: touch anything outside the clone's `objects/` directory, or run while another
+//! `Repository` of the same clone is in use.
+
+use std::path::{Path, PathBuf};
+
+use git2::{Repository, Revwalk, Sort};
+
+/// Above this many pack files a clone is consolidated. One pack per fetch that changed something: at
+/// one such fetch a minute, about once an hour; a consolidation of the 10,000-file benchmark
+/// repository costs about as much as one cold fetch of it.
+pub const MAX_PACK_FILES: usize = 48;
+
+/// What [`consolidate`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consolidated {
+    /// Pack files before (the new one not counted).
+    pub packs_before: usize,
+    /// Objects in the new pack.
+    pub objects: usize,
+    /// Pack and loose object files removed.
+    pub removed_files: usize,
+}
+
+/// The pack files (`*.pack`) in `directory`'s object database.
+pub fn pack_files(directory: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(directory.join("objects/pack")) else {
+        return Vec::new();
+    };
+    let mut packs: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "pack")
+        })
+        .collect();
+    packs.sort();
+    packs
+}
+
+/// Rewrites the object database of the bare clone at `directory` (opened as `repository`) into one
+/// pack when it holds more than `max_packs` pack files; `None` when it did not need to. The caller
+/// must drop `repository` and open the clone again afterwards.
+pub fn consolidate(
+    repository: &Repository,
+    directory: &Path,
+    max_packs: usize,
+) -> Result<Option<Consolidated>, git2::Error> {
+    let old_packs = pack_files(directory);
+    if old_packs.len() <= max_packs {
+        return Ok(None);
+    }
+    let tips = reference_tips(repository)?;
+    let mut builder = repository.packbuilder()?;
+    if !tips.is_empty() {
+        let mut walk = walk_from(repository, &tips)?;
+        builder.insert_walk(&mut walk)?;
+    }
+    let pack_directory = directory.join("objects/pack");
+    builder.write(&pack_directory, 0)?;
+    let objects = builder.written();
+    let name = builder
+        .name()?
+        .ok_or_else(|| git2::Error::from_str("the pack builder wrote no pack"))?
+        .to_string();
+    let new_pack = pack_directory.join(format!("pack-{name}.pack"));
+    // Every reference's commit and tree must be readable from the new pack alone before anything goes.
+    let index = pack_directory.join(format!("pack-{name}.idx"));
+    verify(directory, &[&index, &new_pack], &tips, repository)?;
+    let mut removed_files = 0;
+    for pack in old_packs.iter().filter(|pack| **pack != new_pack) {
+        for extension in ["keep", "pack", "idx", "rev", "mtimes", "promisor"] {
+            let file = pack.with_extension(extension);
+            if extension == "keep" && file.exists() {
+                // A `.keep` pack is someone's on purpose; none are made here, so leave the whole pack.
+                break;
+            }
+            if std::fs::remove_file(&file).is_ok() {
+                removed_files += 1;
+            }
+        }
+    }
+    removed_files += remove_loose_objects(&directory.join("objects"));
+    Ok(Some(Consolidated {
+        packs_before: old_packs.len(),
+        objects,
+        removed_files,
+    }))
+}
+
+/// The commits every reference points to (directly or through an annotated tag).
+fn reference_tips(repository: &Repository) -> Result<Vec<git2::Oid>, git2::Error> {
+    let mut tips = Vec::new();
+    for reference in repository.references()? {
+        let reference = reference?;
+        if let Ok(commit) = reference.peel_to_commit() {
+            tips.push(commit.id());
+        }
+    }
+    tips.sort();
+    tips.dedup();
+    Ok(tips)
+}
+
+fn walk_from<'r>(
+    repository: &'r Repository,
+    tips: &[git2::Oid],
+) -> Result<Revwalk<'r>, git2::Error> {
+    let mut walk = repository.revwalk()?;
+    walk.set_sorting(Sort::TOPOLOGICAL)?;
+    for tip in tips {
+        walk.push(*tip)?;
+    }
+    Ok(walk)
+}
+
+/// Every tip's commit and root tree are in the new pack (`files`: its index and pack), read through an
+/// object database that holds only that pack: a scratch `objects/pack` inside the clone, linked to it.
+fn verify(
+    directory: &Path,
+    files: &[&Path],
+    tips: &[git2::Oid],
+    repository: &Repository,
+) -> Result<(), git2::Error> {
+    let scratch = directory.join("tagwatch-verify");
+    let _ = std::fs::remove_dir_all(&scratch);
+    let outcome = (|| {
+        let pack_directory = scratch.join("objects/pack");
+        std::fs::create_dir_all(&pack_directory).map_err(io)?;
+        for file in files {
+            let to = pack_directory.join(file.file_name().unwrap_or_default());
+            std::fs::hard_link(file, &to)
+                .or_else(|_| std::fs::copy(file, &to).map(|_| ()))
+                .map_err(io)?;
+        }
+        let odb = git2::Odb::new()?;
+        odb.add_disk_alternate(&scratch.join("objects").to_string_lossy())?;
+        for tip in tips {
+            let tree = repository.find_commit(*tip)?.tree_id();
+            for id in [*tip, tree] {
+                if !odb.exists(id) {
+                    return Err(git2::Error::from_str(&format!(
+                        "the new pack lacks object {id}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    outcome
+}
+
+/// Removes `objects/xx/…` loose object files (every reachable one is in the new pack); the count.
+fn remove_loose_objects(objects: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(objects) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.len() != 2 || !name.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+            continue;
+        }
+        if let Ok(files) = std::fs::read_dir(entry.path()) {
+            for file in files.filter_map(Result::ok) {
+                if std::fs::remove_file(file.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(entry.path());
+    }
+    removed
+}
+
+fn io(error: std::io::Error) -> git2::Error {
+    git2::Error::from_str(&error.to_string())
+}
