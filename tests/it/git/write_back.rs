@@ -317,11 +317,7 @@ fn head_branch_is_force_pushed_but_the_base_branch_never_is() {
 
 #[test]
 fn shallow_fetch_over_http_still_commits_and_pushes() {
-    let server = GitHttpServer::start("git", PASSWORD);
-    let bare = server.create_repo("config");
-    for n in 0..3 {
-        human_commit(&bare, "main", "README.md", &format!("{n}\n"), "docs");
-    }
+    let (server, bare) = http_remote_with_commits(3);
     let root = tempfile::tempdir().unwrap();
     let settings = basic_settings(&server).with_depth(1);
     let (store, head) = open_and_fetch(root.path(), &settings).unwrap();
@@ -362,11 +358,7 @@ fn shallow_fetch_over_http_still_commits_and_pushes() {
 /// `depth` commits each time and move the edge).
 #[test]
 fn a_shallow_clone_fetches_only_what_is_new() {
-    let server = GitHttpServer::start("git", PASSWORD);
-    let bare = server.create_repo("config");
-    for n in 0..3 {
-        human_commit(&bare, "main", "README.md", &format!("{n}\n"), "docs");
-    }
+    let (server, bare) = http_remote_with_commits(3);
     let root = tempfile::tempdir().unwrap();
     let settings = basic_settings(&server).with_depth(2);
     let packs = "POST /git/config.git/git-upload-pack HTTP/1.1\" 200";
@@ -438,11 +430,7 @@ fn a_shallow_clone_fetches_only_what_is_new() {
 /// where it was) and a local remote.
 #[test]
 fn a_clone_with_many_packs_is_consolidated_into_one_and_keeps_working() {
-    let server = GitHttpServer::start("git", PASSWORD);
-    let bare = server.create_repo("config");
-    for n in 0..3 {
-        human_commit(&bare, "main", "README.md", &format!("{n}\n"), "docs");
-    }
+    let (server, bare) = http_remote_with_commits(3);
     let root = tempfile::tempdir().unwrap();
     consolidates(root.path(), &basic_settings(&server).with_depth(2), &bare);
 
@@ -538,11 +526,7 @@ fn consolidates(cache: &Path, settings: &RemoteSettings, bare: &Path) {
 /// deferred for ever.
 #[test]
 fn a_shallow_clone_opened_again_walks_its_history_to_the_edge() {
-    let server = GitHttpServer::start("git", PASSWORD);
-    let bare = server.create_repo("config");
-    for n in 0..4 {
-        human_commit(&bare, "main", "README.md", &format!("{n}\n"), "docs");
-    }
+    let (server, _bare) = http_remote_with_commits(4);
     let root = tempfile::tempdir().unwrap();
     let settings = basic_settings(&server).with_depth(2);
     let (store, head) = open_and_fetch(root.path(), &settings).unwrap();
@@ -563,4 +547,15 @@ fn a_shallow_clone_opened_again_walks_its_history_to_the_edge() {
     let store = reopen(root.path(), &settings);
     assert_eq!(store.recent_commits(head, 100).unwrap(), walked);
     assert_eq!(store.first_parent_commits(head, 100).unwrap().0.len(), 2);
+}
+
+/// A `git http-backend` remote (user `git`) whose `config` repository has `commits` human commits on top
+/// of its seed.
+fn http_remote_with_commits(commits: usize) -> (GitHttpServer, PathBuf) {
+    let server = GitHttpServer::start("git", PASSWORD);
+    let bare = server.create_repo("config");
+    for n in 0..commits {
+        human_commit(&bare, "main", "README.md", &format!("{n}\n"), "docs");
+    }
+    (server, bare)
 }
