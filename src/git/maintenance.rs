@@ -17,10 +17,12 @@ use std::path::{Path, PathBuf};
 
 use git2::{Repository, Revwalk, Sort};
 
-/// Above this many pack files a clone is consolidated. One pack per fetch that changed something: at
-/// one such fetch a minute, about once an hour; a consolidation of the 10,000-file benchmark
-/// repository costs about as much as one cold fetch of it.
-pub const MAX_PACK_FILES: usize = 48;
+/// Above this many pack files a clone is consolidated: as many as libgit2 keeps open at once
+/// ([`super::MAX_OPEN_PACK_FILES`]), so one clone never needs to close and reopen its own packs. One
+/// pack per fetch that brought something: in the hour of soak each clone gained about 15, so a busy
+/// clone is consolidated every two hours or so; rewriting the pack costs about what one cold fetch of
+/// the repository costs.
+pub const MAX_PACK_FILES: usize = 32;
 
 /// What [`consolidate`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
