@@ -165,10 +165,6 @@ pub fn parse(text: &str) -> Result<Stream, ParseError> {
     let mut parser = Parser::new_from_str(text);
     let mut stream = Stream::default();
     let mut stack: Vec<Frame> = Vec::new();
-    // The children of every open collection, innermost last (a mapping's as key, value, key, …): one
-    // buffer reused for the whole stream, so each collection's `Vec` is allocated once at its exact
-    // size when it closes instead of grown by doubling as its children arrive.
-    let mut children: Vec<Node> = Vec::new();
     while let Some(next) = parser.next_event() {
         let (event, span) = next.map_err(|error| ParseError {
             line: error.marker().line(),
@@ -181,25 +177,16 @@ pub fn parse(text: &str) -> Result<Stream, ParseError> {
                 continue;
             }
             Event::SequenceStart(..) => {
-                push(&mut stack, Frame::Sequence(children.len()), span)?;
+                push(&mut stack, Frame::Sequence(Vec::new()), span)?;
                 continue;
             }
             Event::MappingStart(anchor, _) => {
-                push(&mut stack, Frame::Mapping(children.len(), anchor), span)?;
+                push(&mut stack, Frame::Mapping(Vec::new(), None, anchor), span)?;
                 continue;
             }
             Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
-                Some(Frame::Sequence(start)) => Node::Sequence(children.split_off(start)),
-                Some(Frame::Mapping(start, anchor)) => {
-                    let mut entries = Vec::with_capacity((children.len() - start) / 2);
-                    let mut drained = children.drain(start..);
-                    // A key left without a value (never in a well-formed event stream) is dropped.
-                    while let (Some(key), Some(value)) = (drained.next(), drained.next()) {
-                        entries.push((key, value));
-                    }
-                    drop(drained);
-                    Node::Mapping { entries, anchor }
-                }
+                Some(Frame::Sequence(items)) => Node::Sequence(items),
+                Some(Frame::Mapping(entries, _, anchor)) => Node::Mapping { entries, anchor },
                 None => {
                     return Err(ParseError {
                         line: span.start.line(),
@@ -230,18 +217,17 @@ pub fn parse(text: &str) -> Result<Stream, ParseError> {
                 Node::Scalar(scalar)
             }
         };
-        match stack.last() {
+        match stack.last_mut() {
             None => stream.documents.push(Document { root: node }),
-            Some(Frame::Sequence(_)) => children.push(node),
-            Some(Frame::Mapping(start, _)) => {
-                let mut node = node;
-                // An odd number of children so far: the last one is this value's key.
-                if (children.len() - start) % 2 == 1 {
-                    let key = children.last().expect("a key precedes its value");
-                    locate_empty_value(text, key, &mut node);
+            Some(Frame::Sequence(items)) => items.push(node),
+            Some(Frame::Mapping(entries, pending, _)) => match pending.take() {
+                None => *pending = Some(node),
+                Some(key) => {
+                    let mut node = node;
+                    locate_empty_value(text, &key, &mut node);
+                    entries.push((key, node));
                 }
-                children.push(node);
-            }
+            },
         }
     }
     Ok(stream)
@@ -346,10 +332,10 @@ fn locate(text: &str, start: usize, style: Style, value: &str) -> Option<Range<u
     }
 }
 
-/// An open collection: where its children start in the shared buffer (and a mapping's anchor id).
 enum Frame {
-    Sequence(usize),
-    Mapping(usize, usize),
+    Sequence(Vec<Node>),
+    /// Entries so far, a key waiting for its value, and the mapping's anchor id.
+    Mapping(Vec<(Node, Node)>, Option<Node>, usize),
 }
 
 fn push(stack: &mut Vec<Frame>, frame: Frame, span: Span) -> Result<(), ParseError> {
