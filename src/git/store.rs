@@ -36,6 +36,63 @@ const _: fn() = || {
     send::<Store>();
 };
 
+/// A read-only handle on a [`Store`]'s object database ([`Store::reader`]): reads listed files, nothing
+/// else.
+pub struct Reader {
+    repository: Repository,
+    settings: RemoteSettings,
+}
+
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Reader>();
+};
+
+impl Reader {
+    /// As [`Store::read_file`].
+    pub fn read_file(&self, file: &tree::TreeFile, max_bytes: u64) -> Result<Vec<u8>, GitError> {
+        read_listed(&self.repository, &self.settings, file, max_bytes)
+    }
+}
+
+/// The bytes of a file a listing named: refused from the listed size when larger than `max_bytes`,
+/// else one object read, checked to be the blob of the listed size.
+fn read_listed(
+    repository: &Repository,
+    settings: &RemoteSettings,
+    file: &tree::TreeFile,
+    max_bytes: u64,
+) -> Result<Vec<u8>, GitError> {
+    if file.size > max_bytes {
+        return Err(GitError::TooLarge {
+            object: file.path.clone(),
+            size: file.size,
+            limit: max_bytes,
+        });
+    }
+    let local = |operation| remote::local_error(settings, operation);
+    let odb = repository
+        .odb()
+        .map_err(local("open the object database"))?;
+    let object = odb.read(file.blob).map_err(local("read a file"))?;
+    if object.kind() != ObjectType::Blob || object.len() as u64 != file.size {
+        return Err(GitError::Operation {
+            operation: "read a file",
+            url: settings.redacted_url(),
+            detail: format!(
+                "object {} of `{}` is a {} of {} bytes, not the blob of {} bytes its tree lists",
+                file.blob,
+                file.path,
+                object.kind(),
+                object.len(),
+                file.size
+            ),
+            transient: false,
+        });
+    }
+    Ok(object.data().to_vec())
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
@@ -170,34 +227,20 @@ impl Store {
     /// larger than `max_bytes` is refused without reading the object again ([`GitError::TooLarge`]), and
     /// a file within the cap costs one object read instead of a header read and a read.
     pub fn read_file(&self, file: &tree::TreeFile, max_bytes: u64) -> Result<Vec<u8>, GitError> {
-        if file.size > max_bytes {
-            return Err(GitError::TooLarge {
-                object: file.path.clone(),
-                size: file.size,
-                limit: max_bytes,
-            });
-        }
-        let odb = self
-            .repository
-            .odb()
+        read_listed(&self.repository, &self.settings, file, max_bytes)
+    }
+
+    /// A second, read-only handle on this clone's object database, for reading listed files on another
+    /// thread while this store stays locked by its holder (a `git2::Repository` is used by one thread
+    /// at a time: each thread takes its own reader). Objects are immutable, so a reader sees exactly
+    /// what the store sees.
+    pub fn reader(&self) -> Result<Reader, GitError> {
+        let repository = Repository::open_bare(&self.directory)
             .map_err(self.local("open the object database"))?;
-        let object = odb.read(file.blob).map_err(self.local("read a file"))?;
-        if object.kind() != ObjectType::Blob || object.len() as u64 != file.size {
-            return Err(GitError::Operation {
-                operation: "read a file",
-                url: self.settings.redacted_url(),
-                detail: format!(
-                    "object {} of `{}` is a {} of {} bytes, not the blob of {} bytes its tree lists",
-                    file.blob,
-                    file.path,
-                    object.kind(),
-                    object.len(),
-                    file.size
-                ),
-                transient: false,
-            });
-        }
-        Ok(object.data().to_vec())
+        Ok(Reader {
+            repository,
+            settings: self.settings.clone(),
+        })
     }
 
     /// `path`'s bytes at `commit`; `None` when it is absent or not a regular file (a symlink, a

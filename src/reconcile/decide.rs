@@ -154,14 +154,25 @@ pub fn needed_policies<'p>(
     policies: &'p [Policy],
     repository: &str,
 ) -> Vec<&'p Policy> {
-    let mut needed: Vec<&Policy> = Vec::new();
-    for target in files.iter().flat_map(|file| &file.discovery.targets) {
-        // The same policy is the same element of `policies` (names are unique).
-        if let Owner::Policy(policy) = owner(target, policies, repository)
-            && !needed.iter().any(|known| std::ptr::eq(*known, policy))
-        {
+    // The same policy is the same element of `policies` (names are unique).
+    fn add<'p>(needed: &mut Vec<&'p Policy>, policy: &'p Policy) {
+        if !needed.iter().any(|known| std::ptr::eq(*known, policy)) {
             needed.push(policy);
         }
+    }
+    // Each file's policies in first-use order, on all cores; then merged in file order.
+    let per_file = super::parallel::map(files, |file| {
+        let mut needed = Vec::new();
+        for target in &file.discovery.targets {
+            if let Owner::Policy(policy) = owner(target, policies, repository) {
+                add(&mut needed, policy);
+            }
+        }
+        needed
+    });
+    let mut needed = Vec::new();
+    for policy in per_file.into_iter().flatten() {
+        add(&mut needed, policy);
     }
     needed
 }
@@ -220,7 +231,6 @@ pub fn needed_created_times(
 
 /// A target a policy wants to change.
 struct Decision {
-    file: usize,
     target: usize,
     policy: String,
     image: String,
@@ -243,11 +253,29 @@ pub fn decide(facts: &Facts<'_>) -> RepositoryPlan {
         repository: name.to_string(),
         ..RepositoryPlan::default()
     };
-    let mut decisions = Vec::new();
+    // The decisions of each file, files in order (targets are visited file by file, so a file's
+    // decisions are contiguous): grouped as they come instead of sorted afterwards.
+    let mut decisions: Vec<(usize, Vec<Decision>)> = Vec::new();
+    let mut push = |file: usize, decision: Decision| match decisions.last_mut() {
+        Some((last, group)) if *last == file => group.push(decision),
+        _ => decisions.push((file, vec![decision])),
+    };
     let mut reported_policies = BTreeSet::new();
     let mut image_name = String::new();
-    for (file_index, file) in facts.files.iter().enumerate() {
-        for (target_index, target) in file.discovery.targets.iter().enumerate() {
+    // Who owns each target and what its policy wants are pure functions of the facts: computed on all
+    // cores, then taken in file and target order below, where the plan is built exactly as if each had
+    // been computed in turn.
+    let judged = super::parallel::map(facts.files, |file| {
+        file.discovery
+            .targets
+            .iter()
+            .map(|target| judge(facts, file, target))
+            .collect::<Vec<_>>()
+    });
+    for ((file_index, file), judged) in facts.files.iter().enumerate().zip(judged) {
+        for ((target_index, target), (owner, verdict)) in
+            file.discovery.targets.iter().enumerate().zip(judged)
+        {
             // The normalized name, built in one buffer: most targets name an image already seen.
             image_name.clear();
             image_name.push_str(&target.reference.registry);
@@ -268,7 +296,7 @@ pub fn decide(facts: &Facts<'_>) -> RepositoryPlan {
             };
             let group_for =
                 |policy: &str| group_of(repository.write_back.group, name, policy, &image_name);
-            let policy = match owner(target, facts.policies, name) {
+            let policy = match owner {
                 Owner::Nobody => continue,
                 Owner::Held(policy) => {
                     plan.notes
@@ -320,36 +348,32 @@ pub fn decide(facts: &Facts<'_>) -> RepositoryPlan {
                 Some(Ok(resolution)) => resolution,
                 None if policy.promotion.is_some() => {
                     // Nothing ready upstream: at most a version still soaking.
-                    let Some((tag, until)) = promoted.and_then(|promoted| promoted.soaking.clone())
+                    let Some((_, until)) = promoted.and_then(|promoted| promoted.soaking.clone())
                     else {
                         continue;
                     };
-                    let soaking = Resolution {
-                        tag,
-                        digest: None,
-                        created: None,
-                        rejected: Vec::new(),
-                    };
-                    if let Verdict::Change {
+                    if let Some(Verdict::Change {
                         edit,
                         from_version,
                         to_version,
                         ..
-                    } = decide_target(facts, file, target, policy, &soaking)
+                    }) = verdict
                     {
-                        decisions.push(Decision {
-                            file: file_index,
-                            target: target_index,
-                            policy: policy.name.clone(),
-                            image: policy.image.name(),
-                            group,
-                            edit,
-                            from_version,
-                            to_version,
-                            deferred: Some(Status::Soaking { until }),
-                            evidence: None,
-                            next: None,
-                        });
+                        push(
+                            file_index,
+                            Decision {
+                                target: target_index,
+                                policy: policy.name.clone(),
+                                image: policy.image.name(),
+                                group,
+                                edit,
+                                from_version,
+                                to_version,
+                                deferred: Some(Status::Soaking { until }),
+                                evidence: None,
+                                next: None,
+                            },
+                        );
                     }
                     continue;
                 }
@@ -373,7 +397,7 @@ pub fn decide(facts: &Facts<'_>) -> RepositoryPlan {
                     version(Some(&resolution.tag), resolution.digest.as_deref()),
                 );
             }
-            match decide_target(facts, file, target, policy, resolution) {
+            match verdict.expect("judged: a policy with a resolution has a verdict") {
                 Verdict::Nothing => {
                     plan.notes
                         .push(note(Some(&policy.name), None, Status::Current))
@@ -390,26 +414,28 @@ pub fn decide(facts: &Facts<'_>) -> RepositoryPlan {
                     from_version,
                     to_version,
                     deferred,
-                } => decisions.push(Decision {
-                    file: file_index,
-                    target: target_index,
-                    policy: policy.name.clone(),
-                    image: policy.image.name(),
-                    group,
-                    edit,
-                    from_version,
-                    to_version,
-                    deferred,
-                    evidence: promoted.and_then(|promoted| promoted.evidence.clone()),
-                    next: promoted.and_then(|promoted| promoted.soaking.clone()),
-                }),
+                } => push(
+                    file_index,
+                    Decision {
+                        target: target_index,
+                        policy: policy.name.clone(),
+                        image: policy.image.name(),
+                        group,
+                        edit,
+                        from_version,
+                        to_version,
+                        deferred,
+                        evidence: promoted.and_then(|promoted| promoted.evidence.clone()),
+                        next: promoted.and_then(|promoted| promoted.soaking.clone()),
+                    },
+                ),
             }
         }
     }
     if let Err(problem) = facts.history {
         // Fail closed: without history a human's rollback cannot be told apart, so nothing is bumped.
         if !decisions.is_empty() {
-            for decision in &decisions {
+            for decision in decisions.iter().flat_map(|(_, group)| group) {
                 plan.troubled.insert(decision.group.clone());
             }
             plan.problems.push(problem.clone());
@@ -419,6 +445,37 @@ pub fn decide(facts: &Facts<'_>) -> RepositoryPlan {
     }
     finish(facts, decisions, &mut plan);
     plan
+}
+
+/// A target's owner and, when a policy owns it and has a choice (or, for a promotion policy with
+/// nothing ready, a version soaking), what that choice means for it.
+fn judge<'p>(
+    facts: &Facts<'p>,
+    file: &ScannedFile,
+    target: &Target,
+) -> (Owner<'p>, Option<Verdict>) {
+    let owner = owner(target, facts.policies, facts.repository.name.as_str());
+    let Owner::Policy(policy) = owner else {
+        return (owner, None);
+    };
+    let verdict = match facts.resolutions.get(&policy.name) {
+        Some(Ok(resolution)) => Some(decide_target(facts, file, target, policy, resolution)),
+        None if policy.promotion.is_some() => facts
+            .promotions
+            .get(&policy.name)
+            .and_then(|promoted| promoted.soaking.clone())
+            .map(|(tag, _)| {
+                let soaking = Resolution {
+                    tag,
+                    digest: None,
+                    created: None,
+                    rejected: Vec::new(),
+                };
+                decide_target(facts, file, target, policy, &soaking)
+            }),
+        _ => None,
+    };
+    (owner, verdict)
 }
 
 enum Verdict {
@@ -514,17 +571,18 @@ fn decide_target(
 
 /// Computes the new text of every decided target, file by file; a file that cannot be rewritten is left
 /// unchanged and its groups are troubled.
-fn finish(facts: &Facts<'_>, decisions: Vec<Decision>, plan: &mut RepositoryPlan) {
+/// `by_file`: each file's decisions, files in order.
+fn finish(facts: &Facts<'_>, by_file: Vec<(usize, Vec<Decision>)>, plan: &mut RepositoryPlan) {
     let repository = facts.repository.name.as_str();
     // Sized once: grown by doubling, a plan of 18,000 bumps would hold room for 32,768.
-    plan.bumps
-        .reserve(decisions.iter().filter(|d| d.deferred.is_none()).count());
-    let mut by_file: BTreeMap<usize, Vec<Decision>> = BTreeMap::new();
-    for decision in decisions {
-        by_file.entry(decision.file).or_default().push(decision);
-    }
+    plan.bumps.reserve(
+        by_file
+            .iter()
+            .flat_map(|(_, decisions)| decisions)
+            .filter(|d| d.deferred.is_none())
+            .count(),
+    );
     // Each file's rewrite (an edit and a re-parse) is pure CPU work: on all cores, in file order.
-    let by_file: Vec<(usize, Vec<Decision>)> = by_file.into_iter().collect();
     let rewritten = super::parallel::map(&by_file, |(file_index, decisions)| {
         let file = &facts.files[*file_index];
         let now: Vec<Planned<'_>> = decisions
