@@ -235,8 +235,8 @@ impl Store {
     /// at a time: each thread takes its own reader). Objects are immutable, so a reader sees exactly
     /// what the store sees.
     pub fn reader(&self) -> Result<Reader, GitError> {
-        let repository = Repository::open_bare(&self.directory)
-            .map_err(self.local("open the object database"))?;
+        let repository =
+            open_bare(&self.directory).map_err(self.local("open the object database"))?;
         Ok(Reader {
             repository,
             settings: self.settings.clone(),
