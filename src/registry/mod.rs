@@ -21,6 +21,7 @@ pub mod settings;
 pub use error::{ErrorClass, RegistryError, Truncation, classify};
 pub use settings::{PasswordSource, RegistryAuthSettings, RegistrySettings};
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -106,10 +107,30 @@ impl std::fmt::Debug for RegistryClient {
     }
 }
 
+/// One page of a tag list. The tags borrow from the answer's body (a tag with a JSON escape, which
+/// the grammar refuses anyway, is unescaped into its own string): the collector copies each kept tag
+/// once.
 #[derive(Deserialize)]
-struct TagsPage {
-    #[serde(default)]
-    tags: Option<Vec<String>>,
+struct TagsPage<'a> {
+    #[serde(default, borrow)]
+    tags: Option<Vec<PageTag<'a>>>,
+}
+
+/// A tag as a page has it: `Cow<str>` inside a `Vec` would always be copied (serde borrows only a
+/// field marked `borrow`, hence the newtype).
+#[derive(Deserialize)]
+struct PageTag<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl AsRef<str> for PageTag<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<PageTag<'_>> for String {
+    fn from(tag: PageTag<'_>) -> String {
+        tag.0.into_owned()
+    }
 }
 
 #[derive(Deserialize)]
@@ -614,6 +635,26 @@ mod tests {
         IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE,
         OCI_IMAGE_MEDIA_TYPE,
     };
+
+    #[test]
+    fn a_tag_page_is_read_borrowed_and_an_escaped_tag_unescaped() {
+        let body = br#"{"name":"a/b","tags":["1.0.0","1.0\u002e1",null]}"#;
+        assert!(
+            serde_json::from_slice::<TagsPage>(body).is_err(),
+            "null is no tag"
+        );
+        let body = br#"{"name":"a/b","tags":["1.0.0","1.0\u002e1"]}"#;
+        let page: TagsPage = serde_json::from_slice(body).unwrap();
+        let tags = page.tags.unwrap();
+        assert!(matches!(tags[0].0, Cow::Borrowed("1.0.0")));
+        assert_eq!(tags[1].as_ref(), "1.0.1");
+        let tags: Vec<String> = tags.into_iter().map(String::from).collect();
+        assert_eq!(tags, ["1.0.0", "1.0.1"]);
+        let page: TagsPage = serde_json::from_slice(br#"{"name":"a/b","tags":null}"#).unwrap();
+        assert!(page.tags.is_none());
+        let page: TagsPage = serde_json::from_slice(br#"{"name":"a/b"}"#).unwrap();
+        assert!(page.tags.is_none());
+    }
 
     #[test]
     fn manifest_accept_names_every_type() {

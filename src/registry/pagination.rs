@@ -7,6 +7,7 @@
 //! or hand out part of a listing as if it were all of it.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 
 use reqwest::Url;
 use reqwest::header::{HeaderMap, LINK};
@@ -103,10 +104,17 @@ fn resolve(target: &str, base: &Url) -> Option<Url> {
 /// The pages of one listing, gathered under [`Limits`]: tags outside the OCI grammar dropped (and
 /// logged escaped), duplicates kept once in first-seen order, and an error instead of a shorter list
 /// whenever the listing cannot be finished.
+///
+/// Each tag is copied once, into the list [`Self::finish`] hands out; duplicates are found through a
+/// hash of each kept tag (a matching hash is confirmed by comparing the tags), so a listing costs one
+/// allocation per tag and no re-sort (the daemon lists every tracked image once per interval).
 pub struct Collector {
     limits: Limits,
-    /// Tag → position of its first sighting: one copy of each tag, the order kept for [`Self::finish`].
-    tags: HashMap<String, usize>,
+    /// The kept tags, in first-seen order.
+    tags: Vec<String>,
+    /// Hash of a kept tag → its position in `tags` (the first one with that hash).
+    positions: HashMap<u64, usize>,
+    hasher: RandomState,
     visited: HashSet<Url>,
     pages: usize,
     bytes: usize,
@@ -125,7 +133,9 @@ impl Collector {
     pub fn new(limits: Limits, first: &Url) -> Self {
         Collector {
             limits,
-            tags: HashMap::new(),
+            tags: Vec::new(),
+            positions: HashMap::new(),
+            hasher: RandomState::new(),
             visited: HashSet::from([first.clone()]),
             pages: 0,
             bytes: 0,
@@ -145,8 +155,25 @@ impl Collector {
         self.tags.len()
     }
 
-    /// Takes in one page (its tags and its size in bytes).
-    pub fn add_page(&mut self, page: Vec<String>, bytes: usize) -> Result<PageOutcome, Truncation> {
+    /// Whether `tag` is kept already.
+    fn is_kept(&self, tag: &str, hash: u64) -> bool {
+        match self.positions.get(&hash) {
+            None => false,
+            Some(&position) if self.tags[position] == tag => true,
+            // Two tags with one 64-bit hash: never seen in practice, settled by looking at every tag.
+            Some(_) => self.tags.iter().any(|kept| kept == tag),
+        }
+    }
+
+    /// Takes in one page (its tags, borrowed or owned, and its size in bytes).
+    pub fn add_page<T>(
+        &mut self,
+        page: impl IntoIterator<Item = T>,
+        bytes: usize,
+    ) -> Result<PageOutcome, Truncation>
+    where
+        T: AsRef<str> + Into<String>,
+    {
         self.pages += 1;
         self.bytes += bytes;
         if self.bytes > self.limits.bytes {
@@ -154,16 +181,23 @@ impl Collector {
                 limit: self.limits.bytes,
             });
         }
+        let page = page.into_iter();
+        let room = page.size_hint().0.min(self.limits.tags - self.tags.len());
+        self.tags.reserve(room);
+        self.positions.reserve(room);
         let mut new_tags = 0usize;
-        let listed = page.len();
+        let mut listed = 0usize;
         for tag in page {
-            if !is_valid_tag(&tag) {
+            listed += 1;
+            let text = tag.as_ref();
+            if !is_valid_tag(text) {
                 // Escaped and cut short: the text came from the registry and must not reach a log or
                 // YAML raw, nor fill a log line.
-                tracing::warn!(tag = ?shown(&tag), "dropping a tag outside the OCI tag grammar");
+                tracing::warn!(tag = ?shown(text), "dropping a tag outside the OCI tag grammar");
                 continue;
             }
-            if self.tags.contains_key(&tag) {
+            let hash = self.hasher.hash_one(text);
+            if self.is_kept(text, hash) {
                 continue;
             }
             if self.tags.len() == self.limits.tags {
@@ -171,8 +205,8 @@ impl Collector {
                     limit: self.limits.tags,
                 });
             }
-            let position = self.tags.len();
-            self.tags.insert(tag, position);
+            self.positions.entry(hash).or_insert(self.tags.len());
+            self.tags.push(tag.into());
             new_tags += 1;
         }
         Ok(PageOutcome { listed, new_tags })
@@ -210,10 +244,8 @@ impl Collector {
 
     /// The tags in first-seen order.
     pub fn finish(self) -> Collected {
-        let mut tags: Vec<(String, usize)> = self.tags.into_iter().collect();
-        tags.sort_unstable_by_key(|(_, position)| *position);
         Collected {
-            tags: tags.into_iter().map(|(tag, _)| tag).collect(),
+            tags: self.tags,
             pages: self.pages,
             bytes: self.bytes,
         }
@@ -332,6 +364,33 @@ mod tests {
                 bytes: 20
             }
         );
+    }
+
+    #[test]
+    fn two_tags_sharing_a_hash_are_both_kept_once() {
+        let mut collector = Collector::new(SMALL, &url(""));
+        collector.add_page(tags(&["a"]), 10).unwrap();
+        // Make `b` look like `a` to the index: the hash of `b` now points at `a`'s position.
+        let hash_of_b = collector.hasher.hash_one("b");
+        collector.positions.insert(hash_of_b, 0);
+        let page = collector.add_page(tags(&["b", "b", "a"]), 10).unwrap();
+        assert_eq!(
+            page,
+            PageOutcome {
+                listed: 3,
+                new_tags: 1
+            }
+        );
+        assert_eq!(collector.finish().tags, tags(&["a", "b"]));
+    }
+
+    #[test]
+    fn a_page_of_borrowed_tags_is_collected_like_owned_ones() {
+        let body = String::from("b a b c");
+        let mut collector = Collector::new(SMALL, &url(""));
+        let page = collector.add_page(body.split(' '), body.len()).unwrap();
+        assert_eq!(page.new_tags, 3);
+        assert_eq!(collector.finish().tags, tags(&["b", "a", "c"]));
     }
 
     #[test]
