@@ -151,36 +151,32 @@ pub fn push_repository(name: &str, url: &str, extra: &str) -> String {
     )
 }
 
-/// Runs the binary with only the given environment (plus HOME).
-pub fn tagwatch(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+/// `tagwatch --config CONFIG ARGS` with only `env`, plus PATH and a HOME of its own beside the config.
+pub fn command(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let home = config.parent().unwrap().join("home");
     std::fs::create_dir_all(&home).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_tagwatch"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tagwatch"));
+    command
         .arg("--config")
         .arg(config)
         .args(args)
         .env_clear()
         .env("HOME", &home)
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().copied())
-        .output()
-        .unwrap()
+        .envs(env.iter().copied());
+    command
+}
+
+/// Runs the binary with only the given environment (plus HOME).
+pub fn tagwatch(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    command(config, args, env).output().unwrap()
 }
 
 /// Runs the binary with `TAGWATCH_FAULT_POINT=point`, waits until it says it reached the point, and
 /// kills it with SIGKILL (`kill -9`).
 pub fn killed_at(config: &Path, args: &[&str], env: &[(&str, &str)], point: &str) {
     use std::io::BufRead as _;
-    let home = config.parent().unwrap().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tagwatch"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_clear()
-        .env("HOME", &home)
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().copied())
+    let mut child = command(config, args, env)
         .env(tagwatch::fault::POINT_VARIABLE, point)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

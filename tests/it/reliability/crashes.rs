@@ -19,27 +19,6 @@ use crate::support::ports::free_port;
 const FORGE_TOKEN: &str = "forge-token-cr45h";
 const HEAD_BRANCH: &str = "tagwatch/local";
 
-/// The points of a push-mode write-back, in order.
-const PUSH_POINTS: &[&str] = &[
-    "before-commit",
-    "blob-written",
-    "commit-created",
-    "before-push",
-    "push-started",
-    "push-done",
-    "after-push",
-];
-
-/// The points of opening a pull request, in order.
-const OPEN_POINTS: &[&str] = &[
-    "blob-written",
-    "commit-created",
-    "push-started",
-    "push-done",
-    "before-pull-request",
-    "pull-request-created",
-];
-
 /// The points of updating a pull request to a newer tag, in order.
 const UPDATE_POINTS: &[&str] = &[
     "blob-written",

@@ -221,16 +221,6 @@ async fn the_daemon_retries_a_transient_forge_failure_on_schedule() {
     fake.assert_clean();
 }
 
-/// The phases of opening a pull request where a human can push to the base in between.
-const OPEN_PHASES: &[&str] = &[
-    "blob-written",
-    "commit-created",
-    "push-started",
-    "push-done",
-    "before-pull-request",
-    "pull-request-created",
-];
-
 /// A human pushes to `main` during every phase of opening a pull request: the human's commit is kept,
 /// `main` is never written or forced, one pull request is opened, and the next run rebuilds the head
 /// branch on the human's commit (still one pull request).
@@ -239,7 +229,7 @@ async fn a_human_pushing_during_every_pull_request_phase_loses_nothing() {
     let registry = registry_with(&["1.0.0", "1.2.0"]).await;
     let host = registry.host.clone();
     let server = git_server();
-    for (index, point) in OPEN_PHASES.iter().enumerate() {
+    for (index, point) in OPEN_POINTS.iter().enumerate() {
         let root = tempfile::tempdir().unwrap();
         let name = format!("pr-phase-{index}");
         let (bare, fake, config) =

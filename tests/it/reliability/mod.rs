@@ -26,6 +26,28 @@ pub const GIT_PASSWORD: &str = "remote-Pa55-7b1c";
 /// The author of tagwatch's commits in these tests.
 pub const BOT_EMAIL: &str = "bot@example.com";
 
+/// The fault points of a push-mode write-back, in the order it meets them (`tagwatch::fault::POINTS`):
+/// where a crash test kills the process and where a human pushes in between.
+pub const PUSH_POINTS: &[&str] = &[
+    "before-commit",
+    "blob-written",
+    "commit-created",
+    "before-push",
+    "push-started",
+    "push-done",
+    "after-push",
+];
+
+/// The fault points of opening a pull request, in order.
+pub const OPEN_POINTS: &[&str] = &[
+    "blob-written",
+    "commit-created",
+    "push-started",
+    "push-done",
+    "before-pull-request",
+    "pull-request-created",
+];
+
 /// A registry with `acme/app` 1.0.0 and 1.2.0 and `acme/web` 2.0.0 and 2.1.0.
 pub async fn two_image_registry() -> Registry {
     let registry = Registry::plain().await;
@@ -172,19 +194,9 @@ pub fn paused_at(
     point: &str,
     meanwhile: impl FnOnce(),
 ) -> Output {
-    let root = config.parent().unwrap();
-    let home = root.join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let resume = root.join(format!("resume-{point}"));
+    let resume = config.parent().unwrap().join(format!("resume-{point}"));
     let _ = std::fs::remove_file(&resume);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tagwatch"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_clear()
-        .env("HOME", &home)
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().copied())
+    let mut child = crate::reconcile::command(config, args, env)
         .env(tagwatch::fault::POINT_VARIABLE, point)
         .env(tagwatch::fault::RESUME_VARIABLE, &resume)
         .stdout(Stdio::piped())

@@ -292,17 +292,6 @@ async fn out_of_disk_is_transient_and_branch_protection_is_permanent_with_the_se
     assert_eq!(force_pushes(&protected), 0);
 }
 
-/// The phases of a push-mode write-back where a human can push in between.
-const PUSH_PHASES: &[&str] = &[
-    "before-commit",
-    "blob-written",
-    "commit-created",
-    "before-push",
-    "push-started",
-    "push-done",
-    "after-push",
-];
-
 /// A human pushes to `main` during every phase of a push-mode write-back (the process paused at the
 /// fault point): the human's commit is kept, nothing is forced, the bump lands exactly once, in the same
 /// run; and the next run changes nothing.
@@ -311,7 +300,7 @@ async fn a_human_pushing_during_every_push_phase_loses_nothing() {
     let registry = registry_with(&["1.0.0", "1.2.0"]).await;
     let host = registry.host.clone();
     let server = git_server();
-    for (index, point) in PUSH_PHASES.iter().enumerate() {
+    for (index, point) in PUSH_POINTS.iter().enumerate() {
         let root = tempfile::tempdir().unwrap();
         let name = format!("phase-{index}");
         let bare = server.create_repo(&name);
