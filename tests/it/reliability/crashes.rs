@@ -130,23 +130,11 @@ async fn kill_9_at_every_push_point_then_a_restart_ends_as_an_uninterrupted_run(
         let root = tempfile::tempdir().unwrap();
         let config_path = config(root.path(), &host, &entry(&name), "^1", None);
         killed_at(&config_path, &["run", "--once"], &git_env(), point);
-        let output = tagwatch(&config_path, &["run", "--once"], &git_env());
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{point}: {}",
-            text(&output.stderr)
-        );
+        run_once_ok(&config_path, &git_env(), point);
         assert_eq!(remote(&bare), expected, "{point}: run --once after kill -9");
         assert_eq!(bot_commits(&bare), bot, "{point}");
         assert_eq!(force_pushes(&bare), 0, "{point}");
-        let output = tagwatch(&config_path, &["run", "--once"], &git_env());
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{point}: {}",
-            text(&output.stderr)
-        );
+        run_once_ok(&config_path, &git_env(), point);
         assert_eq!(
             remote(&bare),
             expected,

@@ -141,13 +141,7 @@ async fn forge_failures_are_reported_by_class_and_the_next_run_converges() {
                 }
                 assert!(fake.pulls().is_empty(), "{name}");
                 // The next run (for the rate limit: an hour later, which the test does not wait).
-                let output = tagwatch(&config, &["run", "--once"], &env());
-                assert_eq!(
-                    output.status.code(),
-                    Some(0),
-                    "{name}: {}",
-                    text(&output.stderr)
-                );
+                run_once_ok(&config, &env(), name);
                 if name == "rate-limited-long" {
                     let early = fake.take_violations();
                     assert!(
@@ -163,13 +157,7 @@ async fn forge_failures_are_reported_by_class_and_the_next_run_converges() {
             }
         }
         one_pull_request(&bare, &fake, &host);
-        let output = tagwatch(&config, &["run", "--once"], &env());
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{name}: {}",
-            text(&output.stderr)
-        );
+        run_once_ok(&config, &env(), name);
         one_pull_request(&bare, &fake, &host);
         fake.assert_clean();
     }
@@ -238,22 +226,11 @@ async fn a_human_pushing_during_every_pull_request_phase_loses_nothing() {
         let output = paused_at(&config, &["run", "--once"], &env(), point, || {
             *human.lock().unwrap() = human_readme(&bare, &format!("# pushed during {point}\n"));
         });
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{point}: {}",
-            text(&output.stderr)
-        );
+        succeeded(&output, point);
         let human = human.into_inner().unwrap();
         assert!(kept(&bare, &human), "{point}: lost human commit");
         one_pull_request(&bare, &fake, &host);
-        let output = tagwatch(&config, &["run", "--once"], &env());
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{point}: {}",
-            text(&output.stderr)
-        );
+        run_once_ok(&config, &env(), point);
         one_pull_request(&bare, &fake, &host);
         assert_eq!(
             git_bare(&bare, &["rev-parse", &format!("{HEAD_BRANCH}~1")]).trim(),

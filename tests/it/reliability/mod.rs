@@ -184,6 +184,23 @@ pub fn tagwatch(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     crate::reconcile::tagwatch(config, args, env)
 }
 
+/// Fails the test unless `output` is a success; `label` names the case, the binary's stderr follows.
+pub fn succeeded(output: &Output, label: &str) {
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{label}: {}",
+        text(&output.stderr)
+    );
+}
+
+/// `tagwatch run --once` with only `env`, which must succeed (see [`succeeded`]).
+pub fn run_once_ok(config: &Path, env: &[(&str, &str)], label: &str) -> Output {
+    let output = tagwatch(config, &["run", "--once"], env);
+    succeeded(&output, label);
+    output
+}
+
 /// Runs the binary with `TAGWATCH_FAULT_POINT=point` and `TAGWATCH_FAULT_RESUME`: when it reports the
 /// point, `meanwhile` runs (a human's push), then the process goes on; returns its output. Fails the
 /// test when the point is never reached.

@@ -119,22 +119,10 @@ async fn dropped_and_stalled_connections_fail_transient_and_the_next_run_converg
             assert!(landed, "{name}: the server never took the push");
         }
 
-        let output = tagwatch(&config, &["run", "--once"], &git_env());
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{name}: {}",
-            text(&output.stderr)
-        );
+        run_once_ok(&config, &git_env(), name);
         converged(&flaky, &host, &[human]);
         let again = crate::reconcile::head(&flaky);
-        let output = tagwatch(&config, &["run", "--once"], &git_env());
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{name}: {}",
-            text(&output.stderr)
-        );
+        run_once_ok(&config, &git_env(), name);
         assert_eq!(
             crate::reconcile::head(&flaky),
             again,
@@ -316,12 +304,7 @@ async fn a_human_pushing_during_every_push_phase_loses_nothing() {
         let output = paused_at(&config, &["run", "--once"], &git_env(), point, || {
             *human.lock().unwrap() = human_readme(&bare, &format!("# pushed during {point}\n"));
         });
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{point}: {}",
-            text(&output.stderr)
-        );
+        succeeded(&output, point);
         let human = human.into_inner().unwrap();
         converged(&bare, &host, std::slice::from_ref(&human));
         assert_eq!(
@@ -329,13 +312,7 @@ async fn a_human_pushing_during_every_push_phase_loses_nothing() {
             format!("# pushed during {point}\n")
         );
         let head = crate::reconcile::head(&bare);
-        let output = tagwatch(&config, &["run", "--once"], &git_env());
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{point}: {}",
-            text(&output.stderr)
-        );
+        run_once_ok(&config, &git_env(), point);
         assert_eq!(
             crate::reconcile::head(&bare),
             head,
