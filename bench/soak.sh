@@ -48,18 +48,7 @@ else
 fi
 
 rm -rf "$WORK" && mkdir -p "$WORK"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() {
-  for _ in $(seq 200); do curl -sS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.05; done
-  echo "$1 never answered" >&2
-  return 1
-}
+source bench/lib.sh
 
 LISTEN="127.0.0.1:$(free_port)"
 
@@ -102,28 +91,7 @@ for i in $(seq 2 "$IMAGES"); do cp -r "$repositories/repo-0001" "$repositories/$
 
 # --- git over smart HTTP ------------------------------------------------------------------------------
 GIT_ROOT="$WORK/git"
-mkdir -p "$GIT_ROOT/repos" "$GIT_ROOT/www" "$GIT_ROOT/tmp"
-htpasswd -Bbc "$GIT_ROOT/htpasswd" bot "$GIT_PASSWORD" 2>/dev/null
-GIT_PORT="$(free_port)"
-cat >"$GIT_ROOT/lighttpd.conf" <<CONFIG
-server.modules = ( "mod_alias", "mod_setenv", "mod_auth", "mod_authn_file", "mod_cgi" )
-server.document-root = "$GIT_ROOT/www"
-server.bind = "127.0.0.1"
-server.port = $GIT_PORT
-server.errorlog = "$GIT_ROOT/lighttpd-error.log"
-server.upload-dirs = ( "$GIT_ROOT/tmp" )
-auth.backend = "htpasswd"
-auth.backend.htpasswd.userfile = "$GIT_ROOT/htpasswd"
-alias.url = ( "/git" => "$(git --exec-path)/git-http-backend" )
-\$HTTP["url"] =~ "^/git/" {
-  cgi.assign = ( "" => "" )
-  setenv.add-environment = ( "GIT_PROJECT_ROOT" => "$GIT_ROOT/repos", "GIT_HTTP_EXPORT_ALL" => "1" )
-  auth.require = ( "" => ( "method" => "basic", "realm" => "git", "require" => "valid-user" ) )
-}
-CONFIG
-lighttpd -D -f "$GIT_ROOT/lighttpd.conf" >"$WORK/lighttpd.log" 2>&1 &
-PIDS+=($!)
-wait_http "http://127.0.0.1:$GIT_PORT/git/"
+start_git_http "$GIT_ROOT" "$GIT_PASSWORD" "$WORK/lighttpd.log"
 
 # --- the config repositories, policies and config -----------------------------------------------------
 mkdir -p "$WORK/policies"
