@@ -62,7 +62,11 @@ pub fn run(cli: &Cli, output: OutputFormat, at: Option<DateTime<Utc>>) -> anyhow
         crate::cli::LogFormat::Text => eprintln!("{summary}"),
         crate::cli::LogFormat::Json => tracing::info!(bumps, "{summary}"),
     }
-    Ok(report_failures(cli, &outcomes))
+    let code = report_failures(cli, &outcomes);
+    // The process exits next: the plans (≈ 100,000 allocations for 18,000 bumps) are left to the
+    // exit instead of being freed one by one on the main thread (≈ 30 ms).
+    std::mem::forget(outcomes);
+    Ok(code)
 }
 
 /// Loads the config and builds the controller context: `Err(code)` when there is nothing to reconcile

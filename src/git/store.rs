@@ -51,45 +51,47 @@ const _: fn() = || {
 impl Reader {
     /// As [`Store::read_file`].
     pub fn read_file(&self, file: &tree::TreeFile, max_bytes: u64) -> Result<Vec<u8>, GitError> {
-        read_listed(&self.repository, &self.settings, file, max_bytes)
+        read_capped(
+            &self.repository,
+            &self.settings,
+            file.blob,
+            max_bytes,
+            || file.path.clone(),
+        )
     }
 }
 
-/// The bytes of a file a listing named: refused from the listed size when larger than `max_bytes`,
-/// else one object read, checked to be the blob of the listed size.
-fn read_listed(
+/// The bytes of blob `blob`, refused from its object header, before its content is read, when it is
+/// larger than `max_bytes` ([`GitError::TooLarge`], naming it `name()`) or not a blob.
+fn read_capped(
     repository: &Repository,
     settings: &RemoteSettings,
-    file: &tree::TreeFile,
+    blob: Oid,
     max_bytes: u64,
+    name: impl FnOnce() -> String,
 ) -> Result<Vec<u8>, GitError> {
-    if file.size > max_bytes {
-        return Err(GitError::TooLarge {
-            object: file.path.clone(),
-            size: file.size,
-            limit: max_bytes,
-        });
-    }
     let local = |operation| remote::local_error(settings, operation);
     let odb = repository
         .odb()
         .map_err(local("open the object database"))?;
-    let object = odb.read(file.blob).map_err(local("read a file"))?;
-    if object.kind() != ObjectType::Blob || object.len() as u64 != file.size {
+    let (size, kind) = odb.read_header(blob).map_err(local("read a file"))?;
+    if kind != ObjectType::Blob {
         return Err(GitError::Operation {
             operation: "read a file",
             url: settings.redacted_url(),
-            detail: format!(
-                "object {} of `{}` is a {} of {} bytes, not the blob of {} bytes its tree lists",
-                file.blob,
-                file.path,
-                object.kind(),
-                object.len(),
-                file.size
-            ),
+            detail: format!("object {blob} is a {kind}, not a blob"),
             transient: false,
         });
     }
+    let size = size as u64;
+    if size > max_bytes {
+        return Err(GitError::TooLarge {
+            object: name(),
+            size,
+            limit: max_bytes,
+        });
+    }
+    let object = odb.read(blob).map_err(local("read a file"))?;
     Ok(object.data().to_vec())
 }
 
@@ -173,10 +175,6 @@ impl Store {
     /// Hidden directories are not walked unless named.
     pub fn list_files(&self, commit: Oid, paths: &[PathBuf]) -> Result<Listing, GitError> {
         let root = self.tree_of(commit)?;
-        let odb = self
-            .repository
-            .odb()
-            .map_err(self.local("open the object database"))?;
         let mut listing = Listing::default();
         let whole = [PathBuf::new()];
         let paths = if paths.is_empty() { &whole[..] } else { paths };
@@ -190,23 +188,13 @@ impl Store {
                 .map_err(self.local("read a tree"))?;
             match found {
                 Found::Directory(id) => {
-                    tree::walk(
-                        &self.repository,
-                        &odb,
-                        id,
-                        &components.join("/"),
-                        &mut listing,
-                    )
-                    .map_err(self.local("read a tree"))?;
+                    tree::walk(&self.repository, id, &components.join("/"), &mut listing)
+                        .map_err(self.local("read a tree"))?;
                 }
-                Found::File { blob, .. } => {
-                    let (size, _) = odb.read_header(blob).map_err(self.local("read a file"))?;
-                    listing.files.push(tree::TreeFile {
-                        path: components.join("/"),
-                        blob,
-                        size: size as u64,
-                    });
-                }
+                Found::File { blob, .. } => listing.files.push(tree::TreeFile {
+                    path: components.join("/"),
+                    blob,
+                }),
                 Found::Link { path, reason } => {
                     listing.skipped.push(tree::Skipped { path, reason });
                 }
@@ -223,11 +211,10 @@ impl Store {
         self.read_capped(blob, max_bytes, || blob.to_string())
     }
 
-    /// The bytes of a file [`Self::list_files`] listed. Its size is known from the listing, so a file
-    /// larger than `max_bytes` is refused without reading the object again ([`GitError::TooLarge`]), and
-    /// a file within the cap costs one object read instead of a header read and a read.
+    /// The bytes of a file [`Self::list_files`] listed, with [`Self::read_blob`]'s size cap; the error
+    /// names the file's path.
     pub fn read_file(&self, file: &tree::TreeFile, max_bytes: u64) -> Result<Vec<u8>, GitError> {
-        read_listed(&self.repository, &self.settings, file, max_bytes)
+        self.read_capped(file.blob, max_bytes, || file.path.clone())
     }
 
     /// A second, read-only handle on this clone's object database, for reading listed files on another
@@ -526,29 +513,7 @@ impl Store {
         max_bytes: u64,
         name: impl FnOnce() -> String,
     ) -> Result<Vec<u8>, GitError> {
-        let odb = self
-            .repository
-            .odb()
-            .map_err(self.local("open the object database"))?;
-        let (size, kind) = odb.read_header(blob).map_err(self.local("read a file"))?;
-        if kind != ObjectType::Blob {
-            return Err(GitError::Operation {
-                operation: "read a file",
-                url: self.settings.redacted_url(),
-                detail: format!("object {blob} is a {kind}, not a blob"),
-                transient: false,
-            });
-        }
-        let size = size as u64;
-        if size > max_bytes {
-            return Err(GitError::TooLarge {
-                object: name(),
-                size,
-                limit: max_bytes,
-            });
-        }
-        let object = odb.read(blob).map_err(self.local("read a file"))?;
-        Ok(object.data().to_vec())
+        read_capped(&self.repository, &self.settings, blob, max_bytes, name)
     }
 
     fn missing_path(&self, path: &str) -> GitError {

@@ -95,7 +95,8 @@ fn list_files_lists_regular_files_and_reports_symlinks_and_submodules_without_fo
         let blob = git_bare(&bare, &["rev-parse", &format!("main:{}", file.path)]);
         assert_eq!(file.blob.to_string(), blob.trim(), "{}", file.path);
         let size = git_bare(&bare, &["cat-file", "-s", blob.trim()]);
-        assert_eq!(file.size.to_string(), size.trim(), "{}", file.path);
+        let read = store.read_file(file, u64::MAX).unwrap();
+        assert_eq!(read.len().to_string(), size.trim(), "{}", file.path);
     }
 
     // Configured paths: overlapping ones list a file once; a hidden directory named explicitly is
