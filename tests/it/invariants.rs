@@ -1,7 +1,9 @@
 //! The three rewrite invariants, checked independently of the code under test: (1) bytes outside the
 //! edited ranges are identical and each edit stays inside its field's value, (2) the output parses (with
 //! a second, independent YAML loader: `serde_yaml_ng`, libyaml's grammar) to the same tree except for the
-//! changed values, which read as strings, (3) running the same bump again changes nothing.
+//! changed values, which read as strings, (3) running the same bump again changes nothing; and (4) the
+//! controller's rewrite of each bumped target alone (`reconcile::rewrite`, whose read-back may be
+//! derived without a second parse) reports what discovering its output finds.
 //!
 //! One copy serves both crates: the integration tests (`mod invariants`) and the `rewrite` fuzz target
 //! (`fuzz/fuzz_targets/rewrite.rs` includes this file by `#[path]`). Fixtures, the corpus and generated
@@ -183,6 +185,36 @@ pub fn check(
         let again = manifest::edits_for(target, bump, new_discovery.quote_style)
             .unwrap_or_else(|error| panic!("{name}: second run failed: {error}"));
         assert!(again.is_empty(), "{name}: second run edits {again:?}");
+    }
+
+    // (4) The controller's read-back of each bump equals discovering its output.
+    for (index, bump) in &bumped {
+        let target = &discovery.targets[*index];
+        let image = target.reference.name();
+        let planned = tagwatch::reconcile::rewrite::Planned {
+            target: *index,
+            from: &target.written,
+            image: &image,
+            edit: bump,
+            to: None,
+        };
+        // Refusals are the controller's to make (a field shared by an alias, for one).
+        let Ok(rewritten) =
+            tagwatch::reconcile::rewrite::rewrite(path, bytes, &discovery, &[planned])
+        else {
+            continue;
+        };
+        let read = manifest::discover(path, &rewritten.after);
+        assert_eq!(
+            read.targets.len(),
+            discovery.targets.len(),
+            "{name}: (4) targets"
+        );
+        assert_eq!(
+            rewritten.written,
+            [read.targets[*index].written.clone()],
+            "{name}: (4) read-back of target {index}"
+        );
     }
     outcome
 }
