@@ -78,7 +78,10 @@ pub fn rewrite(
         edits.extend(target_edits);
     }
     let after = manifest::apply(bytes, &edits).map_err(|error| error.to_string())?;
-    if let Some(written) = derived_read_back(bytes, discovery, bumps, &edits, &per_bump) {
+    let derived = (after.len() <= manifest::discover::MAX_FILE_SIZE)
+        .then(|| derived_read_back(bytes, discovery, bumps, &edits, &per_bump))
+        .flatten();
+    if let Some(written) = derived {
         if cfg!(debug_assertions) {
             let parsed = read_back(path, &after, discovery, bumps);
             assert_eq!(
@@ -158,7 +161,8 @@ fn inert(bytes: &[u8]) -> bool {
 /// reference the same way; it is found once in the target's text, replaced there, and parsed: it must
 /// still be a valid reference to the same image, and read the planned `to` where that is known.
 /// Anything else (a digest, a quoted-on-write value, a field two targets share, several edited fields
-/// in one target, a new name) returns `None`.
+/// in one target, a new name) returns `None`. The caller checks that the rewritten file is still within
+/// discovery's size limit.
 fn derived_read_back(
     bytes: &[u8],
     discovery: &Discovery,
@@ -394,5 +398,29 @@ mod tests {
         assert_eq!(derived_in(&found, FILE, 0, "1.1.0"), None);
         // Already at the tag: no edit, nothing to derive from.
         assert_eq!(derived(FILE, 0, "1.0.0"), None);
+    }
+
+    #[test]
+    fn a_bump_that_would_push_the_file_past_the_size_limit_is_refused() {
+        // Exactly at discovery's limit; one byte more and discovery skips the file.
+        let limit = manifest::discover::MAX_FILE_SIZE;
+        let mut text = FILE.to_string();
+        text.push('#');
+        text.push_str(&"x".repeat(limit - text.len() - 1));
+        text.push('\n');
+        assert_eq!(text.len(), limit);
+        let found = discovery(&text);
+        assert_eq!(found.targets.len(), 2);
+        let edit = edit("1.0.10");
+        let planned = Planned {
+            target: 0,
+            from: "r.io/acme/a:1.0.0",
+            image: "r.io/acme/a",
+            edit: &edit,
+            to: None,
+        };
+        let error =
+            rewrite(Path::new("pod.yaml"), text.as_bytes(), &found, &[planned]).unwrap_err();
+        assert!(error.contains("would not read back"), "{error}");
     }
 }
