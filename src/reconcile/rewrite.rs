@@ -271,6 +271,17 @@ mod tests {
         }
     }
 
+    /// A bump of `FILE`'s first target, `r.io/acme/a:1.0.0`.
+    fn first(edit: &Edit) -> Planned<'_> {
+        Planned {
+            target: 0,
+            from: "r.io/acme/a:1.0.0",
+            image: "r.io/acme/a",
+            edit,
+            to: None,
+        }
+    }
+
     fn discovery(text: &str) -> Discovery {
         manifest::discover(Path::new("pod.yaml"), text.as_bytes())
     }
@@ -279,13 +290,7 @@ mod tests {
     fn a_bump_rewrites_only_its_target_and_reports_the_new_text() {
         let found = discovery(FILE);
         let edit = edit("1.1.0");
-        let planned = Planned {
-            target: 0,
-            from: "r.io/acme/a:1.0.0",
-            image: "r.io/acme/a",
-            edit: &edit,
-            to: None,
-        };
+        let planned = first(&edit);
         let done = rewrite(Path::new("pod.yaml"), FILE.as_bytes(), &found, &[planned]).unwrap();
         assert_eq!(
             String::from_utf8(done.after).unwrap(),
@@ -412,13 +417,7 @@ mod tests {
         let found = discovery(&text);
         assert_eq!(found.targets.len(), 2);
         let edit = edit("1.0.10");
-        let planned = Planned {
-            target: 0,
-            from: "r.io/acme/a:1.0.0",
-            image: "r.io/acme/a",
-            edit: &edit,
-            to: None,
-        };
+        let planned = first(&edit);
         let error =
             rewrite(Path::new("pod.yaml"), text.as_bytes(), &found, &[planned]).unwrap_err();
         assert!(error.contains("would not read back"), "{error}");
