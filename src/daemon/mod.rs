@@ -157,7 +157,13 @@ pub async fn run(
         })?;
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving webhooks, metrics, health and status");
     let server_stop = CancellationToken::new();
-    let server = tokio::spawn(server::serve(listener, shared.clone(), server_stop.clone()));
+    let server =
+        server::spawn(listener, shared.clone(), server_stop.clone()).map_err(|source| {
+            DaemonError::Listen {
+                address: listen,
+                source,
+            }
+        })?;
     // Reloads (already validated by the signal handler) join the loop's inbox.
     let forward = {
         let messages = shared.messages.clone();
@@ -197,7 +203,7 @@ pub async fn run(
     }
     forward.abort();
     server_stop.cancel();
-    let _ = server.await;
+    let _ = tokio::task::spawn_blocking(move || server.join()).await;
     tracing::info!("stopped");
     Ok(())
 }
