@@ -283,6 +283,8 @@ struct Daemon {
     leader: bool,
     /// This replica has followed another since it started.
     followed: bool,
+    /// Where the grid of regular image polls starts ([`scheduler::POLL_TICK`]).
+    epoch: Instant,
 }
 
 enum Done {
@@ -327,6 +329,7 @@ impl Daemon {
             repositories_running: 0,
             leader: false,
             followed: false,
+            epoch: Instant::now(),
         };
         daemon.learn_config();
         daemon
@@ -398,6 +401,7 @@ impl Daemon {
         }
         for (image, (_, interval)) in &self.images {
             let at = now + scheduler::first_poll(*interval, fastrand::f64());
+            let at = scheduler::on_tick(self.epoch, at, scheduler::POLL_TICK);
             self.scheduler.schedule(Key::Image(image.clone()), at);
         }
         self.publish_report();
@@ -549,6 +553,7 @@ impl Daemon {
         for (image, (_, interval)) in &self.images {
             if !old_images.contains(image) {
                 let at = now + scheduler::first_poll(*interval, fastrand::f64());
+                let at = scheduler::on_tick(self.epoch, at, scheduler::POLL_TICK);
                 self.scheduler.schedule(Key::Image(image.clone()), at);
             }
         }
@@ -648,7 +653,16 @@ impl Daemon {
                         Ran::Failure(class)
                     }
                 };
+                let regular = matches!(ran, Ran::Success { .. });
                 let next = self.timing.next(&key.name(), ran, now, fastrand::f64());
+                // Regular polls on the grid; a retry keeps its backoff's instant.
+                let next = next.map(|at| {
+                    if regular {
+                        scheduler::on_tick(self.epoch, at, scheduler::POLL_TICK)
+                    } else {
+                        at
+                    }
+                });
                 self.scheduler.done(&key, next);
             }
             Done::Repository { outcome, took } => {
