@@ -750,7 +750,7 @@ impl Daemon {
 
     fn save_listing(&self, image: &str, listing: &reconcile::Listing) {
         let stored = StoredListing {
-            tags: listing.tags.as_ref().clone(),
+            tags: listing.tags.to_vec(),
             checksum: listing.checksum,
             fetched_at: Utc::now().timestamp(),
         };
