@@ -22,8 +22,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread for the loop, the polls and the reconciles' async steps (their git, scan and plan
+    // work runs on the blocking pool, the HTTP server on a thread of its own): threads waking each
+    // other for every poll cost more than the polls (BENCHMARKS.md, "Idle daemon, 1,000 policies").
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;

@@ -157,7 +157,13 @@ pub async fn run(
         })?;
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving webhooks, metrics, health and status");
     let server_stop = CancellationToken::new();
-    let server = tokio::spawn(server::serve(listener, shared.clone(), server_stop.clone()));
+    let server =
+        server::spawn(listener, shared.clone(), server_stop.clone()).map_err(|source| {
+            DaemonError::Listen {
+                address: listen,
+                source,
+            }
+        })?;
     // Reloads (already validated by the signal handler) join the loop's inbox.
     let forward = {
         let messages = shared.messages.clone();
@@ -197,7 +203,7 @@ pub async fn run(
     }
     forward.abort();
     server_stop.cancel();
-    let _ = server.await;
+    let _ = tokio::task::spawn_blocking(move || server.join()).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -277,6 +283,8 @@ struct Daemon {
     leader: bool,
     /// This replica has followed another since it started.
     followed: bool,
+    /// Where the grid of regular image polls starts ([`scheduler::POLL_TICK`]).
+    epoch: Instant,
 }
 
 enum Done {
@@ -321,6 +329,7 @@ impl Daemon {
             repositories_running: 0,
             leader: false,
             followed: false,
+            epoch: Instant::now(),
         };
         daemon.learn_config();
         daemon
@@ -392,6 +401,7 @@ impl Daemon {
         }
         for (image, (_, interval)) in &self.images {
             let at = now + scheduler::first_poll(*interval, fastrand::f64());
+            let at = scheduler::on_tick(self.epoch, at, scheduler::POLL_TICK);
             self.scheduler.schedule(Key::Image(image.clone()), at);
         }
         self.publish_report();
@@ -543,6 +553,7 @@ impl Daemon {
         for (image, (_, interval)) in &self.images {
             if !old_images.contains(image) {
                 let at = now + scheduler::first_poll(*interval, fastrand::f64());
+                let at = scheduler::on_tick(self.epoch, at, scheduler::POLL_TICK);
                 self.scheduler.schedule(Key::Image(image.clone()), at);
             }
         }
@@ -642,7 +653,16 @@ impl Daemon {
                         Ran::Failure(class)
                     }
                 };
+                let regular = matches!(ran, Ran::Success { .. });
                 let next = self.timing.next(&key.name(), ran, now, fastrand::f64());
+                // Regular polls on the grid; a retry keeps its backoff's instant.
+                let next = next.map(|at| {
+                    if regular {
+                        scheduler::on_tick(self.epoch, at, scheduler::POLL_TICK)
+                    } else {
+                        at
+                    }
+                });
                 self.scheduler.done(&key, next);
             }
             Done::Repository { outcome, took } => {
@@ -730,7 +750,7 @@ impl Daemon {
 
     fn save_listing(&self, image: &str, listing: &reconcile::Listing) {
         let stored = StoredListing {
-            tags: listing.tags.as_ref().clone(),
+            tags: listing.tags.to_vec(),
             checksum: listing.checksum,
             fetched_at: Utc::now().timestamp(),
         };

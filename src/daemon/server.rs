@@ -87,11 +87,28 @@ impl WebhookSecrets {
     }
 }
 
-pub(crate) async fn serve(
+/// Starts the server on a thread of its own, with its own single-threaded runtime: `/healthz`,
+/// `/metrics` and the webhooks answer whatever the daemon's runtime is busy with (one thread runs its
+/// loop, every poll and every reconcile step), and the idle server costs no CPU (no timer, one
+/// `epoll_wait`). The listener, bound by the caller, moves to the new runtime.
+pub(crate) fn spawn(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
     stop: CancellationToken,
-) {
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let listener = {
+        let _entered = runtime.enter();
+        tokio::net::TcpListener::from_std(listener.into_std()?)?
+    };
+    std::thread::Builder::new()
+        .name("tagwatch-http".to_string())
+        .spawn(move || runtime.block_on(serve(listener, shared, stop)))
+}
+
+async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
     let router = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))

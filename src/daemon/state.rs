@@ -52,6 +52,16 @@ pub struct StoredListing {
     pub fetched_at: i64,
 }
 
+/// The store's page cache. redb's default (1 GiB) keeps every page it ever read or wrote; the
+/// daemon reads the listings once at start and writes a listing or the report now and then, so a
+/// small cache costs nothing measurable, and bounds what the store holds in memory (its file is
+/// ≈ 1.5 MB for 1,000 listings and their report).
+const CACHE_BYTES: usize = 512 * 1024;
+
+fn open_store(path: &Path) -> Result<Database, redb::DatabaseError> {
+    Database::builder().set_cache_size(CACHE_BYTES).create(path)
+}
+
 pub struct State {
     path: PathBuf,
     database: Database,
@@ -66,7 +76,7 @@ impl State {
             source,
         })?;
         let path = directory.join(STATE_FILE);
-        let database = match Database::create(&path) {
+        let database = match open_store(&path) {
             Ok(database) => database,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(StateError::Busy { path });
@@ -79,7 +89,7 @@ impl State {
                     path: path.clone(),
                     source,
                 })?;
-                Database::create(&path).map_err(|error| StateError::Store {
+                open_store(&path).map_err(|error| StateError::Store {
                     path: path.clone(),
                     source: Box::new(error.into()),
                 })?

@@ -309,9 +309,14 @@ enum Key {
 
 /// Ranks `tags` under `policy`: grammar filter, exclusions, filter/extract, then the order. Pure.
 pub fn select(policy: &Policy, tags: &[String]) -> Selection {
+    select_from(policy, tags.iter().map(String::as_str))
+}
+
+/// [`select`] over tags kept in any form (the daemon's cache keeps a listing in one buffer).
+pub fn select_from<'t>(policy: &Policy, tags: impl IntoIterator<Item = &'t str>) -> Selection {
     let mut seen = HashSet::new();
     let mut rejected = Vec::new();
-    let mut keyed: Vec<(Key, &String)> = Vec::new();
+    let mut keyed: Vec<(Key, &str)> = Vec::new();
     for tag in tags {
         match candidate_key(policy, tag, &mut seen) {
             Ok(key) => keyed.push((key, tag)),
@@ -320,7 +325,7 @@ pub fn select(policy: &Policy, tags: &[String]) -> Selection {
                     log_invalid_tag(policy, tag);
                 }
                 rejected.push(Rejection {
-                    tag: tag.clone(),
+                    tag: tag.to_string(),
                     reason,
                 });
             }
@@ -350,7 +355,7 @@ pub fn select(policy: &Policy, tags: &[String]) -> Selection {
             .reverse()
     });
     Selection {
-        candidates: keyed.into_iter().map(|(_, tag)| tag.clone()).collect(),
+        candidates: keyed.into_iter().map(|(_, tag)| tag.to_string()).collect(),
         rejected,
     }
 }

@@ -60,9 +60,58 @@ pub(super) type SharedStore = Arc<Mutex<Store>>;
 /// A tag listing kept between reconciles.
 #[derive(Debug, Clone)]
 pub struct Listing {
-    pub tags: Arc<Vec<String>>,
+    pub tags: Arc<Tags>,
     /// Hash of the tags in order: an unchanged list means no new work.
     pub checksum: u64,
+}
+
+/// A listing's tags in one buffer, in order: their bytes end to end and where each one ends. The
+/// daemon keeps a listing of every tracked image; as separate `String`s 1,000 listings of 100 short
+/// tags take ≈ 5.6 MB of heap (a 24-byte header and a 32-byte allocation each), in this form ≈ 1 MB.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tags {
+    text: Box<str>,
+    ends: Box<[u32]>,
+}
+
+impl Tags {
+    /// The tags, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        (0..self.ends.len()).map(|index| {
+            let start = index.checked_sub(1).map_or(0, |before| self.ends[before]);
+            // Every bound is where a tag ended when `text` was built: a character boundary.
+            &self.text[start as usize..self.ends[index] as usize]
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The tags as separate strings.
+    pub fn to_vec(&self) -> Vec<String> {
+        self.iter().map(str::to_string).collect()
+    }
+}
+
+impl From<&[String]> for Tags {
+    /// Panics only past 4 GiB of tag text, which a listing's byte cap (16 MiB) rules out.
+    fn from(tags: &[String]) -> Self {
+        let mut text = String::with_capacity(tags.iter().map(String::len).sum());
+        let mut ends = Vec::with_capacity(tags.len());
+        for tag in tags {
+            text.push_str(tag);
+            ends.push(u32::try_from(text.len()).expect("a listing holds less than 4 GiB of tags"));
+        }
+        Tags {
+            text: text.into_boxed_str(),
+            ends: ends.into_boxed_slice(),
+        }
+    }
 }
 
 type ListingSlot = Arc<tokio::sync::Mutex<Option<(tokio::time::Instant, ListingResult)>>>;
@@ -514,7 +563,7 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
             fetched,
             Ok(Listing {
                 checksum: checksum(&tags),
-                tags: Arc::new(tags),
+                tags: Arc::new(Tags::from(tags.as_slice())),
             }),
         ));
     }
@@ -569,7 +618,7 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
                 ))),
                 Ok(Ok(tags)) => Ok(Listing {
                     checksum: checksum(&tags),
-                    tags: Arc::new(tags),
+                    tags: Arc::new(Tags::from(tags.as_slice())),
                 }),
             };
         *guard = Some((fetched, result.clone()));
@@ -602,7 +651,7 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
             }
         };
         let choose = async {
-            let selection = policy::select(policy, &listing.tags);
+            let selection = policy::select_from(policy, listing.tags.iter());
             policy::choose(policy, selection, &self.source, now)
                 .await
                 .map_err(|error| Arc::new(ReconcileError::Resolve(error)))
@@ -728,4 +777,24 @@ pub(super) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|error| ReconcileError::Join(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_in_one_buffer_gives_back_its_tags_in_order() {
+        let listed: Vec<String> = ["1.0.0", "", "v2-é", "1.0.0", "latest"]
+            .map(String::from)
+            .to_vec();
+        let tags = Tags::from(listed.as_slice());
+        assert_eq!(tags.len(), 5);
+        assert_eq!(tags.iter().len(), 5);
+        assert_eq!(tags.iter().collect::<Vec<_>>(), listed);
+        assert_eq!(tags.to_vec(), listed);
+        let empty = Tags::from(&[][..]);
+        assert!(empty.is_empty());
+        assert_eq!(empty.iter().next(), None);
+    }
 }

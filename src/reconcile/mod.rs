@@ -42,7 +42,9 @@ use serde::Serialize;
 use crate::config::Grouping;
 use crate::error::ErrorClass;
 
-pub use context::{BeforePush, Context, FAULT_POINT_VARIABLE, Listing, Mode, RESOLVE_DEADLINE};
+pub use context::{
+    BeforePush, Context, FAULT_POINT_VARIABLE, Listing, Mode, RESOLVE_DEADLINE, Tags,
+};
 pub use decide::{Facts, ScannedFile, decide};
 pub use message::{TRAILER_BUMP, TRAILER_POLICY, render_message};
 pub use push::{Applied, MAX_PUSH_ATTEMPTS, PullRequestChange, PullRequestEvent, PullRequestRef};

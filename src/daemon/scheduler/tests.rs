@@ -210,3 +210,23 @@ fn a_window_opening_before_the_interval_comes_first() {
     );
     assert_eq!(next, Some(due));
 }
+
+#[test]
+fn polls_due_within_one_tick_move_to_the_same_point_and_never_earlier() {
+    let epoch = Instant::now();
+    let tick = Duration::from_millis(500);
+    let at = |millis| epoch + Duration::from_millis(millis);
+    assert_eq!(on_tick(epoch, at(0), tick), at(0));
+    assert_eq!(on_tick(epoch, at(1), tick), at(500));
+    assert_eq!(on_tick(epoch, at(499), tick), at(500));
+    assert_eq!(on_tick(epoch, at(500), tick), at(500));
+    assert_eq!(on_tick(epoch, at(60_001), tick), at(60_500));
+    // Before the grid starts (a restored key), and on an absurd tick: unchanged.
+    let before = epoch.checked_sub(Duration::from_secs(1)).unwrap_or(epoch);
+    assert_eq!(on_tick(epoch, before, tick), before);
+    assert_eq!(on_tick(epoch, at(1), Duration::ZERO), at(1));
+    for millis in [3, 250, 777, 59_999, 61_234] {
+        let moved = on_tick(epoch, at(millis), tick);
+        assert!(moved >= at(millis) && moved - at(millis) < tick, "{millis}");
+    }
+}
