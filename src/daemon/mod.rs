@@ -277,6 +277,8 @@ struct Daemon {
     errors: BTreeMap<String, ErrorStatus>,
     /// Webhook arrivals per image not yet carried by a push (for the push-to-commit histogram).
     events: HashMap<String, Instant>,
+    /// When each tracked image's last listing started (events are spaced by [`scheduler::EVENT_SPACING`]).
+    listed: HashMap<String, Instant>,
     images_running: usize,
     repositories_running: usize,
     /// This replica holds the Lease (always without leader election): only then does work start.
@@ -325,6 +327,7 @@ impl Daemon {
             checked: BTreeMap::new(),
             errors: BTreeMap::new(),
             events: HashMap::new(),
+            listed: HashMap::new(),
             images_running: 0,
             repositories_running: 0,
             leader: false,
@@ -352,6 +355,8 @@ impl Daemon {
                 entry.1 = entry.1.min(interval);
                 images
             });
+        let images = &self.images;
+        self.listed.retain(|image, _| images.contains_key(image));
         self.repositories = self
             .config
             .repositories
@@ -497,7 +502,12 @@ impl Daemon {
                 if self.images.contains_key(&image) {
                     tracing::info!(image = %image, "webhook: re-checking the image now");
                     self.events.entry(image.clone()).or_insert(received);
-                    self.scheduler.schedule(Key::Image(image), Instant::now());
+                    let at = scheduler::event_listing_at(
+                        self.listed.get(&image).copied(),
+                        Instant::now(),
+                        scheduler::EVENT_SPACING,
+                    );
+                    self.scheduler.schedule(Key::Image(image), at);
                 } else {
                     tracing::debug!(image = %image, "webhook for an image no policy tracks; ignored");
                 }
@@ -579,6 +589,7 @@ impl Daemon {
                     return;
                 };
                 self.images_running += 1;
+                self.listed.insert(image.clone(), Instant::now());
                 let span = tracing::info_span!("image", image = %image);
                 work.spawn(tracing::Instrument::instrument(
                     async move {

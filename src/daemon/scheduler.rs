@@ -209,6 +209,18 @@ pub fn on_tick(epoch: Instant, at: Instant, tick: Duration) -> Instant {
         .max(at)
 }
 
+/// The least time between the starts of two listings of one image when a webhook event asks for the
+/// second: a stream of events for an image (a flood, or a registry retrying) costs at most one listing
+/// per spacing, whatever its rate, while a push whose image was not listed within the spacing is listed
+/// at once (docs/reliability/load.md).
+pub const EVENT_SPACING: Duration = Duration::from_millis(500);
+
+/// When an event that arrives at `now` lists its image: at once, or `spacing` after the image's
+/// previous listing started (`previous`), whichever is later.
+pub fn event_listing_at(previous: Option<Instant>, now: Instant, spacing: Duration) -> Instant {
+    previous.map_or(now, |started| now.max(started + spacing))
+}
+
 /// Where in `[0, interval)` the first poll of an image falls, spread by `random`, so a start (or a
 /// restart) does not list every registry at once.
 pub fn first_poll(interval: Duration, random: f64) -> Duration {

@@ -230,3 +230,20 @@ fn polls_due_within_one_tick_move_to_the_same_point_and_never_earlier() {
         assert!(moved >= at(millis) && moved - at(millis) < tick, "{millis}");
     }
 }
+
+#[test]
+fn an_event_lists_at_once_unless_the_image_was_listed_within_the_spacing() {
+    let now = Instant::now();
+    let spacing = Duration::from_millis(500);
+    let ms = Duration::from_millis;
+    // Never listed, or listed longer ago than the spacing: now.
+    assert_eq!(event_listing_at(None, now, spacing), now);
+    assert_eq!(event_listing_at(Some(now - ms(800)), now, spacing), now);
+    assert_eq!(event_listing_at(Some(now - ms(500)), now, spacing), now);
+    // Listed 100 ms ago (or still listing): 500 ms after that listing started.
+    assert_eq!(
+        event_listing_at(Some(now - ms(100)), now, spacing),
+        now + ms(400)
+    );
+    assert_eq!(event_listing_at(Some(now), now, spacing), now + spacing);
+}
