@@ -26,8 +26,8 @@ fn main() -> ExitCode {
 }
 
 /// Initializes libgit2 and sets its options: libgit2 waits forever on a server that accepts and then
-/// stalls, and keeps every pack file of an open repository open, unless told otherwise; the values and
-/// why are in `tagwatch::git`. One of the two places the crate allows `unsafe` (see `[lints]` in
+/// stalls, keeps every pack file of an open repository open and caches up to 256 MB of parsed objects,
+/// unless told otherwise; the values and why are in `tagwatch::git`. One of the two places the crate allows `unsafe` (see `[lints]` in
 /// Cargo.toml; the other is `limit_malloc_arenas`).
 #[allow(unsafe_code)]
 fn set_libgit2_options() {
@@ -41,9 +41,10 @@ fn set_libgit2_options() {
         git2::opts::set_server_connect_timeout_in_milliseconds(connect)
             .and_then(|()| git2::opts::set_server_timeout_in_milliseconds(server))
             .and_then(|()| git2::opts::set_mwindow_file_limit(tagwatch::git::MAX_OPEN_PACK_FILES))
+            .and_then(|()| git2::opts::set_cache_max_size(tagwatch::git::MAX_OBJECT_CACHE_BYTES))
     };
     // Only a negative value is refused, and the values are positive.
-    result.expect("libgit2 accepts the network timeouts and the pack file limit");
+    result.expect("libgit2 accepts the network timeouts, the pack file limit and the cache size");
 }
 
 /// The daemon's memory: one glibc malloc arena, and free memory above 128 KiB at the heap's top given

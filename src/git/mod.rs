@@ -112,6 +112,14 @@ pub fn network_timeouts() -> (i32, i32) {
 /// open; 32 covers the packs that [`crate::daemon::MAX_REPOSITORY_WORK`] reconciles at once read from.
 pub const MAX_OPEN_PACK_FILES: usize = 32;
 
+/// The most memory libgit2's object cache holds across every repository of the process. libgit2 keeps
+/// each commit, tree and tag it parses (up to 4 KiB each) for as long as the repository is open, up to
+/// 256 MB by default; the daemon holds its cache clones for days and reads new commits every cycle, so
+/// that cache only grows (the hour's soak: anonymous memory +3.7 MB, docs/reliability/load.md). What a
+/// reconcile reads again soon (the history walk's 1,000 commits of a few repositories, the root trees)
+/// fits in this; beyond it libgit2 evicts entries, and an evicted object is read again from its pack.
+pub const MAX_OBJECT_CACHE_BYTES: isize = 4 * 1024 * 1024;
+
 /// Result of a push that reached the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushOutcome {
