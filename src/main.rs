@@ -25,25 +25,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// Initializes libgit2 and sets its options: libgit2 waits forever on a server that accepts and then
-/// stalls, keeps every pack file of an open repository open and caches up to 256 MB of parsed objects,
-/// unless told otherwise; the values and why are in `tagwatch::git`. One of the two places the crate allows `unsafe` (see `[lints]` in
+/// Initializes libgit2 and sets its options (`tagwatch::git::set_process_options`: network timeouts,
+/// open pack files, object cache). One of the two places the binary allows `unsafe` (see `[lints]` in
 /// Cargo.toml; the other is `limit_malloc_arenas`).
 #[allow(unsafe_code)]
 fn set_libgit2_options() {
-    // SAFETY: these change libgit2's process-global settings, which is only sound while no other thread
-    // uses libgit2. This runs on the thread `main` spawns first, before any other: the async runtime and
+    // SAFETY: this runs on the thread `main` spawns first, before any other: the async runtime and
     // every `spawn_blocking` come later, and nothing in `tagwatch` calls libgit2 before it opens a
-    // `Store`, which first joins this thread (`tagwatch::git::initialized`). So nothing can read the
-    // settings concurrently.
-    let (connect, server) = tagwatch::git::network_timeouts();
-    let result = unsafe {
-        git2::opts::set_server_connect_timeout_in_milliseconds(connect)
-            .and_then(|()| git2::opts::set_server_timeout_in_milliseconds(server))
-            .and_then(|()| git2::opts::set_mwindow_file_limit(tagwatch::git::MAX_OPEN_PACK_FILES))
-            .and_then(|()| git2::opts::set_cache_max_size(tagwatch::git::MAX_OBJECT_CACHE_BYTES))
-    };
-    // Only a negative value is refused, and the values are positive.
+    // `Store`, which first joins this thread (`tagwatch::git::initialized`). So nothing uses libgit2
+    // while the settings change.
+    let result = unsafe { tagwatch::git::set_process_options() };
     result.expect("libgit2 accepts the network timeouts, the pack file limit and the cache size");
 }
 

@@ -22,6 +22,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
+    // The policies' ranges are parsed; the ≈ 3 MB of patterns that parsed them are not kept.
+    crate::policy::semver::release_range_patterns();
     // One thread for the loop, the polls and the reconciles' async steps (their git, scan and plan
     // work runs on the blocking pool, the HTTP server on a thread of its own): threads waking each
     // other for every poll cost more than the polls (BENCHMARKS.md, "Idle daemon, 1,000 policies").
@@ -45,7 +47,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                         _ = terminate.recv() => {}
                         _ = interrupt.recv() => {}
                         _ = hangup.recv() => {
-                            match Config::load(config_path.as_deref(), &environment) {
+                            let loaded = Config::load(config_path.as_deref(), &environment);
+                            crate::policy::semver::release_range_patterns();
+                            match loaded {
                                 Ok(config) => {
                                     tracing::info!("SIGHUP: config loaded; reloading");
                                     let _ = reloads.send(config);

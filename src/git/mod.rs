@@ -36,7 +36,7 @@ pub use error::{ErrorClass, GitError};
 pub use git2::Oid;
 pub use history::{CommitInfo, FileHistory, Person};
 pub use known_hosts::{HostKeyStatus, KnownHosts};
-pub use maintenance::{Consolidated, MAX_PACK_FILES};
+pub use maintenance::{Consolidated, MAX_PACK_FILES, pack_files};
 pub use settings::{
     CommitIdentity, DEFAULT_SSH_USERNAME, DEFAULT_TOKEN_USERNAME, GitAuth, RemoteSettings, Signing,
 };
@@ -119,6 +119,39 @@ pub const MAX_OPEN_PACK_FILES: usize = 32;
 /// reconcile reads again soon (the history walk's 1,000 commits of a few repositories, the root trees)
 /// fits in this; beyond it libgit2 evicts entries, and an evicted object is read again from its pack.
 pub const MAX_OBJECT_CACHE_BYTES: isize = 4 * 1024 * 1024;
+
+/// After this many pack files more than it had when it was opened, a cache clone is opened again
+/// ([`Store::reopen_if_grown`]). libgit2 gives every pack file of an open repository a cache of the
+/// delta bases it unpacked (up to 16 MB each, `GIT_PACK_CACHE_MEMORY_LIMIT` in its `pack.h`), freed
+/// only with the repository, and each fetch that brings a commit adds a pack: without this, what a
+/// clone keeps grows with every fetched pack until [`MAX_PACK_FILES`] consolidates it. The soak's
+/// packs (a human's one-file notes) are too small to show it: 10 minutes with a human commit every
+/// 5 s grew anonymous memory by 0.7 MB with this and 0.9 MB without (docs/reliability/load.md); it
+/// bounds clones whose fetched packs carry large trees. Opening a clone again costs a few `open`s and
+/// the objects libgit2 had parsed, which the next reconcile reads again.
+pub const REOPEN_AFTER_PACKS: usize = 8;
+
+/// Gives libgit2 its process-wide settings: the [`network_timeouts`] (without them libgit2 waits for
+/// ever on a server that accepts and then stalls), [`MAX_OPEN_PACK_FILES`] and
+/// [`MAX_OBJECT_CACHE_BYTES`]. `tagwatch`'s `main` calls it on the thread it hands to
+/// [`initializing`]; the integration-test binary before its `main`.
+///
+/// # Safety
+/// libgit2's settings are plain globals: the caller makes sure no other thread uses libgit2 while this
+/// runs (in `tagwatch`, nothing calls libgit2 before a [`Store`] is opened, and [`Store::open`] waits
+/// for the thread handed to [`initializing`]).
+#[allow(unsafe_code)]
+pub unsafe fn set_process_options() -> Result<(), git2::Error> {
+    let (connect, server) = network_timeouts();
+    // SAFETY: the caller's promise above; the values are all positive, the only ones refused being
+    // negative.
+    unsafe {
+        git2::opts::set_server_connect_timeout_in_milliseconds(connect)?;
+        git2::opts::set_server_timeout_in_milliseconds(server)?;
+        git2::opts::set_mwindow_file_limit(MAX_OPEN_PACK_FILES)?;
+        git2::opts::set_cache_max_size(MAX_OBJECT_CACHE_BYTES)
+    }
+}
 
 /// Result of a push that reached the server.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -26,6 +26,8 @@ pub struct Store {
     settings: RemoteSettings,
     repository: Repository,
     directory: PathBuf,
+    /// Pack files in the clone when `repository` was opened ([`Store::reopen_if_grown`]).
+    packs_at_open: usize,
     _lock: CacheLock,
 }
 
@@ -126,9 +128,11 @@ impl Store {
         let repository = open_or_init_bare(&directory, settings)?;
         remove_stale_lock_files(&directory);
         remote::configure(&repository, settings)?;
+        let packs_at_open = super::maintenance::pack_files(&directory).len();
         Ok(Store {
             settings: settings.clone(),
             repository,
+            packs_at_open,
             directory,
             _lock: lock,
         })
@@ -163,8 +167,24 @@ impl Store {
             let reopened = open_bare(&self.directory)
                 .map_err(self.local("open the consolidated cache clone"))?;
             self.repository = reopened;
+            self.packs_at_open = super::maintenance::pack_files(&self.directory).len();
         }
         Ok(consolidated)
+    }
+
+    /// Opens the clone again when it holds [`super::REOPEN_AFTER_PACKS`] pack files more than when it
+    /// was opened, which frees what libgit2 keeps per open pack (its delta-base cache); the number of
+    /// pack files when it did, `None` when it did not need to. On an error the open repository stays.
+    pub fn reopen_if_grown(&mut self) -> Result<Option<usize>, GitError> {
+        let packs = super::maintenance::pack_files(&self.directory).len();
+        if packs < self.packs_at_open + super::REOPEN_AFTER_PACKS {
+            return Ok(None);
+        }
+        let reopened =
+            open_bare(&self.directory).map_err(self.local("open the cache clone again"))?;
+        self.repository = reopened;
+        self.packs_at_open = packs;
+        Ok(Some(packs))
     }
 
     /// Every regular file (mode 100644 / 100755) under `paths` in `commit`'s tree, sorted by path.

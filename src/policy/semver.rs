@@ -13,7 +13,7 @@ mod version;
 
 use std::cmp::Ordering;
 use std::fmt;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use regex::{Captures, Regex};
 
@@ -89,8 +89,12 @@ static SOURCES: LazyLock<Sources> = LazyLock::new(|| {
     }
 });
 
+/// The patterns of range parsing ([`Range::parse`]). Together they take about 3 MB (the bounded
+/// repetitions make large automata, and each thread that matches keeps its own caches), and a process
+/// needs them only while it loads policies: so they are compiled on first use, shared by every parse
+/// until [`release_range_patterns`], and compiled again if a range is parsed after that. Tags are
+/// matched without them ([`Version::parse`] is hand-written).
 struct Patterns {
-    full: LazyLock<Regex>,
     build_strip: LazyLock<Regex>,
     build: LazyLock<Regex>,
     hyphen_range: LazyLock<Regex>,
@@ -112,40 +116,68 @@ fn compile(source: String) -> Regex {
     Regex::new(&safe(&source)).expect("node-semver regex compiles")
 }
 
-/// Each pattern is compiled the first time it is used: a process that parses one range pays for the
-/// few it needs, not for all of them (20–25 ms at start-up otherwise).
-static PATTERNS: Patterns = Patterns {
-    full: LazyLock::new(|| compile(format!("^{}$", SOURCES.full_plain))),
-    // Range strips build metadata with the unbounded source regex, everything else uses safe ones.
-    build_strip: LazyLock::new(|| {
-        Regex::new(&SOURCES.build.replace(r"\d", "[0-9]")).expect("regex compiles")
-    }),
-    build: LazyLock::new(|| compile(SOURCES.build.clone())),
-    hyphen_range: LazyLock::new(|| {
-        compile(format!(
-            r"^\s*({xr})\s+-\s+({xr})\s*$",
-            xr = SOURCES.xrange_plain
-        ))
-    }),
-    comparator_trim: LazyLock::new(|| {
-        compile(format!(
-            r"(\s*){}\s*({}|{})",
-            SOURCES.gtlt, SOURCES.loose_plain, SOURCES.xrange_plain
-        ))
-    }),
-    tilde_trim: LazyLock::new(|| compile(r"(\s*)(?:~>?)\s+".to_string())),
-    caret_trim: LazyLock::new(|| compile(r"(\s*)(?:\^)\s+".to_string())),
-    tilde: LazyLock::new(|| compile(format!("^(?:~>?){}$", SOURCES.xrange_plain))),
-    caret: LazyLock::new(|| compile(format!(r"^(?:\^){}$", SOURCES.xrange_plain))),
-    xrange: LazyLock::new(|| compile(format!(r"^{}\s*{}$", SOURCES.gtlt, SOURCES.xrange_plain))),
-    star: LazyLock::new(|| compile(r"(<|>)?=?\s*\*".to_string())),
-    gte0: LazyLock::new(|| compile(r"^\s*>=\s*0\.0\.0\s*$".to_string())),
-    gte0_pre: LazyLock::new(|| compile(r"^\s*>=\s*0\.0\.0-0\s*$".to_string())),
-    comparator: LazyLock::new(|| {
-        compile(format!(r"^{}\s*({})$|^$", SOURCES.gtlt, SOURCES.full_plain))
-    }),
-    whitespace: LazyLock::new(|| Regex::new(r"\s+").expect("regex compiles")),
-};
+/// node-semver's `FULL`: a version; only [`Version::parse_with_regex`] uses it, the proof of the
+/// hand-written [`Version::parse`].
+static FULL: LazyLock<Regex> = LazyLock::new(|| compile(format!("^{}$", SOURCES.full_plain)));
+
+/// The range patterns while they are held (see [`Patterns`]).
+static RANGE_PATTERNS: Mutex<Option<Arc<Patterns>>> = Mutex::new(None);
+
+/// The range patterns, compiled if released (each pattern still on its first use: a process that
+/// parses one range pays for the few it needs, not for all of them — 20–25 ms otherwise).
+fn range_patterns() -> Arc<Patterns> {
+    let mut held = RANGE_PATTERNS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    Arc::clone(held.get_or_insert_with(|| Arc::new(Patterns::new())))
+}
+
+/// Frees the range patterns (and every thread's matching caches of them); the next
+/// [`Range::parse`] compiles them again. The daemon calls it after loading its policies: parsed
+/// ranges do not need them, and a long-lived process would otherwise keep ≈ 3 MB for the next reload.
+pub fn release_range_patterns() {
+    RANGE_PATTERNS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take();
+}
+
+impl Patterns {
+    fn new() -> Patterns {
+        Patterns {
+            build_strip: LazyLock::new(|| {
+                Regex::new(&SOURCES.build.replace(r"\d", "[0-9]")).expect("regex compiles")
+            }),
+            build: LazyLock::new(|| compile(SOURCES.build.clone())),
+            hyphen_range: LazyLock::new(|| {
+                compile(format!(
+                    r"^\s*({xr})\s+-\s+({xr})\s*$",
+                    xr = SOURCES.xrange_plain
+                ))
+            }),
+            comparator_trim: LazyLock::new(|| {
+                compile(format!(
+                    r"(\s*){}\s*({}|{})",
+                    SOURCES.gtlt, SOURCES.loose_plain, SOURCES.xrange_plain
+                ))
+            }),
+            tilde_trim: LazyLock::new(|| compile(r"(\s*)(?:~>?)\s+".to_string())),
+            caret_trim: LazyLock::new(|| compile(r"(\s*)(?:\^)\s+".to_string())),
+            tilde: LazyLock::new(|| compile(format!("^(?:~>?){}$", SOURCES.xrange_plain))),
+            caret: LazyLock::new(|| compile(format!(r"^(?:\^){}$", SOURCES.xrange_plain))),
+            xrange: LazyLock::new(|| {
+                compile(format!(r"^{}\s*{}$", SOURCES.gtlt, SOURCES.xrange_plain))
+            }),
+            star: LazyLock::new(|| compile(r"(<|>)?=?\s*\*".to_string())),
+            gte0: LazyLock::new(|| compile(r"^\s*>=\s*0\.0\.0\s*$".to_string())),
+            gte0_pre: LazyLock::new(|| compile(r"^\s*>=\s*0\.0\.0-0\s*$".to_string())),
+            comparator: LazyLock::new(|| {
+                compile(format!(r"^{}\s*({})$|^$", SOURCES.gtlt, SOURCES.full_plain))
+            }),
+            whitespace: LazyLock::new(|| Regex::new(r"\s+").expect("regex compiles")),
+        }
+    }
+}
 
 // ---- ranges ----------------------------------------------------------------------------------------
 
@@ -178,13 +210,12 @@ pub struct Range {
 impl Range {
     /// `new Range(text, { includePrerelease })`.
     pub fn parse(text: &str, include_prerelease: bool) -> Result<Range, SemverError> {
-        let raw = PATTERNS
-            .whitespace
-            .replace_all(js_trim(text), " ")
-            .into_owned();
+        let patterns = range_patterns();
+        let p = patterns.as_ref();
+        let raw = p.whitespace.replace_all(js_trim(text), " ").into_owned();
         let mut sets = Vec::new();
         for part in raw.split("||") {
-            let set = parse_set(js_trim(part), include_prerelease, &raw)?;
+            let set = parse_set(p, js_trim(part), include_prerelease, &raw)?;
             if !set.is_empty() {
                 sets.push(set);
             }
@@ -258,16 +289,13 @@ impl fmt::Display for Range {
 }
 
 impl Comparator {
-    fn parse(text: &str, range: &str) -> Result<Comparator, SemverError> {
-        let collapsed = js_split_whitespace(js_trim(text)).join(" ");
+    fn parse(p: &Patterns, text: &str, range: &str) -> Result<Comparator, SemverError> {
+        let collapsed = js_split_whitespace(p, js_trim(text)).join(" ");
         let invalid = || SemverError::InvalidComparator {
             range: range.to_string(),
             comparator: collapsed.clone(),
         };
-        let captures = PATTERNS
-            .comparator
-            .captures(&collapsed)
-            .ok_or_else(invalid)?;
+        let captures = p.comparator.captures(&collapsed).ok_or_else(invalid)?;
         let operator = match captures.get(1).map_or("", |m| m.as_str()) {
             "" | "=" => Operator::Equal,
             "<" => Operator::Less,
@@ -321,11 +349,11 @@ fn is_null_set(comparator: &Comparator) -> bool {
 
 /// `Range.parseRange`: one `||` alternative into its comparators.
 fn parse_set(
+    p: &Patterns,
     text: &str,
     include_prerelease: bool,
     raw: &str,
 ) -> Result<Vec<Comparator>, SemverError> {
-    let p = &PATTERNS;
     let text = p.build_strip.replace_all(text, "");
     let text = replace_first(&p.hyphen_range, &text, |c| {
         hyphen_replace(c, include_prerelease)
@@ -337,8 +365,9 @@ fn parse_set(
 
     let mut rewritten = Vec::new();
     for comparator in text.split(' ') {
-        rewritten
-            .push(parse_comparator(comparator, include_prerelease).map_err(|()| too_large(raw))?);
+        rewritten.push(
+            parse_comparator(p, comparator, include_prerelease).map_err(|()| too_large(raw))?,
+        );
     }
     let joined = rewritten.join(" ");
     let gte0 = if include_prerelease {
@@ -348,9 +377,9 @@ fn parse_set(
     };
 
     let mut comparators: Vec<Comparator> = Vec::new();
-    for piece in js_split_whitespace(&joined) {
+    for piece in js_split_whitespace(p, &joined) {
         let piece = gte0.replace(js_trim(piece), "");
-        let comparator = Comparator::parse(&piece, raw)?;
+        let comparator = Comparator::parse(p, &piece, raw)?;
         if is_null_set(&comparator) {
             return Ok(vec![comparator]);
         }
@@ -372,25 +401,28 @@ fn too_large(range: &str) -> SemverError {
 }
 
 /// `parseComparator`: carets, tildes, x-ranges, stars.
-fn parse_comparator(text: &str, include_prerelease: bool) -> Result<String, ()> {
-    let p = &PATTERNS;
+fn parse_comparator(p: &Patterns, text: &str, include_prerelease: bool) -> Result<String, ()> {
     let text = p.build.replace(text, "").into_owned();
-    let text = map_pieces(js_trim(&text), |piece| {
+    let text = map_pieces(p, js_trim(&text), |piece| {
         replace_first(&p.caret, piece, |c| caret(c, include_prerelease))
     })?;
-    let text = map_pieces(js_trim(&text), |piece| {
+    let text = map_pieces(p, js_trim(&text), |piece| {
         replace_first(&p.tilde, piece, |c| tilde(c, include_prerelease))
     })?;
     // replaceXRanges splits without trimming first.
-    let text = map_pieces(&text, |piece| {
+    let text = map_pieces(p, &text, |piece| {
         let piece = js_trim(piece);
         replace_first(&p.xrange, piece, |c| xrange(c, piece, include_prerelease))
     })?;
     Ok(p.star.replace(js_trim(&text), "").into_owned())
 }
 
-fn map_pieces(text: &str, mut each: impl FnMut(&str) -> Result<String, ()>) -> Result<String, ()> {
-    let pieces: Result<Vec<String>, ()> = js_split_whitespace(text)
+fn map_pieces(
+    p: &Patterns,
+    text: &str,
+    mut each: impl FnMut(&str) -> Result<String, ()>,
+) -> Result<String, ()> {
+    let pieces: Result<Vec<String>, ()> = js_split_whitespace(p, text)
         .into_iter()
         .map(&mut each)
         .collect();
@@ -596,8 +628,8 @@ fn js_trim(text: &str) -> &str {
 }
 
 /// JavaScript's `text.split(/\s+/)`: empty strings at the ends are kept.
-fn js_split_whitespace(text: &str) -> Vec<&str> {
-    PATTERNS.whitespace.split(text).collect()
+fn js_split_whitespace<'t>(p: &Patterns, text: &'t str) -> Vec<&'t str> {
+    p.whitespace.split(text).collect()
 }
 
 #[cfg(test)]

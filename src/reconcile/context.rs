@@ -672,34 +672,53 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
         policies: Vec<&Policy>,
         now: DateTime<Utc>,
     ) -> BTreeMap<String, Result<Resolution, Problem>> {
-        let work = policies.into_iter().map(|policy| {
-            let span = tracing::info_span!("policy", policy = %policy.name, image = %policy.image.name());
-            async move {
-                let result = self.resolution(policy, now).await;
-                if let Err(error) = &result {
-                    tracing::warn!(class = %error.class(), error = %crate::reconcile::chain(error.as_ref()), "policy not resolved");
-                }
-                (
-                    policy.name.clone(),
-                    result.map_err(|error| Problem {
-                        repository: repository.to_string(),
-                        scope: Scope::Policy(policy.name.clone()),
-                        error,
-                    }),
-                )
+        // Each policy's future is made when one of the MAX_CONCURRENT_RESOLUTIONS places is free
+        // (collecting all of them first held 1,000 futures of ≈ 14 KB each, one 13.7 MB block,
+        // during every reconcile of a 1,000-policy repository). A loop rather than
+        // `stream::iter(..).map(..).buffer_unordered(..)`: a closure in the future's type makes it
+        // not `Send` for every lifetime the daemon's spawned task needs.
+        let mut waiting = policies.into_iter();
+        let mut running = futures_util::stream::FuturesUnordered::new();
+        let mut resolutions = BTreeMap::new();
+        loop {
+            while running.len() < MAX_CONCURRENT_RESOLUTIONS
+                && let Some(policy) = waiting.next()
+            {
+                running.push(self.resolve_one(repository, policy, now));
             }
-            .instrument(span)
-        });
-        // Collected first: a lazy `map` would keep the closure in the future's type, which is then not
-        // `Send` for every lifetime the daemon's spawned task needs.
-        let work: Vec<_> = work.collect();
-        futures_util::StreamExt::collect::<BTreeMap<_, _>>(
-            futures_util::StreamExt::buffer_unordered(
-                futures_util::stream::iter(work),
-                MAX_CONCURRENT_RESOLUTIONS,
-            ),
-        )
-        .await
+            match futures_util::StreamExt::next(&mut running).await {
+                Some((name, result)) => {
+                    resolutions.insert(name, result);
+                }
+                None => return resolutions,
+            }
+        }
+    }
+
+    /// One policy of [`Self::resolve_all`], in its span; a failure is logged and kept as a problem.
+    fn resolve_one<'a>(
+        &'a self,
+        repository: &'a str,
+        policy: &'a Policy,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = (String, Result<Resolution, Problem>)> + 'a {
+        let span =
+            tracing::info_span!("policy", policy = %policy.name, image = %policy.image.name());
+        async move {
+            let result = self.resolution(policy, now).await;
+            if let Err(error) = &result {
+                tracing::warn!(class = %error.class(), error = %crate::reconcile::chain(error.as_ref()), "policy not resolved");
+            }
+            (
+                policy.name.clone(),
+                result.map_err(|error| Problem {
+                    repository: repository.to_string(),
+                    scope: Scope::Policy(policy.name.clone()),
+                    error,
+                }),
+            )
+        }
+        .instrument(span)
     }
 
     /// `config` creation times for `order: newest` comparisons (each bounded by the resolve deadline).

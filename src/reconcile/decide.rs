@@ -84,8 +84,10 @@ pub enum Owner<'p> {
     Ambiguous(Vec<&'p Policy>),
 }
 
-/// The policies that apply to one repository, looked up by image: built once per decision, so matching
-/// a target costs a hash lookup, not a pass over every policy (20,000 targets × 1,000 policies).
+/// The policies that apply to one repository, looked up by image, so matching a target costs a hash
+/// lookup, not a pass over every policy (20,000 targets × 1,000 policies). Built once for the
+/// gathering of a repository ([`needed_policies`], [`needed_created_times`]) and once in [`decide`],
+/// which runs on a blocking thread that cannot borrow the gatherer's.
 pub struct PolicyIndex<'p> {
     policies: &'p [Policy],
     repository: String,
@@ -179,23 +181,18 @@ fn owners_by_image<'i>(target: &Target, index: &'i PolicyIndex<'_>) -> Cow<'i, [
 }
 
 /// The policies whose choice the targets of `files` need, in first-use order.
-pub fn needed_policies<'p>(
-    files: &[ScannedFile],
-    policies: &'p [Policy],
-    repository: &str,
-) -> Vec<&'p Policy> {
+pub fn needed_policies<'p>(files: &[ScannedFile], index: &PolicyIndex<'p>) -> Vec<&'p Policy> {
     // The same policy is the same element of `policies` (names are unique).
     fn add<'p>(needed: &mut Vec<&'p Policy>, policy: &'p Policy) {
         if !needed.iter().any(|known| std::ptr::eq(*known, policy)) {
             needed.push(policy);
         }
     }
-    let index = PolicyIndex::new(policies, repository);
     // Each file's policies in first-use order, on all cores; then merged in file order.
     let per_file = super::parallel::map(files, |file| {
         let mut needed = Vec::new();
         for target in &file.discovery.targets {
-            if let Owner::Policy(policy) = owner(target, &index) {
+            if let Owner::Policy(policy) = owner(target, index) {
                 add(&mut needed, policy);
             }
         }
@@ -212,22 +209,21 @@ pub fn needed_policies<'p>(
 /// policies will compare: each target's current tag and any tag a human reverted from.
 pub fn needed_created_times(
     files: &[ScannedFile],
-    policies: &[Policy],
-    repository: &str,
+    index: &PolicyIndex<'_>,
     resolutions: &BTreeMap<String, Result<Resolution, Problem>>,
     history: &Result<Written, Problem>,
 ) -> Vec<(String, String)> {
     let mut needed = Vec::new();
-    if !policies
+    if !index
+        .policies
         .iter()
         .any(|policy| matches!(policy.order, Order::Newest))
     {
         return needed;
     }
-    let index = PolicyIndex::new(policies, repository);
     for file in files {
         for target in &file.discovery.targets {
-            let Owner::Policy(policy) = owner(target, &index) else {
+            let Owner::Policy(policy) = owner(target, index) else {
                 continue;
             };
             if !matches!(policy.order, Order::Newest) {

@@ -68,7 +68,8 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
         let history = history
             .map_err(|error| Problem::new(name, Scope::Repository, ReconcileError::History(error)));
         let config = Arc::clone(self.config_arc());
-        let needed = decide::needed_policies(&scan.files, &config.policies, name);
+        let index = decide::PolicyIndex::new(&config.policies, name);
+        let needed = decide::needed_policies(&scan.files, &index);
         let (promoting, plain): (Vec<&Policy>, Vec<&Policy>) = needed
             .into_iter()
             .partition(|policy| policy.promotion.is_some());
@@ -93,13 +94,8 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
                 }
             }
         }
-        let needed_created = decide::needed_created_times(
-            &scan.files,
-            &config.policies,
-            name,
-            &resolutions,
-            &history,
-        );
+        let needed_created =
+            decide::needed_created_times(&scan.files, &index, &resolutions, &history);
         let created = self.created_times(name, needed_created).await;
         let repository = repository.clone();
         let incomplete = scan.incomplete;
@@ -429,8 +425,9 @@ fn free_aside(scan: Scan) {
 
 /// The store behind its lock (a panicked holder leaves nothing half-done in a store: every write is a
 /// new object).
-/// Keeps a long-lived cache clone at a bounded number of pack files. A failure is logged and changes
-/// nothing (the old packs stay); the reconcile goes on.
+/// Keeps a long-lived cache clone at a bounded number of pack files, and what libgit2 keeps per open
+/// pack bounded ([`Store::reopen_if_grown`]). A failure is logged and changes nothing (the old packs
+/// stay); the reconcile goes on.
 fn consolidate(store: &mut Store) {
     match store.consolidate() {
         Ok(Some(done)) => tracing::info!(
@@ -439,7 +436,14 @@ fn consolidate(store: &mut Store) {
             removed_files = done.removed_files,
             "cache clone consolidated into one pack"
         ),
-        Ok(None) => {}
+        Ok(None) => match store.reopen_if_grown() {
+            Ok(Some(packs)) => tracing::debug!(packs, "cache clone opened again"),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(
+                error = %crate::reconcile::chain(&error),
+                "the cache clone could not be opened again; the open one stays"
+            ),
+        },
         Err(error) => tracing::warn!(
             error = %crate::reconcile::chain(&error),
             "the cache clone could not be consolidated; it keeps its pack files"

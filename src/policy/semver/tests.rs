@@ -80,3 +80,13 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn ranges_parse_the_same_after_the_patterns_are_released() {
+    let before = Range::parse(">=1.2.3 <2 || ~3.4 || 5.x - 6.1", false).unwrap();
+    super::release_range_patterns();
+    let after = Range::parse(">=1.2.3 <2 || ~3.4 || 5.x - 6.1", false).unwrap();
+    assert_eq!(before, after);
+    assert!(after.test(&Version::parse("3.4.9").unwrap()));
+    assert!(!after.test(&Version::parse("3.5.0").unwrap()));
+}

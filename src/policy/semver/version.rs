@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use super::{MAX_LENGTH, MAX_SAFE_INTEGER, PATTERNS, SemverError, js_trim};
+use super::{FULL, MAX_LENGTH, MAX_SAFE_INTEGER, SemverError, js_trim};
 
 /// A version as node-semver parses it (strict mode).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +41,7 @@ impl Version {
         if text.chars().count() > MAX_LENGTH {
             return Err(invalid());
         }
-        let captures = PATTERNS.full.captures(js_trim(text)).ok_or_else(invalid)?;
+        let captures = FULL.captures(js_trim(text)).ok_or_else(invalid)?;
         let component = |index: usize| -> Result<u64, SemverError> {
             // The regex guarantees digits; a too-long number is above MAX_SAFE_INTEGER anyway.
             match captures[index].parse::<u64>() {

@@ -559,10 +559,11 @@ fn needed_policies_and_created_times_follow_ownership() {
         &pod(&["r.io/acme/app:main-old", "r.io/acme/other:1"]),
     )];
     let policies = vec![newest_policy("app")];
-    let needed = needed_policies(&files, &policies, "prod");
+    let index = PolicyIndex::new(&policies, "prod");
+    let needed = needed_policies(&files, &index);
     assert_eq!(needed.len(), 1);
     let resolutions = BTreeMap::from([("app".to_string(), chose("main-abc"))]);
-    let times = needed_created_times(&files, &policies, "prod", &resolutions, &Ok(written));
+    let times = needed_created_times(&files, &index, &resolutions, &Ok(written));
     assert_eq!(
         times,
         vec![

@@ -430,33 +430,44 @@ fn a_shallow_clone_fetches_only_what_is_new() {
 /// where it was) and a local remote.
 #[test]
 fn a_clone_with_many_packs_is_consolidated_into_one_and_keeps_working() {
+    on_both_kinds_of_clone(consolidates);
+}
+
+/// Runs `check(cache, settings, bare remote)` on a shallow clone over HTTP and on a full clone of a
+/// local remote.
+fn on_both_kinds_of_clone(check: fn(&Path, &RemoteSettings, &Path)) {
     let (server, bare) = http_remote_with_commits(3);
     let root = tempfile::tempdir().unwrap();
-    consolidates(root.path(), &basic_settings(&server).with_depth(2), &bare);
+    check(root.path(), &basic_settings(&server).with_depth(2), &bare);
 
     let root = tempfile::tempdir().unwrap();
     let (bare, url) = local_remote(root.path());
-    consolidates(
+    check(
         &root.path().join("cache"),
         &RemoteSettings::new(url, "main"),
         &bare,
     );
 }
 
-fn consolidates(cache: &Path, settings: &RemoteSettings, bare: &Path) {
-    let packs = |store: &Store| {
-        std::fs::read_dir(store.directory().join("objects/pack"))
+/// `store` reads `README.md` at `head` as `readme`, and its history from `head` holds `ours`.
+fn still_reads(store: &Store, head: Oid, readme: &str, ours: &str) {
+    assert_eq!(
+        store
+            .file_at(head, "README.md", MAX_BYTES)
             .unwrap()
-            .filter(|entry| {
-                entry
-                    .as_ref()
-                    .unwrap()
-                    .path()
-                    .extension()
-                    .is_some_and(|extension| extension == "pack")
-            })
-            .count()
-    };
+            .unwrap(),
+        readme.as_bytes()
+    );
+    let (recent, _) = store.recent_commits(head, 1_000).unwrap();
+    assert!(recent.iter().any(|commit| commit.id.to_string() == ours));
+}
+
+/// The pack files in `store`'s clone.
+fn pack_count(store: &Store) -> usize {
+    tagwatch::git::pack_files(store.directory()).len()
+}
+
+fn consolidates(cache: &Path, settings: &RemoteSettings, bare: &Path) {
     let loose = |store: &Store| {
         std::fs::read_dir(store.directory().join("objects"))
             .unwrap()
@@ -471,18 +482,18 @@ fn consolidates(cache: &Path, settings: &RemoteSettings, bare: &Path) {
     assert!(loose(&store) > 0);
     let mut head = Oid::from_str(&ours).unwrap();
     let mut fetches = 0;
-    while packs(&store) <= tagwatch::git::MAX_PACK_FILES {
+    while pack_count(&store) <= tagwatch::git::MAX_PACK_FILES {
         let human = human_commit(bare, "main", "README.md", &format!("{fetches}\n"), "docs");
         head = store.fetch("main").unwrap().unwrap();
         assert_eq!(head.to_string(), human);
         fetches += 1;
         assert!(fetches < 200, "fetches add no pack files");
     }
-    let before = packs(&store);
+    let before = pack_count(&store);
     let done = store.consolidate().unwrap().expect("over the limit");
     assert_eq!(done.packs_before, before);
     assert!(done.objects > 0);
-    assert_eq!(packs(&store), 1, "one pack");
+    assert_eq!(pack_count(&store), 1, "one pack");
     assert_eq!(loose(&store), 0, "no loose objects");
     assert!(
         !store.directory().join("tagwatch-verify").exists(),
@@ -496,15 +507,7 @@ fn consolidates(cache: &Path, settings: &RemoteSettings, bare: &Path) {
     assert_eq!(store.consolidate().unwrap(), None, "nothing more to do");
 
     // Everything still reads: the files at the head, our commit in the history.
-    assert_eq!(
-        store
-            .file_at(head, "README.md", MAX_BYTES)
-            .unwrap()
-            .unwrap(),
-        format!("{}\n", fetches - 1).as_bytes()
-    );
-    let (recent, _) = store.recent_commits(head, 1_000).unwrap();
-    assert!(recent.iter().any(|commit| commit.id.to_string() == ours));
+    still_reads(&store, head, &format!("{}\n", fetches - 1), &ours);
     // And it still fetches, commits and pushes.
     let human = human_commit(bare, "main", "README.md", "after\n", "docs");
     let head = store.fetch("main").unwrap().unwrap();
@@ -558,4 +561,44 @@ fn http_remote_with_commits(commits: usize) -> (GitHttpServer, PathBuf) {
         human_commit(&bare, "main", "README.md", &format!("{n}\n"), "docs");
     }
     (server, bare)
+}
+
+#[test]
+fn a_clone_is_opened_again_after_it_gained_reopen_after_packs_pack_files_and_keeps_working() {
+    on_both_kinds_of_clone(reopens);
+}
+
+fn reopens(cache: &Path, settings: &RemoteSettings, bare: &Path) {
+    let (mut store, head) = open_and_fetch(cache, settings).unwrap();
+    let ours = bump_and_push(&store, head, "1.0.1");
+    let mut head = Oid::from_str(&ours).unwrap();
+    let mut fetches = 0;
+    // Each human commit fetched is one more pack; the store is opened again exactly when the clone
+    // holds REOPEN_AFTER_PACKS more than when it was opened, and counts from there.
+    let mut reopened_at = Vec::new();
+    while reopened_at.len() < 2 {
+        let human = human_commit(bare, "main", "README.md", &format!("{fetches}\n"), "docs");
+        head = store.fetch("main").unwrap().unwrap();
+        assert_eq!(head.to_string(), human);
+        fetches += 1;
+        assert!(fetches < 100, "fetches add no pack files");
+        if let Some(count) = store.reopen_if_grown().unwrap() {
+            assert_eq!(count, pack_count(&store));
+            reopened_at.push(count);
+        }
+    }
+    // The clone was opened empty (no pack), before its first fetch.
+    assert_eq!(
+        reopened_at,
+        vec![
+            tagwatch::git::REOPEN_AFTER_PACKS,
+            2 * tagwatch::git::REOPEN_AFTER_PACKS
+        ]
+    );
+    assert_eq!(store.reopen_if_grown().unwrap(), None, "nothing more to do");
+    // The reopened store reads, walks the history, commits and pushes.
+    still_reads(&store, head, &format!("{}\n", fetches - 1), &ours);
+    let commit = bump_and_push(&store, head, "1.0.2");
+    assert_eq!(remote_head(bare), commit);
+    assert!(remote_file(bare, SEED_FILE).contains(":1.0.2"));
 }

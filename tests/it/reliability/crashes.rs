@@ -123,7 +123,7 @@ async fn kill_9_at_every_push_point_then_a_restart_ends_as_an_uninterrupted_run(
     assert_eq!(show(&reference, "apps/web.yaml"), web(&host, "2.0.0"));
     let bot = bot_commits(&reference);
 
-    for (index, point) in PUSH_POINTS.iter().enumerate() {
+    for (index, point) in push_points().iter().enumerate() {
         // Restarted with run --once.
         let name = format!("once-{index}");
         let bare = copy_repo(&template, &name);

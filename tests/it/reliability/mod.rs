@@ -26,17 +26,17 @@ pub const GIT_PASSWORD: &str = "remote-Pa55-7b1c";
 /// The author of tagwatch's commits in these tests.
 pub const BOT_EMAIL: &str = "bot@example.com";
 
-/// The fault points of a push-mode write-back, in the order it meets them (`tagwatch::fault::POINTS`):
-/// where a crash test kills the process and where a human pushes in between.
-pub const PUSH_POINTS: &[&str] = &[
-    "before-commit",
-    "blob-written",
-    "commit-created",
-    "before-push",
-    "push-started",
-    "push-done",
-    "after-push",
-];
+/// The fault points of a push-mode write-back, in the order it meets them: `tagwatch::fault::POINTS`
+/// up to and with `after-push` (so the two lists cannot drift apart); where a crash test kills the
+/// process and where a human pushes in between.
+pub fn push_points() -> &'static [&'static str] {
+    let points = tagwatch::fault::POINTS;
+    let end = points
+        .iter()
+        .position(|point| *point == "after-push")
+        .expect("`after-push` is a fault point");
+    &points[..=end]
+}
 
 /// The fault points of opening a pull request, in order.
 pub const OPEN_POINTS: &[&str] = &[

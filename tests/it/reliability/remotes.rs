@@ -288,7 +288,7 @@ async fn a_human_pushing_during_every_push_phase_loses_nothing() {
     let registry = registry_with(&["1.0.0", "1.2.0"]).await;
     let host = registry.host.clone();
     let server = git_server();
-    for (index, point) in PUSH_POINTS.iter().enumerate() {
+    for (index, point) in push_points().iter().enumerate() {
         let root = tempfile::tempdir().unwrap();
         let name = format!("phase-{index}");
         let bare = server.create_repo(&name);
