@@ -24,6 +24,17 @@ use git2::{Repository, Revwalk, Sort};
 /// the repository costs.
 pub const MAX_PACK_FILES: usize = 32;
 
+/// What [`super::Store::maintain`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Maintenance {
+    /// Nothing was needed.
+    Nothing,
+    /// The object database was rewritten into one pack and the clone opened again.
+    Consolidated(Consolidated),
+    /// The clone was opened again; it holds `packs` pack files.
+    Reopened { packs: usize },
+}
+
 /// What [`consolidate`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Consolidated {
@@ -52,18 +63,14 @@ pub fn pack_files(directory: &Path) -> Vec<PathBuf> {
     packs
 }
 
-/// Rewrites the object database of the bare clone at `directory` (opened as `repository`) into one
-/// pack when it holds more than `max_packs` pack files; `None` when it did not need to. The caller
-/// must drop `repository` and open the clone again afterwards.
+/// Rewrites the object database of the bare clone at `directory` (opened as `repository`, holding the
+/// pack files `old_packs`, as [`pack_files`] lists them) into one pack. The caller decides when (more
+/// than [`MAX_PACK_FILES`]) and must drop `repository` and open the clone again afterwards.
 pub fn consolidate(
     repository: &Repository,
     directory: &Path,
-    max_packs: usize,
-) -> Result<Option<Consolidated>, git2::Error> {
-    let old_packs = pack_files(directory);
-    if old_packs.len() <= max_packs {
-        return Ok(None);
-    }
+    old_packs: &[PathBuf],
+) -> Result<Consolidated, git2::Error> {
     let tips = reference_tips(repository)?;
     let mut builder = repository.packbuilder()?;
     if !tips.is_empty() {
@@ -95,11 +102,11 @@ pub fn consolidate(
         }
     }
     removed_files += remove_loose_objects(&directory.join("objects"));
-    Ok(Some(Consolidated {
+    Ok(Consolidated {
         packs_before: old_packs.len(),
         objects,
         removed_files,
-    }))
+    })
 }
 
 /// The commits every reference points to (directly or through an annotated tag).

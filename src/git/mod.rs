@@ -36,7 +36,7 @@ pub use error::{ErrorClass, GitError};
 pub use git2::Oid;
 pub use history::{CommitInfo, FileHistory, Person};
 pub use known_hosts::{HostKeyStatus, KnownHosts};
-pub use maintenance::{Consolidated, MAX_PACK_FILES, pack_files};
+pub use maintenance::{Consolidated, MAX_PACK_FILES, Maintenance, pack_files};
 pub use settings::{
     CommitIdentity, DEFAULT_SSH_USERNAME, DEFAULT_TOKEN_USERNAME, GitAuth, RemoteSettings, Signing,
 };
@@ -114,14 +114,15 @@ pub const MAX_OPEN_PACK_FILES: usize = 32;
 
 /// The most memory libgit2's object cache holds across every repository of the process. libgit2 keeps
 /// each commit, tree and tag it parses (up to 4 KiB each) for as long as the repository is open, up to
-/// 256 MB by default; the daemon holds its cache clones for days and reads new commits every cycle, so
-/// that cache only grows (the hour's soak: anonymous memory +3.7 MB, docs/reliability/load.md). What a
-/// reconcile reads again soon (the history walk's 1,000 commits of a few repositories, the root trees)
-/// fits in this; beyond it libgit2 evicts entries, and an evicted object is read again from its pack.
+/// 256 MB by default, and the daemon holds its cache clones for days and reads new commits every
+/// cycle. What a reconcile reads again soon (the history walk's 1,000 commits of a few repositories,
+/// the root trees) fits in this; beyond it libgit2 evicts entries, and an evicted object is read again
+/// from its pack. A bound, not a fix for the soak's growth: the hour after it was set still grew
+/// (docs/reliability/load.md).
 pub const MAX_OBJECT_CACHE_BYTES: isize = 4 * 1024 * 1024;
 
 /// After this many pack files more than it had when it was opened, a cache clone is opened again
-/// ([`Store::reopen_if_grown`]). libgit2 gives every pack file of an open repository a cache of the
+/// ([`Store::maintain`]). libgit2 gives every pack file of an open repository a cache of the
 /// delta bases it unpacked (up to 16 MB each, `GIT_PACK_CACHE_MEMORY_LIMIT` in its `pack.h`), freed
 /// only with the repository, and each fetch that brings a commit adds a pack: without this, what a
 /// clone keeps grows with every fetched pack until [`MAX_PACK_FILES`] consolidates it. The soak's

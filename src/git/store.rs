@@ -26,7 +26,7 @@ pub struct Store {
     settings: RemoteSettings,
     repository: Repository,
     directory: PathBuf,
-    /// Pack files in the clone when `repository` was opened ([`Store::reopen_if_grown`]).
+    /// Pack files in the clone when `repository` was opened ([`Store::maintain`]).
     packs_at_open: usize,
     _lock: CacheLock,
 }
@@ -153,38 +153,33 @@ impl Store {
         remote::fetch(&self.repository, &self.settings, branch)
     }
 
-    /// Rewrites the clone's object database into one pack when it holds more than
-    /// [`super::MAX_PACK_FILES`] packs (one is added per fetch that brings something), then opens the
-    /// clone again; `None` when it did not need to. On an error nothing was removed.
-    pub fn consolidate(&mut self) -> Result<Option<super::Consolidated>, GitError> {
-        let consolidated = super::maintenance::consolidate(
-            &self.repository,
-            &self.directory,
-            super::MAX_PACK_FILES,
-        )
-        .map_err(self.local("consolidate the cache clone"))?;
-        if consolidated.is_some() {
-            let reopened = open_bare(&self.directory)
-                .map_err(self.local("open the consolidated cache clone"))?;
-            self.repository = reopened;
-            self.packs_at_open = super::maintenance::pack_files(&self.directory).len();
+    /// Keeps a long-lived clone's pack files bounded (one is added per fetch that brings something):
+    /// past [`super::MAX_PACK_FILES`] it rewrites the object database into one pack; else, with
+    /// [`super::REOPEN_AFTER_PACKS`] pack files more than when it was opened, it opens the clone again,
+    /// which frees what libgit2 keeps per open pack (its delta-base cache). The pack directory is
+    /// listed once. On an error nothing was removed and the open repository stays.
+    pub fn maintain(&mut self) -> Result<super::Maintenance, GitError> {
+        let packs = super::maintenance::pack_files(&self.directory);
+        if packs.len() > super::MAX_PACK_FILES {
+            let done = super::maintenance::consolidate(&self.repository, &self.directory, &packs)
+                .map_err(self.local("consolidate the cache clone"))?;
+            let now = super::maintenance::pack_files(&self.directory).len();
+            self.reopen(now, "open the consolidated cache clone")?;
+            return Ok(super::Maintenance::Consolidated(done));
         }
-        Ok(consolidated)
+        if packs.len() >= self.packs_at_open + super::REOPEN_AFTER_PACKS {
+            self.reopen(packs.len(), "open the cache clone again")?;
+            return Ok(super::Maintenance::Reopened { packs: packs.len() });
+        }
+        Ok(super::Maintenance::Nothing)
     }
 
-    /// Opens the clone again when it holds [`super::REOPEN_AFTER_PACKS`] pack files more than when it
-    /// was opened, which frees what libgit2 keeps per open pack (its delta-base cache); the number of
-    /// pack files when it did, `None` when it did not need to. On an error the open repository stays.
-    pub fn reopen_if_grown(&mut self) -> Result<Option<usize>, GitError> {
-        let packs = super::maintenance::pack_files(&self.directory).len();
-        if packs < self.packs_at_open + super::REOPEN_AFTER_PACKS {
-            return Ok(None);
-        }
-        let reopened =
-            open_bare(&self.directory).map_err(self.local("open the cache clone again"))?;
+    /// Opens the clone again (now holding `packs` pack files); on an error the open one stays.
+    fn reopen(&mut self, packs: usize, what: &'static str) -> Result<(), GitError> {
+        let reopened = open_bare(&self.directory).map_err(self.local(what))?;
         self.repository = reopened;
         self.packs_at_open = packs;
-        Ok(Some(packs))
+        Ok(())
     }
 
     /// Every regular file (mode 100644 / 100755) under `paths` in `commit`'s tree, sorted by path.

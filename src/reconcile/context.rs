@@ -303,21 +303,28 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
             .iter()
             .map(|repository| repository.name.clone())
             .collect();
-        let work = names.iter().enumerate().map(|(index, name)| async move {
-            let outcome = self
-                .reconcile_repository(name, Trigger::Once, now, mode)
-                .await;
-            (index, outcome)
-        });
-        let work: Vec<_> = work.collect();
-        let mut outcomes: Vec<(usize, Outcome)> =
-            futures_util::StreamExt::collect::<Vec<_>>(futures_util::StreamExt::buffer_unordered(
-                futures_util::stream::iter(work),
-                MAX_CONCURRENT_REPOSITORIES,
-            ))
-            .await;
+        let mut outcomes = at_most(
+            MAX_CONCURRENT_REPOSITORIES,
+            names.iter().enumerate(),
+            |(index, name)| self.repository_in_order(index, name, now, mode),
+        )
+        .await;
         outcomes.sort_by_key(|(index, _)| *index);
         outcomes.into_iter().map(|(_, outcome)| outcome).collect()
+    }
+
+    /// One repository of [`Self::each_repository`], with its place in the config.
+    async fn repository_in_order(
+        &self,
+        index: usize,
+        name: &str,
+        now: DateTime<Utc>,
+        mode: Mode,
+    ) -> (usize, Outcome) {
+        let outcome = self
+            .reconcile_repository(name, Trigger::Once, now, mode)
+            .await;
+        (index, outcome)
     }
 
     /// Reconciles one repository: gather, decide, and (in [`Mode::Apply`]) write back. Never panics on
@@ -672,27 +679,12 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
         policies: Vec<&Policy>,
         now: DateTime<Utc>,
     ) -> BTreeMap<String, Result<Resolution, Problem>> {
-        // Each policy's future is made when one of the MAX_CONCURRENT_RESOLUTIONS places is free
-        // (collecting all of them first held 1,000 futures of ≈ 14 KB each, one 13.7 MB block,
-        // during every reconcile of a 1,000-policy repository). A loop rather than
-        // `stream::iter(..).map(..).buffer_unordered(..)`: a closure in the future's type makes it
-        // not `Send` for every lifetime the daemon's spawned task needs.
-        let mut waiting = policies.into_iter();
-        let mut running = futures_util::stream::FuturesUnordered::new();
-        let mut resolutions = BTreeMap::new();
-        loop {
-            while running.len() < MAX_CONCURRENT_RESOLUTIONS
-                && let Some(policy) = waiting.next()
-            {
-                running.push(self.resolve_one(repository, policy, now));
-            }
-            match futures_util::StreamExt::next(&mut running).await {
-                Some((name, result)) => {
-                    resolutions.insert(name, result);
-                }
-                None => return resolutions,
-            }
-        }
+        at_most(MAX_CONCURRENT_RESOLUTIONS, policies, |policy| {
+            self.resolve_one(repository, policy, now)
+        })
+        .await
+        .into_iter()
+        .collect()
     }
 
     /// One policy of [`Self::resolve_all`], in its span; a failure is logged and kept as a problem.
@@ -727,44 +719,74 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
         repository: &str,
         needed: Vec<(String, String)>,
     ) -> super::decide::CreatedTimes {
-        let work = needed.into_iter().map(|(image, tag)| async move {
-            let result = match ImageReference::parse(&image) {
-                Err(error) => Err(ReconcileError::Created {
-                    image: image.clone(),
-                    tag: tag.clone(),
-                    source: Box::new(error),
-                }),
-                Ok(reference) => {
-                    match tokio::time::timeout(
-                        self.resolve_deadline,
-                        self.source.created(&reference, &tag),
-                    )
-                    .await
-                    {
-                        Err(_) => Err(ReconcileError::Deadline {
-                            image: image.clone(),
-                            after: self.resolve_deadline,
-                        }),
-                        Ok(result) => result.map_err(|error| ReconcileError::Created {
-                            image: image.clone(),
-                            tag: tag.clone(),
-                            source: Box::new(error),
-                        }),
-                    }
-                }
-            };
-            let result = result
-                .map_err(|error| Problem::new(repository, Scope::Policy(image.clone()), error));
-            ((image, tag), result)
-        });
-        let work: Vec<_> = work.collect();
-        futures_util::StreamExt::collect::<HashMap<_, _>>(
-            futures_util::StreamExt::buffer_unordered(
-                futures_util::stream::iter(work),
-                MAX_CONCURRENT_RESOLUTIONS,
-            ),
-        )
+        at_most(MAX_CONCURRENT_RESOLUTIONS, needed, |(image, tag)| {
+            self.created_one(repository, image, tag)
+        })
         .await
+        .into_iter()
+        .collect()
+    }
+
+    /// One creation time of [`Self::created_times`].
+    async fn created_one(
+        &self,
+        repository: &str,
+        image: String,
+        tag: String,
+    ) -> ((String, String), Result<Option<DateTime<Utc>>, Problem>) {
+        let result = match ImageReference::parse(&image) {
+            Err(error) => Err(ReconcileError::Created {
+                image: image.clone(),
+                tag: tag.clone(),
+                source: Box::new(error),
+            }),
+            Ok(reference) => {
+                match tokio::time::timeout(
+                    self.resolve_deadline,
+                    self.source.created(&reference, &tag),
+                )
+                .await
+                {
+                    Err(_) => Err(ReconcileError::Deadline {
+                        image: image.clone(),
+                        after: self.resolve_deadline,
+                    }),
+                    Ok(result) => result.map_err(|error| ReconcileError::Created {
+                        image: image.clone(),
+                        tag: tag.clone(),
+                        source: Box::new(error),
+                    }),
+                }
+            }
+        };
+        let result =
+            result.map_err(|error| Problem::new(repository, Scope::Policy(image.clone()), error));
+        ((image, tag), result)
+    }
+}
+
+/// Runs `make(item)` for every item with at most `limit` of those futures alive at once: each is made
+/// only when a place is free, so a long list never holds every future's state at once (collecting
+/// 1,000 resolution futures first held one 13.7 MB block during every reconcile of a 1,000-policy
+/// repository). Results in completion order.
+async fn at_most<T, F: Future>(
+    limit: usize,
+    items: impl IntoIterator<Item = T>,
+    mut make: impl FnMut(T) -> F,
+) -> Vec<F::Output> {
+    let mut waiting = items.into_iter();
+    let mut running = futures_util::stream::FuturesUnordered::new();
+    let mut outputs = Vec::new();
+    loop {
+        while running.len() < limit
+            && let Some(item) = waiting.next()
+        {
+            running.push(make(item));
+        }
+        match futures_util::StreamExt::next(&mut running).await {
+            Some(output) => outputs.push(output),
+            None => return outputs,
+        }
     }
 }
 
@@ -801,6 +823,32 @@ pub(super) async fn blocking<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn at_most_keeps_limit_futures_alive_and_runs_every_item() {
+        let alive = std::sync::atomic::AtomicUsize::new(0);
+        let most = std::sync::atomic::AtomicUsize::new(0);
+        let made = std::sync::atomic::AtomicUsize::new(0);
+        let run = |item: u64| {
+            made.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let (alive, most) = (&alive, &most);
+            async move {
+                let now = alive.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                most.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                // Later items finish sooner: completion order differs from item order.
+                tokio::time::sleep(Duration::from_millis(100 - item)).await;
+                alive.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                item
+            }
+        };
+        let mut outputs = at_most(3, 0..20u64, run).await;
+        assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert_eq!(made.load(std::sync::atomic::Ordering::SeqCst), 20);
+        assert_ne!(outputs, (0..20).collect::<Vec<_>>());
+        outputs.sort_unstable();
+        assert_eq!(outputs, (0..20).collect::<Vec<_>>());
+        assert!(at_most(3, Vec::<u64>::new(), run).await.is_empty());
+    }
 
     #[test]
     fn a_listing_in_one_buffer_gives_back_its_tags_in_order() {

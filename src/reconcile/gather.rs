@@ -47,7 +47,7 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
         let gathered = blocking(
             move || -> Result<(Oid, Scan, Result<Written, GitError>), GitError> {
                 let mut store = lock(&shared);
-                consolidate(&mut store);
+                maintain(&mut store);
                 let branch = store.settings().branch.clone();
                 let head = store
                     .fetch(&branch)?
@@ -426,27 +426,23 @@ fn free_aside(scan: Scan) {
 /// The store behind its lock (a panicked holder leaves nothing half-done in a store: every write is a
 /// new object).
 /// Keeps a long-lived cache clone at a bounded number of pack files, and what libgit2 keeps per open
-/// pack bounded ([`Store::reopen_if_grown`]). A failure is logged and changes nothing (the old packs
-/// stay); the reconcile goes on.
-fn consolidate(store: &mut Store) {
-    match store.consolidate() {
-        Ok(Some(done)) => tracing::info!(
+/// pack bounded ([`Store::maintain`]). A failure is logged and changes nothing (the old packs and the
+/// open repository stay); the reconcile goes on.
+fn maintain(store: &mut Store) {
+    match store.maintain() {
+        Ok(crate::git::Maintenance::Consolidated(done)) => tracing::info!(
             packs = done.packs_before,
             objects = done.objects,
             removed_files = done.removed_files,
             "cache clone consolidated into one pack"
         ),
-        Ok(None) => match store.reopen_if_grown() {
-            Ok(Some(packs)) => tracing::debug!(packs, "cache clone opened again"),
-            Ok(None) => {}
-            Err(error) => tracing::warn!(
-                error = %crate::reconcile::chain(&error),
-                "the cache clone could not be opened again; the open one stays"
-            ),
-        },
+        Ok(crate::git::Maintenance::Reopened { packs }) => {
+            tracing::debug!(packs, "cache clone opened again")
+        }
+        Ok(crate::git::Maintenance::Nothing) => {}
         Err(error) => tracing::warn!(
             error = %crate::reconcile::chain(&error),
-            "the cache clone could not be consolidated; it keeps its pack files"
+            "the cache clone's pack files could not be maintained; it keeps them"
         ),
     }
 }

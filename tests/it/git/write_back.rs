@@ -490,7 +490,9 @@ fn consolidates(cache: &Path, settings: &RemoteSettings, bare: &Path) {
         assert!(fetches < 200, "fetches add no pack files");
     }
     let before = pack_count(&store);
-    let done = store.consolidate().unwrap().expect("over the limit");
+    let tagwatch::git::Maintenance::Consolidated(done) = store.maintain().unwrap() else {
+        panic!("over the limit: consolidated");
+    };
     assert_eq!(done.packs_before, before);
     assert!(done.objects > 0);
     assert_eq!(pack_count(&store), 1, "one pack");
@@ -504,7 +506,11 @@ fn consolidates(cache: &Path, settings: &RemoteSettings, bare: &Path) {
         shallow,
         "the shallow edge did not move"
     );
-    assert_eq!(store.consolidate().unwrap(), None, "nothing more to do");
+    assert_eq!(
+        store.maintain().unwrap(),
+        tagwatch::git::Maintenance::Nothing,
+        "nothing more to do"
+    );
 
     // Everything still reads: the files at the head, our commit in the history.
     still_reads(&store, head, &format!("{}\n", fetches - 1), &ours);
@@ -582,7 +588,7 @@ fn reopens(cache: &Path, settings: &RemoteSettings, bare: &Path) {
         assert_eq!(head.to_string(), human);
         fetches += 1;
         assert!(fetches < 100, "fetches add no pack files");
-        if let Some(count) = store.reopen_if_grown().unwrap() {
+        if let tagwatch::git::Maintenance::Reopened { packs: count } = store.maintain().unwrap() {
             assert_eq!(count, pack_count(&store));
             reopened_at.push(count);
         }
@@ -595,7 +601,11 @@ fn reopens(cache: &Path, settings: &RemoteSettings, bare: &Path) {
             2 * tagwatch::git::REOPEN_AFTER_PACKS
         ]
     );
-    assert_eq!(store.reopen_if_grown().unwrap(), None, "nothing more to do");
+    assert_eq!(
+        store.maintain().unwrap(),
+        tagwatch::git::Maintenance::Nothing,
+        "nothing more to do"
+    );
     // The reopened store reads, walks the history, commits and pushes.
     still_reads(&store, head, &format!("{}\n", fetches - 1), &ours);
     let commit = bump_and_push(&store, head, "1.0.2");
