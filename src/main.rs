@@ -8,13 +8,15 @@ use tagwatch::cli::{Cli, Command, LogFormat};
 use tagwatch::commands;
 
 fn main() -> ExitCode {
-    // libgit2's start-up (OpenSSL loads the CA bundle: 35–45 ms) runs beside the command line, the
-    // config, the runtime and the first registry requests; the first `Store` waits for it.
-    tagwatch::git::initializing(std::thread::spawn(set_libgit2_options));
     let cli = Cli::parse();
+    // Before any thread starts: a thread that allocates before the limit gets an arena of its own,
+    // which every later thread then shares round-robin with the main one.
     if matches!(cli.command, Command::Daemon) {
         limit_malloc_arenas();
     }
+    // libgit2's start-up (OpenSSL loads the CA bundle: 35–45 ms) runs beside the config, the runtime
+    // and the first registry requests; the first `Store` waits for it.
+    tagwatch::git::initializing(std::thread::spawn(set_libgit2_options));
     init_tracing(&cli);
     match commands::dispatch(&cli) {
         Ok(code) => code,

@@ -95,7 +95,8 @@ pub enum DaemonError {
 pub(crate) struct Shared {
     pub metrics: Metrics,
     pub registry: prometheus_client::registry::Registry,
-    pub report: Mutex<Report>,
+    /// The last published report; readers take the `Arc` and serialize it outside the lock.
+    pub report: Mutex<Arc<Report>>,
     pub ready: AtomicBool,
     pub webhooks: Mutex<server::WebhookSecrets>,
     pub messages: mpsc::UnboundedSender<Message>,
@@ -135,10 +136,10 @@ pub async fn run(
     let shared = Arc::new(Shared {
         registry: metrics.registry(),
         metrics,
-        report: Mutex::new(Report {
+        report: Mutex::new(Arc::new(Report {
             leader: election.is_none(),
             ..Report::default()
-        }),
+        })),
         ready: AtomicBool::new(false),
         webhooks: Mutex::new(server::WebhookSecrets::from_config(&config, &environment)),
         messages,
@@ -175,6 +176,8 @@ pub async fn run(
             }
         })
     };
+    // One config, shared by the loop and the reconcile context (a copy held every policy twice).
+    let config = Arc::new(config);
     let context = Context::new(config.clone(), environment.clone(), client)
         .with_listing_max_age(listing_max_age(&config))
         .with_stopping(stop.clone());
@@ -260,7 +263,7 @@ struct Daemon {
     notifier: Arc<crate::notify::Notifier>,
     /// Holds already announced: (repository, file, line).
     holds: HashSet<(String, String, usize)>,
-    config: Config,
+    config: Arc<Config>,
     environment: Environment,
     shared: Arc<Shared>,
     state: Arc<State>,
@@ -303,7 +306,7 @@ enum Done {
 impl Daemon {
     fn new(
         context: Arc<Context<RegistryClient>>,
-        config: Config,
+        config: Arc<Config>,
         environment: Environment,
         shared: Arc<Shared>,
         state: Arc<State>,
@@ -389,10 +392,10 @@ impl Daemon {
             && let Ok(report) = serde_json::from_value::<Report>(report)
         {
             // The last known picture until the first cycle replaces it (not ready until then).
-            *self.shared.report.lock().expect("report lock") = Report {
+            *self.shared.report.lock().expect("report lock") = Arc::new(Report {
                 ready: false,
                 ..report
-            };
+            });
         }
     }
 
@@ -517,6 +520,7 @@ impl Daemon {
     }
 
     fn reload(&mut self, config: Config) {
+        let config = Arc::new(config);
         let client = match RegistryClient::observed(
             config.registries.clone(),
             &self.environment,
@@ -718,12 +722,10 @@ impl Daemon {
                     }
                 }
                 self.publish_report();
-                let report = self.shared.report.lock().expect("report lock").clone();
+                let report = Arc::clone(&self.shared.report.lock().expect("report lock"));
                 let state = self.state.clone();
                 tokio::task::spawn_blocking(move || {
-                    if let Ok(value) = serde_json::to_value(&report)
-                        && let Err(error) = state.save_report(&value)
-                    {
+                    if let Err(error) = state.save_report(&*report) {
                         tracing::warn!(error = %reconcile::chain(&error), "could not save the status report");
                     }
                 });
@@ -1047,17 +1049,15 @@ impl Daemon {
             ready: self.shared.ready.load(Ordering::Relaxed),
             leader: self.leader,
         };
-        *self.shared.report.lock().expect("report lock") = report;
+        *self.shared.report.lock().expect("report lock") = Arc::new(report);
     }
 
     async fn save_report(&self) {
         self.publish_report();
-        let report = self.shared.report.lock().expect("report lock").clone();
+        let report = Arc::clone(&self.shared.report.lock().expect("report lock"));
         let state = self.state.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            if let Ok(value) = serde_json::to_value(&report) {
-                let _ = state.save_report(&value);
-            }
+            let _ = state.save_report(&*report);
         })
         .await;
     }

@@ -151,7 +151,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Response {
-    let report = shared.report.lock().expect("report lock").clone();
+    let report = Arc::clone(&shared.report.lock().expect("report lock"));
     axum::Json(report).into_response()
 }
 

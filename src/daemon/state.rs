@@ -167,7 +167,7 @@ impl State {
     }
 
     /// Keeps the last status report (any serializable value; the daemon's `status::Report`).
-    pub fn save_report(&self, report: &serde_json::Value) -> Result<(), StateError> {
+    pub fn save_report(&self, report: &impl serde::Serialize) -> Result<(), StateError> {
         let json = serde_json::to_vec(report).expect("a report serializes");
         self.put(STATUS, REPORT_KEY, &json)?;
         crate::fault::point("state-saved");

@@ -5,6 +5,7 @@
 //! Must not: reach into reconcile or the registry; it only reads what an `Outcome` says.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,9 @@ use crate::reconcile::{Outcome, Status};
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub policies: Vec<PolicyStatus>,
-    pub targets: Vec<TargetStatus>,
+    /// Shared with the per-repository parts they come from (one copy of each target, however often the
+    /// report is rebuilt).
+    pub targets: Vec<Arc<TargetStatus>>,
     pub pull_requests: Vec<PullRequestStatus>,
     pub errors: Vec<ErrorStatus>,
     /// Every repository completed one cycle since the daemon started.
@@ -94,7 +97,7 @@ pub fn timestamp(time: DateTime<Utc>) -> String {
 /// The parts of the report one repository's last outcome contributes.
 #[derive(Debug, Clone, Default)]
 pub struct RepositoryPart {
-    pub targets: Vec<TargetStatus>,
+    pub targets: Vec<Arc<TargetStatus>>,
     pub pull_requests: Vec<PullRequestStatus>,
     /// Policy name → (image, chosen version).
     pub choices: BTreeMap<String, String>,
@@ -154,7 +157,7 @@ pub fn repository_part(outcome: &Outcome) -> RepositoryPart {
                 .find(|pull_request| pull_request.group == bump.group)
                 .map(|pull_request| pull_request.url.clone())
         });
-        part.targets.push(TargetStatus {
+        part.targets.push(Arc::new(TargetStatus {
             repository: repository.clone(),
             file: bump.file.clone(),
             line: bump.line,
@@ -169,7 +172,7 @@ pub fn repository_part(outcome: &Outcome) -> RepositoryPart {
             to: (!pushed).then(|| bump.to.clone()),
             until: None,
             pull_request,
-        });
+        }));
     }
     for note in &plan.notes {
         let (state, until) = match &note.status {
@@ -181,7 +184,7 @@ pub fn repository_part(outcome: &Outcome) -> RepositoryPart {
             Status::Newer => ("newer", None),
             Status::Ambiguous { .. } => ("ambiguous", None),
         };
-        part.targets.push(TargetStatus {
+        part.targets.push(Arc::new(TargetStatus {
             repository: repository.clone(),
             file: note.file.clone(),
             line: note.line,
@@ -192,7 +195,7 @@ pub fn repository_part(outcome: &Outcome) -> RepositoryPart {
             to: note.to.clone(),
             until,
             pull_request: None,
-        });
+        }));
     }
     part.targets
         .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));

@@ -181,11 +181,13 @@ pub const FAULT_POINT_VARIABLE: &str = crate::fault::POINT_VARIABLE;
 
 impl<S: TagSource + Send + Sync + 'static> Context<S> {
     /// The cached clones live in `STATE_DIR/git` (docs/reference/configuration.md `daemon.stateDir`), reused between runs.
-    pub fn new(config: Config, environment: Environment, source: S) -> Self {
+    /// `config` is shared, not copied, with whoever else holds it (the daemon keeps the same one).
+    pub fn new(config: impl Into<Arc<Config>>, environment: Environment, source: S) -> Self {
+        let config: Arc<Config> = config.into();
         let cache_root = config.daemon.state_dir.join(CACHE_DIRECTORY);
         let fault_point = crate::fault::Fault::from_environment(&environment);
         Context {
-            config: Arc::new(config),
+            config,
             environment,
             source,
             cache_root,
@@ -205,10 +207,11 @@ impl<S: TagSource + Send + Sync + 'static> Context<S> {
     /// A context for a reloaded `config` and its tag source that keeps this one's listings, cached
     /// clones (opened again under the new settings when next used) and image index; policy choices and
     /// forge clients start afresh.
-    pub fn reconfigured(&self, config: Config, source: S) -> Self {
+    pub fn reconfigured(&self, config: impl Into<Arc<Config>>, source: S) -> Self {
+        let config: Arc<Config> = config.into();
         Context {
             cache_root: config.daemon.state_dir.join(CACHE_DIRECTORY),
-            config: Arc::new(config),
+            config,
             environment: self.environment.clone(),
             source,
             listing_max_age: self.listing_max_age,
