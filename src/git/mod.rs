@@ -112,14 +112,15 @@ pub fn network_timeouts() -> (i32, i32) {
 /// open; 32 covers the packs that [`crate::daemon::MAX_REPOSITORY_WORK`] reconciles at once read from.
 pub const MAX_OPEN_PACK_FILES: usize = 32;
 
-/// The most memory libgit2's object cache holds across every repository of the process. libgit2 keeps
-/// each commit, tree and tag it parses (up to 4 KiB each) for as long as the repository is open, up to
-/// 256 MB by default, and the daemon holds its cache clones for days and reads new commits every
-/// cycle. What a reconcile reads again soon (the history walk's 1,000 commits of a few repositories,
-/// the root trees) fits in this; beyond it libgit2 evicts entries, and an evicted object is read again
-/// from its pack. A bound, not a fix for the soak's growth: the hour after it was set still grew
-/// (docs/reliability/load.md).
-pub const MAX_OBJECT_CACHE_BYTES: isize = 4 * 1024 * 1024;
+/// Whether libgit2 keeps the objects it parsed in its object cache: no. libgit2 keeps each commit,
+/// tree and tag it reads (raw and parsed) for as long as the repository is open, up to a global size
+/// that it counts in raw bytes only; the daemon holds its cache clones for days and reads every new
+/// commit, so that cache grew through every soak, and a smaller bound only moved where it stops. Soaks
+/// of 20 minutes side by side (docs/reliability/load.md): anonymous memory +1.6 MB with the cache
+/// bounded to 4 MiB, +1.6 MB bounded to 1 MiB, +0.4 MB without it — heaptrack put the live part of the
+/// growth under `git_commit__parse` and the history walk's reads. What the cache saved is one read
+/// from a memory-mapped pack per commit of the history walk (≤ 1,000 per reconcile).
+pub const OBJECT_CACHE: bool = false;
 
 /// After this many pack files more than it had when it was opened, a cache clone is opened again
 /// ([`Store::maintain`]). libgit2 gives every pack file of an open repository a cache of the
@@ -128,13 +129,12 @@ pub const MAX_OBJECT_CACHE_BYTES: isize = 4 * 1024 * 1024;
 /// clone keeps grows with every fetched pack until [`MAX_PACK_FILES`] consolidates it. The soak's
 /// packs (a human's one-file notes) are too small to show it: 10 minutes with a human commit every
 /// 5 s grew anonymous memory by 0.7 MB with this and 0.9 MB without (docs/reliability/load.md); it
-/// bounds clones whose fetched packs carry large trees. Opening a clone again costs a few `open`s and
-/// the objects libgit2 had parsed, which the next reconcile reads again.
+/// bounds clones whose fetched packs carry large trees. Opening a clone again costs a few `open`s.
 pub const REOPEN_AFTER_PACKS: usize = 8;
 
 /// Gives libgit2 its process-wide settings: the [`network_timeouts`] (without them libgit2 waits for
 /// ever on a server that accepts and then stalls), [`MAX_OPEN_PACK_FILES`] and
-/// [`MAX_OBJECT_CACHE_BYTES`]. `tagwatch`'s `main` calls it on the thread it hands to
+/// [`OBJECT_CACHE`]. `tagwatch`'s `main` calls it on the thread it hands to
 /// [`initializing`]; the integration-test binary before its `main`.
 ///
 /// # Safety
@@ -150,8 +150,9 @@ pub unsafe fn set_process_options() -> Result<(), git2::Error> {
         git2::opts::set_server_connect_timeout_in_milliseconds(connect)?;
         git2::opts::set_server_timeout_in_milliseconds(server)?;
         git2::opts::set_mwindow_file_limit(MAX_OPEN_PACK_FILES)?;
-        git2::opts::set_cache_max_size(MAX_OBJECT_CACHE_BYTES)
     }
+    git2::opts::enable_caching(OBJECT_CACHE);
+    Ok(())
 }
 
 /// Result of a push that reached the server.
