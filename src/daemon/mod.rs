@@ -70,7 +70,12 @@ impl Key {
 #[derive(Debug)]
 pub enum Message {
     /// A webhook named `image` (normalized): re-check it now. `received` is when the event arrived.
-    Event { image: String, received: Instant },
+    /// A webhook named `image` (and the pushed `tag`, when the payload says it).
+    Event {
+        image: String,
+        tag: Option<String>,
+        received: Instant,
+    },
     /// A new, valid config (SIGHUP).
     Reload(Box<Config>),
 }
@@ -258,6 +263,16 @@ fn listing_max_age(config: &Config) -> Duration {
     longest * 2
 }
 
+/// Tags awaited per image (events name them; listings settle them): a bound, not a working limit.
+const MAX_AWAITED_TAGS: usize = 64;
+
+/// Tags webhooks named for one image that its listings did not hold yet, and the re-checks made.
+#[derive(Debug, Default)]
+struct Awaited {
+    tags: BTreeSet<String>,
+    rechecks: u32,
+}
+
 struct Daemon {
     context: Arc<Context<RegistryClient>>,
     notifier: Arc<crate::notify::Notifier>,
@@ -280,6 +295,8 @@ struct Daemon {
     errors: BTreeMap<String, ErrorStatus>,
     /// Webhook arrivals per image not yet carried by a push (for the push-to-commit histogram).
     events: HashMap<String, Instant>,
+    /// Per image, the tags webhooks named that its listings did not hold yet.
+    awaited: HashMap<String, Awaited>,
     /// When each tracked image's last listing started (events are spaced by [`scheduler::EVENT_SPACING`]).
     listed: HashMap<String, Instant>,
     images_running: usize,
@@ -330,6 +347,7 @@ impl Daemon {
             checked: BTreeMap::new(),
             errors: BTreeMap::new(),
             events: HashMap::new(),
+            awaited: HashMap::new(),
             listed: HashMap::new(),
             images_running: 0,
             repositories_running: 0,
@@ -501,10 +519,21 @@ impl Daemon {
             Message::Event { image, .. } if !self.leader => {
                 tracing::info!(image = %image, "webhook while following: ignored, the leader's polling picks the tag up");
             }
-            Message::Event { image, received } => {
+            Message::Event {
+                image,
+                tag,
+                received,
+            } => {
                 if self.images.contains_key(&image) {
                     tracing::info!(image = %image, "webhook: re-checking the image now");
                     self.events.entry(image.clone()).or_insert(received);
+                    if let Some(tag) = tag {
+                        let awaited = self.awaited.entry(image.clone()).or_default();
+                        // Bounded: a flood of events naming made-up tags holds at most this many.
+                        if awaited.tags.len() < MAX_AWAITED_TAGS {
+                            awaited.tags.insert(tag);
+                        }
+                    }
                     let at = scheduler::event_listing_at(
                         self.listed.get(&image).copied(),
                         Instant::now(),
@@ -632,6 +661,7 @@ impl Daemon {
                     .map(|(_, interval)| *interval)
                     .unwrap_or(self.config.daemon.interval);
                 let scope = format!("image {image}");
+                let mut recheck = None;
                 let ran = match result {
                     Ok((changed, listing)) => {
                         self.errors.remove(&scope);
@@ -647,8 +677,10 @@ impl Daemon {
                                     .insert(repository.clone(), Trigger::Image(image.clone()));
                                 self.scheduler.schedule(Key::Repository(repository), now);
                             }
-                        } else {
-                            // Nothing new: an event for this image is settled.
+                        }
+                        recheck = self.settle_event(&image, &listing);
+                        if !changed && recheck.is_none() {
+                            // Nothing new and nothing awaited: an event for this image is settled.
                             self.events.remove(&image);
                         }
                         Ran::Success {
@@ -679,6 +711,9 @@ impl Daemon {
                     }
                 });
                 self.scheduler.done(&key, next);
+                if let Some(after) = recheck {
+                    self.scheduler.schedule(key, now + after);
+                }
             }
             Done::Repository { outcome, took } => {
                 self.repositories_running -= 1;
@@ -734,6 +769,33 @@ impl Daemon {
     }
 
     /// Repositories with a promotion policy whose upstream is `upstream`.
+    /// After a listing of `image`: the tags events named that it now holds are settled; when some are
+    /// not listed yet, the wait before the image is listed again (at most
+    /// [`scheduler::EVENT_RECHECKS`] times). With nothing awaited, the event's latency clock stops
+    /// unless the listing changed (then the repository's push stops it).
+    fn settle_event(&mut self, image: &str, listing: &reconcile::Listing) -> Option<Duration> {
+        let awaited = self.awaited.get_mut(image)?;
+        awaited
+            .tags
+            .retain(|tag| !listing.tags.iter().any(|listed| listed == tag));
+        if awaited.tags.is_empty() {
+            self.awaited.remove(image);
+            return None;
+        }
+        match scheduler::event_recheck_after(awaited.rechecks) {
+            Some(after) => {
+                awaited.rechecks += 1;
+                tracing::info!(image = %image, tags = ?awaited.tags, after = ?after, "webhook: the pushed tag is not listed yet; listing again");
+                Some(after)
+            }
+            None => {
+                tracing::warn!(image = %image, tags = ?awaited.tags, checks = scheduler::EVENT_RECHECKS, "webhook: the pushed tag is still not listed; the regular poll takes over");
+                self.awaited.remove(image);
+                None
+            }
+        }
+    }
+
     fn downstream_of(&self, upstream: &str) -> Vec<String> {
         self.repositories
             .iter()

@@ -221,6 +221,19 @@ pub fn event_listing_at(previous: Option<Instant>, now: Instant, spacing: Durati
     previous.map_or(now, |started| now.max(started + spacing))
 }
 
+/// How often an image is listed again when a webhook named a tag its listing does not hold yet.
+/// Registries announce a push before every reader sees its tag: `docker-registry` sends the event
+/// when the manifest is stored, before it links the tag, and replicated or cached registries lag
+/// further (a loaded machine lost that race: docs/reliability/load.md).
+pub const EVENT_RECHECKS: u32 = 5;
+
+/// The wait before the `done`-th re-check (0-based) of an image whose event's tag was not listed:
+/// 0.5 s doubling to 8 s, ≈ 15 s in all; `None` once [`EVENT_RECHECKS`] were made (the regular poll
+/// takes over).
+pub fn event_recheck_after(done: u32) -> Option<Duration> {
+    (done < EVENT_RECHECKS).then(|| EVENT_SPACING * 2u32.pow(done))
+}
+
 /// Where in `[0, interval)` the first poll of an image falls, spread by `random`, so a start (or a
 /// restart) does not list every registry at once.
 pub fn first_poll(interval: Duration, random: f64) -> Duration {

@@ -267,6 +267,7 @@ fn webhook_request(
                 // Unbounded: a webhook never waits for the loop.
                 let _ = shared.messages.send(Message::Event {
                     image: event.image,
+                    tag: event.tag,
                     received,
                 });
             }

@@ -151,6 +151,36 @@ async fn a_push_and_its_generic_webhook_become_a_commit() {
     }
 }
 
+/// A registry may announce a push before its tag is listed (`docker-registry` sends the event when the
+/// manifest is stored, before it links the tag): an event whose tag the listing does not hold yet is
+/// listed again shortly, so the push still becomes a commit without waiting for the hourly poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_arrives_before_its_tag_is_listed_still_becomes_a_commit() {
+    let setup = setup(&["1.0.0"]).await;
+    let daemon = setup.daemon().await;
+    let before = count(&setup.bare);
+    // The event first; the tag only after the daemon listed the image without it.
+    assert_eq!(setup.hook(&daemon, "1.3.0").await, 202);
+    daemon
+        .until("the pushed tag reported as not listed yet", async || {
+            daemon.logged("the pushed tag is not listed yet")
+        })
+        .await;
+    assert!(!setup.deploys("1.3.0"));
+    push_tags(&setup.registry, &["1.3.0"]).await;
+    daemon
+        .until("the bump commit on the remote", async || {
+            setup.deploys("1.3.0")
+        })
+        .await;
+    assert_eq!(count(&setup.bare), before + 1);
+    assert!(
+        !daemon.logged("the regular poll takes over"),
+        "{:#?}",
+        daemon.log()
+    );
+}
+
 /// The real registry's own notifications (`notifications.endpoints` with a bearer header) reach
 /// `/webhook/distribution`: a push becomes a commit with no other help.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

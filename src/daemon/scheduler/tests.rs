@@ -247,3 +247,15 @@ fn an_event_lists_at_once_unless_the_image_was_listed_within_the_spacing() {
     );
     assert_eq!(event_listing_at(Some(now), now, spacing), now + spacing);
 }
+
+#[test]
+fn an_unlisted_event_tag_is_checked_again_with_doubling_waits_then_left_to_the_poll() {
+    let waits: Vec<Duration> = (0..10).map_while(event_recheck_after).collect();
+    assert_eq!(waits.len(), EVENT_RECHECKS as usize);
+    assert_eq!(waits[0], EVENT_SPACING, "never sooner than events may list");
+    for pair in waits.windows(2) {
+        assert_eq!(pair[1], pair[0] * 2);
+    }
+    assert!(waits.iter().sum::<Duration>() <= Duration::from_secs(20));
+    assert_eq!(event_recheck_after(EVENT_RECHECKS), None);
+}
