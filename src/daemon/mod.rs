@@ -69,8 +69,8 @@ impl Key {
 /// What reaches the loop from outside.
 #[derive(Debug)]
 pub enum Message {
-    /// A webhook named `image` (normalized): re-check it now. `received` is when the event arrived.
-    /// A webhook named `image` (and the pushed `tag`, when the payload says it).
+    /// A webhook named `image` (normalized) and, when its payload says it, the pushed `tag`: re-check
+    /// the image now (and again while the tag is not listed). `received` is when the event arrived.
     Event {
         image: String,
         tag: Option<String>,
@@ -768,7 +768,6 @@ impl Daemon {
         }
     }
 
-    /// Repositories with a promotion policy whose upstream is `upstream`.
     /// After a listing of `image`: the tags events named that it now holds are settled; when some are
     /// not listed yet, the wait before the image is listed again (at most
     /// [`scheduler::EVENT_RECHECKS`] times). With nothing awaited, the event's latency clock stops
@@ -796,6 +795,7 @@ impl Daemon {
         }
     }
 
+    /// Repositories with a promotion policy whose upstream is `upstream`.
     fn downstream_of(&self, upstream: &str) -> Vec<String> {
         self.repositories
             .iter()

@@ -423,8 +423,6 @@ fn free_aside(scan: Scan) {
     drop(spawned);
 }
 
-/// The store behind its lock (a panicked holder leaves nothing half-done in a store: every write is a
-/// new object).
 /// Keeps a long-lived cache clone at a bounded number of pack files, and what libgit2 keeps per open
 /// pack bounded ([`Store::maintain`]). A failure is logged and changes nothing (the old packs and the
 /// open repository stay); the reconcile goes on.
@@ -447,6 +445,8 @@ fn maintain(store: &mut Store) {
     }
 }
 
+/// The store behind its lock (a panicked holder leaves nothing half-done in a store: every write is a
+/// new object).
 pub(super) fn lock(store: &SharedStore) -> std::sync::MutexGuard<'_, Store> {
     store
         .lock()
