@@ -28,7 +28,7 @@ fn main() -> ExitCode {
 }
 
 /// Initializes libgit2 and sets its options (`tagwatch::git::set_process_options`: network timeouts,
-/// open pack files, object cache). One of the two places the binary allows `unsafe` (see `[lints]` in
+/// open pack files, object cache, the TCP stream with `TCP_NODELAY`). One of the two places the binary allows `unsafe` (see `[lints]` in
 /// Cargo.toml; the other is `limit_malloc_arenas`).
 #[allow(unsafe_code)]
 fn set_libgit2_options() {
@@ -37,7 +37,7 @@ fn set_libgit2_options() {
     // `Store`, which first joins this thread (`tagwatch::git::initialized`). So nothing uses libgit2
     // while the settings change.
     let result = unsafe { tagwatch::git::set_process_options() };
-    result.expect("libgit2 accepts the network timeouts, the pack file limit and the cache size");
+    result.expect("libgit2 accepts the network timeouts, the pack file limit, the cache setting and the stream");
 }
 
 /// The daemon's memory: one glibc malloc arena, and free memory above 128 KiB at the heap's top given

@@ -22,6 +22,7 @@ mod maintenance;
 mod remote;
 mod settings;
 mod sign;
+mod socket;
 mod store;
 mod transport;
 mod tree;
@@ -133,8 +134,9 @@ pub const OBJECT_CACHE: bool = false;
 pub const REOPEN_AFTER_PACKS: usize = 8;
 
 /// Gives libgit2 its process-wide settings: the [`network_timeouts`] (without them libgit2 waits for
-/// ever on a server that accepts and then stalls), [`MAX_OPEN_PACK_FILES`] and
-/// [`OBJECT_CACHE`]. `tagwatch`'s `main` calls it on the thread it hands to
+/// ever on a server that accepts and then stalls), [`MAX_OPEN_PACK_FILES`], [`OBJECT_CACHE`], and
+/// the TCP stream of every network remote (`socket.rs`: libgit2's, with `TCP_NODELAY` and those
+/// timeouts). `tagwatch`'s `main` calls it on the thread it hands to
 /// [`initializing`]; the integration-test binary before its `main`.
 ///
 /// # Safety
@@ -150,6 +152,7 @@ pub unsafe fn set_process_options() -> Result<(), git2::Error> {
         git2::opts::set_server_connect_timeout_in_milliseconds(connect)?;
         git2::opts::set_server_timeout_in_milliseconds(server)?;
         git2::opts::set_mwindow_file_limit(MAX_OPEN_PACK_FILES)?;
+        socket::register(connect, server)?;
     }
     git2::opts::enable_caching(OBJECT_CACHE);
     Ok(())
