@@ -269,7 +269,9 @@ if [[ " $PARTS " == *" cycle "* ]]; then
   rm -rf "$LARGE/state-cycle"
   LOG="$RESULTS/daemon-cycle.log"
   TAGWATCH_LOG="warn,tagwatch=info,tagwatch::registry=debug" start_daemon large "$LISTEN" "$LOG"
-  "$BENCH" urls "" bench/repo "$IMAGES" >"$WORK/paths.txt"
+  # The same 1,000 paths the daemon lists (written here, so a run with REGISTRY_BENCH=/bin/true over a
+  # seeded storage measures them too).
+  for i in $(seq -f '%04g' 1 "$IMAGES"); do echo "/v2/bench/repo-$i/tags/list"; done >"$WORK/paths.txt"
   cat >"$WORK/round-robin.lua" <<LUA
 local paths = {}
 for line in io.lines("$WORK/paths.txt") do paths[#paths + 1] = line end
