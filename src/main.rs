@@ -28,8 +28,8 @@ fn main() -> ExitCode {
 }
 
 /// Initializes libgit2 and sets its options (`tagwatch::git::set_process_options`: network timeouts,
-/// open pack files, object cache, the TCP stream with `TCP_NODELAY`). One of the two places the binary allows `unsafe` (see `[lints]` in
-/// Cargo.toml; the other is `limit_malloc_arenas`).
+/// open pack files, object cache, the TCP stream with `TCP_NODELAY`). One of the two places the binary
+/// allows `unsafe` (see `[lints]` in Cargo.toml; the other is `limit_malloc_arenas`).
 #[allow(unsafe_code)]
 fn set_libgit2_options() {
     // SAFETY: this runs on the thread `main` spawns first, before any other: the async runtime and
