@@ -246,7 +246,7 @@ fn connect_to(address: SocketAddr, timeout: Option<Duration>) -> std::io::Result
 }
 
 /// `TCP_NODELAY`, and the read and write timeout on the (blocking) socket: a read that waits longer
-/// fails with `EAGAIN`, which [`read`] reports as libgit2's `GIT_TIMEOUT`. libssh2, which gets the
+/// fails with `EAGAIN`, which [`transfer`] reports as libgit2's `GIT_TIMEOUT`. libssh2, which gets the
 /// descriptor for SSH, waits out `EAGAIN` with its own session timeout (libgit2 sets the same).
 fn configure(socket: &Socket, timeout: Option<Duration>) -> std::io::Result<()> {
     socket.set_tcp_nodelay(true)?;
@@ -254,35 +254,41 @@ fn configure(socket: &Socket, timeout: Option<Duration>) -> std::io::Result<()> 
     socket.set_write_timeout(timeout)
 }
 
-/// What a failed read or write returns to libgit2: `GIT_TIMEOUT` for a timeout, -1 otherwise.
-fn io_failure(error: &std::io::Error, what: &str) -> isize {
-    if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
-        set_error(&format!("could not {what} socket: timed out"));
-        TIMEOUT
-    } else {
-        set_error(&format!("could not {what} socket: {error}"));
-        -1
+/// One read or write of libgit2's on the connected socket (`what`: "read from", "write to"): retried
+/// when a signal interrupts it; the byte count, or libgit2's error code (`GIT_TIMEOUT` for a timeout,
+/// -1 otherwise) with its error set. Callers pass at most `isize::MAX` bytes, so the count fits.
+fn transfer(
+    stream: &Stream,
+    what: &str,
+    mut operation: impl FnMut(&Socket) -> std::io::Result<usize>,
+) -> isize {
+    let Some(socket) = stream.socket.as_ref() else {
+        set_error(&format!("could not {what} socket: not connected"));
+        return -1;
+    };
+    loop {
+        match operation(socket) {
+            Ok(count) => return count as isize,
+            Err(error) if error.kind() == ErrorKind::Interrupted => {}
+            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                set_error(&format!("could not {what} socket: timed out"));
+                return TIMEOUT;
+            }
+            Err(error) => {
+                set_error(&format!("could not {what} socket: {error}"));
+                return -1;
+            }
+        }
     }
 }
 
 unsafe extern "C" fn read(raw: *mut RawStream, data: *mut c_void, len: usize) -> isize {
     // SAFETY: libgit2 calls back with the stream `init` made.
     let stream = unsafe { stream(raw) };
-    let Some(socket) = stream.socket.as_ref() else {
-        set_error("could not read from socket: not connected");
-        return -1;
-    };
     let len = len.min(isize::MAX as usize);
     // SAFETY: libgit2's buffer of `len` bytes, possibly uninitialized, which `recv` only writes.
     let buffer = unsafe { std::slice::from_raw_parts_mut(data.cast::<MaybeUninit<u8>>(), len) };
-    loop {
-        match socket.recv(buffer) {
-            // `len` ≤ isize::MAX, so the count fits.
-            Ok(count) => return count as isize,
-            Err(error) if error.kind() == ErrorKind::Interrupted => continue,
-            Err(error) => return io_failure(&error, "read from"),
-        }
-    }
+    transfer(stream, "read from", |socket| socket.recv(buffer))
 }
 
 unsafe extern "C" fn write(
@@ -293,10 +299,6 @@ unsafe extern "C" fn write(
 ) -> isize {
     // SAFETY: libgit2 calls back with the stream `init` made.
     let stream = unsafe { stream(raw) };
-    let Some(socket) = stream.socket.as_ref() else {
-        set_error("could not write to socket: not connected");
-        return -1;
-    };
     if flags != 0 {
         set_error("could not write to socket: unsupported flags");
         return -1;
@@ -304,14 +306,8 @@ unsafe extern "C" fn write(
     let len = len.min(isize::MAX as usize);
     // SAFETY: libgit2's `len` initialized bytes, alive for the call.
     let buffer = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) };
-    loop {
-        // socket2 sends with `MSG_NOSIGNAL`: a closed peer is an error, not a SIGPIPE.
-        match socket.send(buffer) {
-            Ok(count) => return count as isize,
-            Err(error) if error.kind() == ErrorKind::Interrupted => continue,
-            Err(error) => return io_failure(&error, "write to"),
-        }
-    }
+    // socket2 sends with `MSG_NOSIGNAL`: a closed peer is an error, not a SIGPIPE.
+    transfer(stream, "write to", |socket| socket.send(buffer))
 }
 
 unsafe extern "C" fn close(raw: *mut RawStream) -> c_int {
@@ -352,6 +348,14 @@ mod tests {
         }
     }
 
+    /// A listener on a free loopback port and a stream connected to it with `timeouts`.
+    fn connected_to_listener(timeouts: (c_int, c_int)) -> (TcpListener, *mut RawStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (raw, code) = connected(listener.local_addr().unwrap().port(), timeouts);
+        assert_eq!(code, 0, "{}", last_error());
+        (listener, raw)
+    }
+
     fn last_error() -> String {
         git2::Error::last_error(-1).message().to_owned()
     }
@@ -369,10 +373,8 @@ mod tests {
 
     #[test]
     fn a_connection_has_no_delay_and_carries_bytes_both_ways() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (listener, raw) = connected_to_listener((1000, 5000));
         let port = listener.local_addr().unwrap().port();
-        let (raw, code) = connected(port, (1000, 5000));
-        assert_eq!(code, 0, "{}", last_error());
         let (mut peer, _) = listener.accept().unwrap();
         // SAFETY: connected above, freed at the end.
         unsafe {
@@ -414,10 +416,7 @@ mod tests {
 
     #[test]
     fn a_silent_peer_is_a_libgit2_timeout() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (raw, code) = connected(port, (1000, 20));
-        assert_eq!(code, 0, "{}", last_error());
+        let (listener, raw) = connected_to_listener((1000, 20));
         let _peer = listener.accept().unwrap();
         let mut answer = [0u8; 16];
         // SAFETY: connected above, freed at the end.
