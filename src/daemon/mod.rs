@@ -376,8 +376,12 @@ impl Daemon {
                 entry.1 = entry.1.min(interval);
                 images
             });
+        // What the loop keeps per image goes with an image the config no longer tracks (it is never
+        // listed again, so nothing else would settle it).
         let images = &self.images;
         self.listed.retain(|image, _| images.contains_key(image));
+        self.awaited.retain(|image, _| images.contains_key(image));
+        self.events.retain(|image, _| images.contains_key(image));
         self.repositories = self
             .config
             .repositories
