@@ -266,6 +266,22 @@ fn listing_max_age(config: &Config) -> Duration {
 /// Tags awaited per image (events name them; listings settle them): a bound, not a working limit.
 const MAX_AWAITED_TAGS: usize = 64;
 
+/// A webhook event of one image not settled yet.
+struct Pending {
+    /// When the first unsettled event of the image arrived.
+    received: Instant,
+    /// Repositories to re-plan for the image's changed listing whose run has not started.
+    scheduled: HashSet<String>,
+    /// Repositories whose running re-plan saw the changed listing.
+    running: HashSet<String>,
+}
+
+impl Pending {
+    fn repositories_done(&self) -> bool {
+        self.scheduled.is_empty() && self.running.is_empty()
+    }
+}
+
 /// Tags webhooks named for one image that its listings did not hold yet, and the re-checks made.
 #[derive(Debug, Default)]
 struct Awaited {
@@ -293,8 +309,11 @@ struct Daemon {
     parts: BTreeMap<String, RepositoryPart>,
     checked: BTreeMap<String, String>,
     errors: BTreeMap<String, ErrorStatus>,
-    /// Webhook arrivals per image not yet carried by a push (for the push-to-commit histogram).
-    events: HashMap<String, Instant>,
+    /// Webhook events per image not settled yet (for the push-to-commit histogram and the settled line).
+    events: HashMap<String, Pending>,
+    /// Since `events` was last empty: the first arrival and for how many images events settled (one
+    /// info line when it empties again, so a burst of events is one line, not one per image).
+    busy: Option<(Instant, usize)>,
     /// Per image, the tags webhooks named that its listings did not hold yet.
     awaited: HashMap<String, Awaited>,
     /// When each tracked image's last listing started (events are spaced by [`scheduler::EVENT_SPACING`]).
@@ -347,6 +366,7 @@ impl Daemon {
             checked: BTreeMap::new(),
             errors: BTreeMap::new(),
             events: HashMap::new(),
+            busy: None,
             awaited: HashMap::new(),
             listed: HashMap::new(),
             images_running: 0,
@@ -388,6 +408,16 @@ impl Daemon {
             .iter()
             .map(|repository| repository.name.clone())
             .collect();
+        // A re-plan of a repository the config dropped never runs: nothing waits for it.
+        let repositories = &self.repositories;
+        for pending in self.events.values_mut() {
+            pending
+                .scheduled
+                .retain(|repository| repositories.contains(repository));
+        }
+        if self.events.is_empty() {
+            self.busy = None;
+        }
     }
 
     /// Seeds the context's tag cache from the state directory.
@@ -512,6 +542,7 @@ impl Daemon {
         } else if !leader {
             self.followed = true;
             self.events.clear();
+            self.busy = None;
             self.shared.ready.store(true, Ordering::Relaxed);
             self.shared.metrics.ready.set(1);
         }
@@ -530,7 +561,14 @@ impl Daemon {
             } => {
                 if self.images.contains_key(&image) {
                     tracing::info!(image = %image, "webhook: re-checking the image now");
-                    self.events.entry(image.clone()).or_insert(received);
+                    if self.events.is_empty() {
+                        self.busy = Some((received, 0));
+                    }
+                    self.events.entry(image.clone()).or_insert_with(|| Pending {
+                        received,
+                        scheduled: HashSet::new(),
+                        running: HashSet::new(),
+                    });
                     if let Some(tag) = tag {
                         let awaited = self.awaited.entry(image.clone()).or_default();
                         // Bounded: a flood of events naming made-up tags holds at most this many.
@@ -639,6 +677,12 @@ impl Daemon {
             Key::Repository(name) => {
                 self.repositories_running += 1;
                 let trigger = self.triggers.remove(&name).unwrap_or(Trigger::Interval);
+                // This run plans on the listings of now: the events waiting for it wait for its end.
+                for pending in self.events.values_mut() {
+                    if pending.scheduled.remove(&name) {
+                        pending.running.insert(name.clone());
+                    }
+                }
                 work.spawn(async move {
                     let started = Instant::now();
                     let outcome = context
@@ -677,15 +721,23 @@ impl Daemon {
                             self.save_listing(&image, &listing);
                             for repository in self.context.repositories_using(&image) {
                                 tracing::info!(image = %image, repository = %repository, "the tag list changed; re-planning");
+                                if let Some(pending) = self.events.get_mut(&image) {
+                                    pending.scheduled.insert(repository.clone());
+                                }
                                 self.triggers
                                     .insert(repository.clone(), Trigger::Image(image.clone()));
                                 self.scheduler.schedule(Key::Repository(repository), now);
                             }
                         }
                         recheck = self.settle_event(&image, &listing);
-                        if !changed && recheck.is_none() {
-                            // Nothing new and nothing awaited: an event for this image is settled.
-                            self.events.remove(&image);
+                        if recheck.is_none()
+                            && self
+                                .events
+                                .get(&image)
+                                .is_some_and(|pending| pending.repositories_done())
+                        {
+                            // Nothing awaited and no re-plan to wait for: the image's event is settled.
+                            self.settled(&image);
                         }
                         Ran::Success {
                             interval,
@@ -799,6 +851,21 @@ impl Daemon {
         }
     }
 
+    /// The event of `image` is settled (its listing held nothing new, its bump was pushed, or its
+    /// re-plans ended without one): its arrival, if one was waiting. The last one of a busy period logs how many settled over how long.
+    fn settled(&mut self, image: &str) -> Option<Instant> {
+        let received = self.events.remove(image)?.received;
+        if let Some((first, count)) = &mut self.busy {
+            *count += 1;
+            if self.events.is_empty() {
+                let seconds = first.elapsed().as_secs_f64();
+                tracing::info!(images = *count, seconds, "webhook events settled");
+                self.busy = None;
+            }
+        }
+        Some(received)
+    }
+
     /// Repositories with a promotion policy whose upstream is `upstream`.
     fn downstream_of(&self, upstream: &str) -> Vec<String> {
         self.repositories
@@ -860,7 +927,8 @@ impl Daemon {
 
     /// Metrics, errors and status of one repository's outcome.
     fn observe(&mut self, outcome: &Outcome, took: Duration) {
-        let metrics = &self.shared.metrics;
+        let shared = self.shared.clone();
+        let metrics = &shared.metrics;
         let repository = outcome.repository.clone();
         let labels = RepositoryLabels {
             repository: repository.clone(),
@@ -986,13 +1054,27 @@ impl Daemon {
             }
             if applied.pushes > 0 {
                 for bump in &applied.bumps {
-                    if let Some(received) = self.events.remove(&bump.image) {
+                    if let Some(received) = self.settled(&bump.image) {
                         let latency = received.elapsed();
                         tracing::info!(image = %bump.image, latency_ms = latency.as_millis() as u64, "webhook to pushed commit");
                         metrics.push_to_commit.observe(latency.as_secs_f64());
                     }
                 }
             }
+        }
+        // An event whose re-plans are all done without a push of its image led to no commit (a tag
+        // the policies do not take, a window, a failure reported on its own): it is settled too.
+        let mut done = Vec::new();
+        for (image, pending) in &mut self.events {
+            if pending.running.remove(&repository)
+                && pending.repositories_done()
+                && !self.awaited.contains_key(image)
+            {
+                done.push(image.clone());
+            }
+        }
+        for image in done {
+            self.settled(&image);
         }
         self.announce(outcome);
         self.parts.insert(repository, part);

@@ -151,6 +151,55 @@ async fn a_push_and_its_generic_webhook_become_a_commit() {
     }
 }
 
+/// An event whose new tag no policy takes changes the listing, re-plans, and settles without a commit:
+/// it does not linger to be counted as the latency of a later push of the image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_for_a_tag_no_policy_takes_settles_without_a_commit() {
+    let setup = setup(&["1.0.0"]).await;
+    let daemon = setup.daemon().await;
+    let before = count(&setup.bare);
+    push_tags(&setup.registry, &["2.0.0"]).await;
+    assert_eq!(setup.hook(&daemon, "2.0.0").await, 202);
+    daemon
+        .until("the event settled", async || {
+            daemon.logged("webhook events settled")
+        })
+        .await;
+    assert!(daemon.logged("the tag list changed; re-planning"));
+    assert_eq!(count(&setup.bare), before);
+    assert!(setup.deploys("1.0.0"));
+    push_tags(&setup.registry, &["1.2.0"]).await;
+    assert_eq!(setup.hook(&daemon, "1.2.0").await, 202);
+    daemon
+        .until("the bump commit on the remote", async || {
+            setup.deploys("1.2.0")
+        })
+        .await;
+    assert_eq!(count(&setup.bare), before + 1);
+    let settled = || {
+        daemon
+            .log()
+            .iter()
+            .filter(|line| line.contains("webhook events settled"))
+            .count()
+    };
+    // The push settles the second event (the loop hears of the push just after the remote has it).
+    daemon
+        .until("the second event settled", async || settled() == 2)
+        .await;
+    let (_, metrics) = daemon.get("/metrics").await.unwrap();
+    assert!(
+        metrics.contains("tagwatch_push_to_commit_seconds_count 1"),
+        "{metrics}"
+    );
+    assert_eq!(
+        settled(),
+        2,
+        "one settled line per event: {:#?}",
+        daemon.log()
+    );
+}
+
 /// A registry may announce a push before its tag is listed (`docker-registry` sends the event when the
 /// manifest is stored, before it links the tag): an event whose tag the listing does not hold yet is
 /// listed again shortly, so the push still becomes a commit without waiting for the hourly poll.
@@ -284,6 +333,12 @@ async fn a_burst_of_fifty_pushes_is_coalesced_and_ends_on_the_newest() {
     daemon
         .until("the newest tag on the remote", async || {
             setup.deploys("1.0.50")
+        })
+        .await;
+    // The burst ends in one line saying so (one image: all its events settle with its push).
+    daemon
+        .until("the burst's settled line", async || {
+            daemon.logged("webhook events settled")
         })
         .await;
     let commits = count(&setup.bare) - before;
