@@ -24,6 +24,13 @@ use git2::{Repository, Revwalk, Sort};
 /// the repository costs.
 pub const MAX_PACK_FILES: usize = 32;
 
+/// Above about this many loose objects a clone is consolidated too: git's own `gc.auto` default. Every
+/// write-back leaves its commit, trees and blobs loose (four to five objects), and a repository that
+/// only tagwatch commits to gains no pack files, so the pack count alone never consolidated it: the
+/// soak with a push a second and few human commits left 1,300 loose objects a clone in 20 minutes
+/// (docs/reliability/load.md). 6,700 is about 1,400 write-backs between consolidations.
+pub const MAX_LOOSE_OBJECTS: usize = 6_700;
+
 /// What [`super::Store::maintain`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Maintenance {
@@ -44,6 +51,27 @@ pub struct Consolidated {
     pub objects: usize,
     /// Pack and loose object files removed.
     pub removed_files: usize,
+}
+
+/// Whether the clone at `directory` holds more than [`MAX_LOOSE_OBJECTS`] loose objects, estimated as
+/// git estimates it: object names are uniform, so one of the 256 fan-out directories (`objects/17`)
+/// holds about a 256th of them — one directory listed instead of 256.
+pub fn too_many_loose_objects(directory: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(directory.join("objects/17")) else {
+        return false;
+    };
+    let in_sample = entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let name = entry.file_name();
+            name.len() == 38
+                && name
+                    .to_string_lossy()
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit())
+        })
+        .count();
+    in_sample > MAX_LOOSE_OBJECTS.div_ceil(256)
 }
 
 /// The pack files (`*.pack`) in `directory`'s object database.

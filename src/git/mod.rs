@@ -37,7 +37,10 @@ pub use error::{ErrorClass, GitError};
 pub use git2::Oid;
 pub use history::{CommitInfo, FileHistory, Person};
 pub use known_hosts::{HostKeyStatus, KnownHosts};
-pub use maintenance::{Consolidated, MAX_PACK_FILES, Maintenance, pack_files};
+pub use maintenance::{
+    Consolidated, MAX_LOOSE_OBJECTS, MAX_PACK_FILES, Maintenance, pack_files,
+    too_many_loose_objects,
+};
 pub use settings::{
     CommitIdentity, DEFAULT_SSH_USERNAME, DEFAULT_TOKEN_USERNAME, GitAuth, RemoteSettings, Signing,
 };

@@ -529,6 +529,54 @@ fn consolidates(cache: &Path, settings: &RemoteSettings, bare: &Path) {
     assert!(again.file_at(head, SEED_FILE, MAX_BYTES).unwrap().is_some());
 }
 
+/// A clone only tagwatch writes to gains loose objects (each write-back's commit, trees and blobs) and
+/// no pack files: past about `MAX_LOOSE_OBJECTS`, estimated from one fan-out directory as git does, it
+/// is consolidated too, and still reads, commits and pushes.
+#[test]
+fn a_clone_with_many_loose_objects_is_consolidated_and_keeps_working() {
+    let root = tempfile::tempdir().unwrap();
+    let (bare, url) = local_remote(root.path());
+    let settings = RemoteSettings::new(url, "main");
+    let (mut store, head) = open_and_fetch(&root.path().join("cache"), &settings).unwrap();
+    let ours = Oid::from_str(&bump_and_push(&store, head, "1.0.1")).unwrap();
+    assert_eq!(
+        store.maintain().unwrap(),
+        tagwatch::git::Maintenance::Nothing
+    );
+    // Loose objects as many write-backs leave them (blobs here, unreachable ones included) until the
+    // sampled directory holds more than its 256th.
+    let repository = git2::Repository::open_bare(store.directory()).unwrap();
+    let mut written = 0;
+    while !tagwatch::git::too_many_loose_objects(store.directory()) {
+        repository
+            .blob(format!("a write-back's blob {written}\n").as_bytes())
+            .unwrap();
+        written += 1;
+        assert!(written < 50_000, "the estimate never passed the limit");
+    }
+    assert!(
+        written > tagwatch::git::MAX_LOOSE_OBJECTS / 2,
+        "an estimate of {written} objects passed the limit"
+    );
+    let packs = pack_count(&store);
+    let tagwatch::git::Maintenance::Consolidated(done) = store.maintain().unwrap() else {
+        panic!("over the loose-object limit: consolidated");
+    };
+    assert_eq!(done.packs_before, packs);
+    assert!(done.removed_files > written, "{done:?}");
+    assert_eq!(pack_count(&store), 1, "one pack");
+    assert!(!tagwatch::git::too_many_loose_objects(store.directory()));
+    assert_eq!(
+        store.maintain().unwrap(),
+        tagwatch::git::Maintenance::Nothing
+    );
+    // Our commit still reads and a new write-back still commits and pushes.
+    assert!(store.file_at(ours, SEED_FILE, MAX_BYTES).unwrap().is_some());
+    let commit = bump_and_push(&store, ours, "1.0.2");
+    assert_eq!(remote_head(&bare), commit);
+    assert!(remote_file(&bare, SEED_FILE).contains(":1.0.2"));
+}
+
 /// A shallow clone (every network remote is cloned to a depth) opened again by the next process walks
 /// its history up to the edge, with or without a fetch first. libgit2's `open_bare` does not read the
 /// `shallow` file, so every history read failed after a restart and each repository's bumps were
