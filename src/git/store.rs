@@ -156,10 +156,10 @@ impl Store {
     /// Keeps a long-lived clone's pack files bounded (one is added per fetch that brings something)
     /// and its loose objects (every write-back adds some): past [`super::MAX_PACK_FILES`] packs or
     /// about [`super::MAX_LOOSE_OBJECTS`] loose objects it rewrites the object database into one
-    /// pack; else, with
-    /// [`super::REOPEN_AFTER_PACKS`] pack files more than when it was opened, it opens the clone again,
-    /// which frees what libgit2 keeps per open pack (its delta-base cache). The pack directory is
-    /// listed once. On an error nothing was removed and the open repository stays.
+    /// pack; else, with [`super::REOPEN_AFTER_PACKS`] pack files more than when it was opened, it
+    /// opens the clone again, which frees what libgit2 keeps per open pack (its delta-base cache).
+    /// The pack directory and one loose-object directory are listed once. On an error nothing was
+    /// removed and the open repository stays.
     pub fn maintain(&mut self) -> Result<super::Maintenance, GitError> {
         let packs = super::maintenance::pack_files(&self.directory);
         if packs.len() > super::MAX_PACK_FILES
