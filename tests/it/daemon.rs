@@ -88,6 +88,17 @@ impl Setup {
             .await
     }
 
+    /// Pushes `tag` of the tracked image and sends `daemon` its generic webhook: accepted (202).
+    async fn push_and_hook(&self, daemon: &Daemon, tag: &str) {
+        push_tags(&self.registry, &[tag]).await;
+        assert_eq!(self.hook(daemon, tag).await, 202);
+    }
+
+    /// Waits (`daemon`'s bounded wait) until the remote deploys `tag`.
+    async fn until_deploys(&self, daemon: &Daemon, what: &str, tag: &str) {
+        daemon.until(what, async || self.deploys(tag)).await;
+    }
+
     fn file(&self) -> String {
         show(&self.bare, "apps/a.yaml")
     }
@@ -117,12 +128,9 @@ async fn a_push_and_its_generic_webhook_become_a_commit() {
     let setup = setup(&["1.0.0"]).await;
     let daemon = setup.daemon().await;
     let before = count(&setup.bare);
-    push_tags(&setup.registry, &["1.2.0"]).await;
-    assert_eq!(setup.hook(&daemon, "1.2.0").await, 202);
-    daemon
-        .until("the bump commit on the remote", async || {
-            setup.deploys("1.2.0")
-        })
+    setup.push_and_hook(&daemon, "1.2.0").await;
+    setup
+        .until_deploys(&daemon, "the bump commit on the remote", "1.2.0")
         .await;
     assert_eq!(count(&setup.bare), before + 1);
     // The status API and the metrics say what happened.
@@ -158,8 +166,7 @@ async fn an_event_for_a_tag_no_policy_takes_settles_without_a_commit() {
     let setup = setup(&["1.0.0"]).await;
     let daemon = setup.daemon().await;
     let before = count(&setup.bare);
-    push_tags(&setup.registry, &["2.0.0"]).await;
-    assert_eq!(setup.hook(&daemon, "2.0.0").await, 202);
+    setup.push_and_hook(&daemon, "2.0.0").await;
     daemon
         .until("the event settled", async || {
             daemon.logged("webhook events settled")
@@ -168,12 +175,9 @@ async fn an_event_for_a_tag_no_policy_takes_settles_without_a_commit() {
     assert!(daemon.logged("the tag list changed; re-planning"));
     assert_eq!(count(&setup.bare), before);
     assert!(setup.deploys("1.0.0"));
-    push_tags(&setup.registry, &["1.2.0"]).await;
-    assert_eq!(setup.hook(&daemon, "1.2.0").await, 202);
-    daemon
-        .until("the bump commit on the remote", async || {
-            setup.deploys("1.2.0")
-        })
+    setup.push_and_hook(&daemon, "1.2.0").await;
+    setup
+        .until_deploys(&daemon, "the bump commit on the remote", "1.2.0")
         .await;
     assert_eq!(count(&setup.bare), before + 1);
     let settled = || {
@@ -217,10 +221,8 @@ async fn an_event_that_arrives_before_its_tag_is_listed_still_becomes_a_commit()
         .await;
     assert!(!setup.deploys("1.3.0"));
     push_tags(&setup.registry, &["1.3.0"]).await;
-    daemon
-        .until("the bump commit on the remote", async || {
-            setup.deploys("1.3.0")
-        })
+    setup
+        .until_deploys(&daemon, "the bump commit on the remote", "1.3.0")
         .await;
     assert_eq!(count(&setup.bare), before + 1);
     assert!(
@@ -330,10 +332,8 @@ async fn a_burst_of_fifty_pushes_is_coalesced_and_ends_on_the_newest() {
     let statuses =
         futures_util::future::join_all(tags.iter().map(|tag| setup.hook(&daemon, tag))).await;
     assert!(statuses.iter().all(|status| *status == 202), "{statuses:?}");
-    daemon
-        .until("the newest tag on the remote", async || {
-            setup.deploys("1.0.50")
-        })
+    setup
+        .until_deploys(&daemon, "the newest tag on the remote", "1.0.50")
         .await;
     // The burst ends in one line saying so (one image: all its events settle with its push).
     daemon
@@ -376,12 +376,9 @@ async fn sighup_with_an_invalid_policy_keeps_the_old_config_and_a_valid_one_appl
         .await;
     assert!(daemon.logged("app.yaml:"), "{:#?}", daemon.log());
     // The old policy still works.
-    push_tags(&setup.registry, &["1.2.0"]).await;
-    assert_eq!(setup.hook(&daemon, "1.2.0").await, 202);
-    daemon
-        .until("the bump under the old config", async || {
-            setup.deploys("1.2.0")
-        })
+    setup.push_and_hook(&daemon, "1.2.0").await;
+    setup
+        .until_deploys(&daemon, "the bump under the old config", "1.2.0")
         .await;
     // A valid new policy (track ^2) applies after SIGHUP.
     std::fs::write(&policy_file, tracking("^2")).unwrap();
@@ -389,12 +386,9 @@ async fn sighup_with_an_invalid_policy_keeps_the_old_config_and_a_valid_one_appl
     daemon
         .until("the reload", async || daemon.logged("config reloaded"))
         .await;
-    push_tags(&setup.registry, &["2.0.0"]).await;
-    assert_eq!(setup.hook(&daemon, "2.0.0").await, 202);
-    daemon
-        .until("the bump under the new config", async || {
-            setup.deploys("2.0.0")
-        })
+    setup.push_and_hook(&daemon, "2.0.0").await;
+    setup
+        .until_deploys(&daemon, "the bump under the new config", "2.0.0")
         .await;
 }
 
@@ -706,8 +700,7 @@ async fn a_written_bump_is_posted_to_the_notify_receiver() {
     environment.push(("NOTIFY_URL", hook.as_str()));
     let daemon = Daemon::start(&setup.config, &setup.address, &environment).await;
     daemon.ready().await;
-    push_tags(&setup.registry, &["1.2.0"]).await;
-    assert_eq!(setup.hook(&daemon, "1.2.0").await, 202);
+    setup.push_and_hook(&daemon, "1.2.0").await;
     daemon
         .until("the notification", async || {
             !received.lock().unwrap().is_empty()
@@ -845,8 +838,7 @@ async fn only_the_lease_holder_writes_and_a_follower_takes_over_after_kill_9() {
     );
     let lease = kube.lease(NAMESPACE, "tagwatch").unwrap();
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
-    push_tags(&setup.registry, &["1.3.0"]).await;
-    assert_eq!(setup.hook(&b, "1.3.0").await, 202);
+    setup.push_and_hook(&b, "1.3.0").await;
     b.until("the new leader's bump on the remote", async || {
         setup.deploys("1.3.0")
     })
@@ -902,8 +894,7 @@ async fn a_leader_that_cannot_renew_steps_down_then_leads_again_and_releases_on_
         .await;
     let (_, metrics) = a.get("/metrics").await.unwrap();
     assert!(metrics.contains("tagwatch_leader 0"), "{metrics}");
-    push_tags(&setup.registry, &["1.2.0"]).await;
-    assert_eq!(setup.hook(&a, "1.2.0").await, 202);
+    setup.push_and_hook(&a, "1.2.0").await;
     a.until("the hint to be dropped", async || {
         a.logged("webhook while following")
     })
