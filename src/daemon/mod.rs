@@ -852,7 +852,8 @@ impl Daemon {
     }
 
     /// The event of `image` is settled (its listing held nothing new, its bump was pushed, or its
-    /// re-plans ended without one): its arrival, if one was waiting. The last one of a busy period logs how many settled over how long.
+    /// re-plans ended without one): its arrival, if one was waiting. The last one of a busy period
+    /// logs how many settled over how long.
     fn settled(&mut self, image: &str) -> Option<Instant> {
         let received = self.events.remove(image)?.received;
         if let Some((first, count)) = &mut self.busy {
