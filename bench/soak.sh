@@ -17,7 +17,8 @@
 #   DURATION=300 IMAGES=200 bench/soak.sh           # five minutes
 #   nice -n 10 bench/soak.sh >soak.txt 2>&1 &       # in the background
 #
-# Env: WORK (default /tmp/tagwatch-bench-soak), DURATION=3600, IMAGES=1000, REPOS=4, PUSH_EVERY=3,
+# Env: WORK (default /tmp/tagwatch-bench-soak), DURATION=3600, IMAGES=1000, REPOS=4, HISTORY=1200 (older
+# commits in each config repository before the soak starts), PUSH_EVERY=3,
 # HUMAN_EVERY=60, REVERT_EVERY=5, SAMPLE_EVERY=10, WARMUP=120, SETTLE=300, TAGWATCH_BIN (this binary
 # instead of building target/release/tagwatch).
 set -euo pipefail
@@ -28,6 +29,7 @@ WORK="${WORK:-/tmp/tagwatch-bench-soak}"
 DURATION="${DURATION:-3600}"
 IMAGES="${IMAGES:-1000}"
 REPOS="${REPOS:-4}"
+HISTORY="${HISTORY:-1200}"
 PUSH_EVERY="${PUSH_EVERY:-3}"
 HUMAN_EVERY="${HUMAN_EVERY:-60}"
 REVERT_EVERY="${REVERT_EVERY:-5}"
@@ -110,7 +112,17 @@ done >"$WORK/policies/apps.yaml"
     tree="$WORK/tree/cfg-$r" bare="$GIT_ROOT/repos/cfg-$r.git"
     git init -q --bare -b main "$bare"
     git -C "$tree" init -q -b main
-    git -C "$tree" add -A
+    # HISTORY older commits first (a file of their own), as a config repository in use has: the daemon's
+    # history reads are bounded by tagwatch's HISTORY_LIMIT commits, so memory is only steady once a
+    # repository has more than that.
+    if [ "$HISTORY" -gt 0 ]; then
+      for n in $(seq 1 "$HISTORY"); do
+        printf 'commit refs/heads/main\ncommitter seed <seed@localhost> %d +0000\ndata <<EOM\nhistory %d\nEOM\nM 644 inline HISTORY\ndata <<EOM\n%d\nEOM\n\n' \
+          $((1600000000 + n * 60)) "$n" "$n"
+      done | git -C "$tree" fast-import --quiet
+      git -C "$tree" reset -q
+    fi
+    git -C "$tree" add apps
     git -C "$tree" -c user.name=seed -c user.email=seed@localhost commit -q -m seed
     git -C "$tree" push -q "$bare" main
     printf '  - name: cfg-%s\n    url: http://127.0.0.1:%s/git/cfg-%s.git\n    paths: [apps]\n    auth: { username: bot, passwordEnv: GIT_PASSWORD }\n    writeBack: { mode: push, author: { name: tagwatch-bot, email: bot@example.com } }\n' \
@@ -121,7 +133,7 @@ done >"$WORK/policies/apps.yaml"
 
 # --- the daemon ---------------------------------------------------------------------------------------
 echo "== $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD), $TAGWATCH, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== soak: $IMAGES policies in $REPOS repositories, ${DURATION} s, a push every ${PUSH_EVERY} s, a human commit every ${HUMAN_EVERY} s (every ${REVERT_EVERY}th a revert)"
+echo "== soak: $IMAGES policies in $REPOS repositories ($HISTORY older commits each), ${DURATION} s, a push every ${PUSH_EVERY} s, a human commit every ${HUMAN_EVERY} s (every ${REVERT_EVERY}th a revert)"
 "$TAGWATCH" --config "$WORK/tagwatch.yaml" --log-format json daemon 2>"$WORK/daemon.log" &
 DAEMON_PID=$!
 PIDS+=("$DAEMON_PID")

@@ -394,38 +394,15 @@ impl Store {
     }
 
     /// The newest `limit` commits reachable from `head` (first-parent and merged ones alike), newest
-    /// first, without looking at their trees; and whether the walk reached the root (`false` when it
-    /// stopped at `limit` or at the edge of a shallow fetch, so older commits may exist).
+    /// first and each before its ancestors, without looking at their trees; and whether the walk
+    /// reached the root (`false` when it stopped at `limit` or at the edge of a shallow fetch, so older
+    /// commits may exist). Reads about `limit` commits however long the history is.
     pub fn recent_commits(
         &self,
         head: Oid,
         limit: usize,
     ) -> Result<(Vec<CommitInfo>, bool), GitError> {
-        let walk_error = self.local("walk history");
-        let mut walk = self.repository.revwalk().map_err(&walk_error)?;
-        walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME)
-            .map_err(&walk_error)?;
-        walk.push(head).map_err(&walk_error)?;
-        let shallow_edge = history::shallow_commits(&self.repository);
-        let mut commits = Vec::new();
-        let mut complete = true;
-        for id in walk {
-            let id = id.map_err(&walk_error)?;
-            if commits.len() == limit {
-                complete = false;
-                break;
-            }
-            if shallow_edge.contains(&id) {
-                // Listed, but its parents were never fetched.
-                complete = false;
-            }
-            let commit = self
-                .repository
-                .find_commit(id)
-                .map_err(self.local("read a commit"))?;
-            commits.push(history::commit_info(&commit));
-        }
-        Ok((commits, complete))
+        history::recent_commits(&self.repository, head, limit).map_err(self.local("walk history"))
     }
 
     /// The newest `limit` commits along the first-parent line from `head` (the branch's own history: a

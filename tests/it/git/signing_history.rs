@@ -219,3 +219,44 @@ fn history_tells_tagwatch_commits_from_a_human_revert() {
     assert_eq!(recent.len(), 4);
     assert!(reached_root, "exactly every commit");
 }
+
+/// The history walk reads the commits it returns and the few it must look at next, not the whole
+/// history: a commit object older than that can be missing and the walk still answers. (libgit2's
+/// sorted walk read every reachable commit on each call: as a daemon added commits, each reconcile read
+/// more, and libgit2 kept what it unpacked.)
+#[test]
+fn the_history_walk_reads_only_the_newest_commits() {
+    let root = tempfile::tempdir().unwrap();
+    let (_bare, store, seed) = local_store(root.path());
+    let mut chain = vec![seed];
+    for n in 1..=30 {
+        let parent = *chain.last().unwrap();
+        chain.push(commit_bump(
+            &store,
+            parent,
+            &format!("1.0.{n}"),
+            &Signing::None,
+        ));
+    }
+    let head = *chain.last().unwrap();
+    let newest: Vec<Oid> = chain.iter().rev().take(10).copied().collect();
+
+    // Commit 5 of the chain goes missing from the clone (its loose object file removed).
+    let hex = chain[5].to_string();
+    let object = store
+        .directory()
+        .join("objects")
+        .join(&hex[..2])
+        .join(&hex[2..]);
+    std::fs::remove_file(&object).unwrap();
+
+    let (recent, reached_root) = store.recent_commits(head, 10).unwrap();
+    let ids: Vec<Oid> = recent.iter().map(|commit| commit.id).collect();
+    assert_eq!(ids, newest, "the ten newest, newest first");
+    assert!(!reached_root, "the limit cut the walk short");
+    let walk_past_it = store.recent_commits(head, 100);
+    assert!(
+        walk_past_it.is_err(),
+        "a walk reaching the missing commit fails: the files removed were the commit's"
+    );
+}
