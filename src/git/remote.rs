@@ -2,7 +2,7 @@
 //! branch into its tracking ref, and pushing one refspec with the "someone pushed first" /
 //! "refused" split.
 
-use git2::{AutotagOption, FetchOptions, Oid, PushOptions, Repository};
+use git2::{AutotagOption, FetchOptions, FetchPrune, Oid, PushOptions, Repository};
 
 use super::error::{GitError, scrub};
 use super::local::Cloned;
@@ -37,8 +37,14 @@ pub(crate) fn configure(
 }
 
 /// Fetches `branch` into `refs/remotes/origin/<branch>` (shallow to `settings.depth` for network
-/// remotes, the first time; later fetches bring what is new). Its head, or `None` when the remote has no such branch: the tracking ref is deleted first,
-/// so a branch deleted on the remote never survives as a stale one.
+/// remotes, the first time; later fetches bring what is new). Its head, or `None` when the remote has
+/// no such branch: the fetch prunes the tracking ref of a branch the remote no longer advertises, so a
+/// deleted branch never survives as a stale one.
+///
+/// The tracking ref is kept between fetches because it is what the fetch offers the server as "have":
+/// libgit2 offers the tips of the clone's references, and tagwatch's clones hold no other. (It was
+/// deleted before each fetch until 2026-11-27, so every fetch that brought something downloaded the
+/// whole history again, to the shallow edge or the root — docs/design/git.md, *Fetch*.)
 pub(crate) fn fetch(
     repository: &Repository,
     settings: &RemoteSettings,
@@ -53,10 +59,7 @@ pub(crate) fn fetch(
     let local = |operation| local_error(settings, operation);
     let tracking = tracking_ref(branch);
     let fetched_before = match repository.find_reference(&tracking) {
-        Ok(mut reference) => {
-            reference.delete().map_err(local("delete tracking ref"))?;
-            true
-        }
+        Ok(_) => true,
         // A first fetch from a remote on this machine links its objects, as `git clone --local` does.
         Err(_) if is_local(&settings.url) => {
             match super::local::clone_objects(repository, &settings.url, branch) {
@@ -79,6 +82,7 @@ pub(crate) fn fetch(
     let mut options = FetchOptions::new();
     options.remote_callbacks(transport.callbacks());
     options.download_tags(AutotagOption::None);
+    options.prune(FetchPrune::On);
     // The depth applies to the first fetch of the branch only. Given a depth, libgit2 asks for every
     // advertised head again, even one it has, to recompute the shallow edge: each fetch would download
     // up to `depth` commits anew (≈ 150 ms per fetch of a 100-commit repository over `git http-backend`,

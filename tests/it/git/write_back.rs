@@ -424,6 +424,43 @@ fn a_shallow_clone_fetches_only_what_is_new() {
     );
 }
 
+/// A fetch downloads the commits that are new and nothing else, over a shallow HTTP clone and a local
+/// remote alike: not tagwatch's own pushed commit, not the history before it. The clone's tracking ref
+/// is what libgit2 offers the server as "have"; while it was deleted before each fetch, every fetch
+/// that brought something downloaded the whole history again (to the shallow edge, or the root).
+#[test]
+fn a_fetch_downloads_only_the_new_commits() {
+    on_both_kinds_of_clone(fetches_only_the_new_commits);
+}
+
+fn fetches_only_the_new_commits(cache: &Path, settings: &RemoteSettings, bare: &Path) {
+    let (store, head) = open_and_fetch(cache, settings).unwrap();
+    bump_and_push(&store, head, "1.0.1");
+    for n in 0..3 {
+        let before = tagwatch::git::pack_files(store.directory());
+        let human = human_commit(bare, "main", "README.md", &format!("{n}\n"), "docs");
+        assert_eq!(store.fetch("main").unwrap().unwrap().to_string(), human);
+        let new: Vec<PathBuf> = tagwatch::git::pack_files(store.directory())
+            .into_iter()
+            .filter(|pack| !before.contains(pack))
+            .collect();
+        assert_eq!(new.len(), 1, "fetch {n}: one pack came: {new:?}");
+        let index = new[0].with_extension("idx");
+        let listed = git_bare(
+            store.directory(),
+            &["verify-pack", "-v", index.to_str().unwrap()],
+        );
+        let commits = listed
+            .lines()
+            .filter(|line| line.split_whitespace().nth(1) == Some("commit"))
+            .count();
+        assert_eq!(
+            commits, 1,
+            "fetch {n}: only the human's commit came:\n{listed}"
+        );
+    }
+}
+
 /// A long-lived clone gains a pack per fetch that brings something, and loose objects per write-back;
 /// past `MAX_PACK_FILES` packs it is rewritten into one pack, the loose objects go with the old packs,
 /// and the clone still reads, fetches, commits and pushes — over a shallow HTTP clone (whose edge stays
