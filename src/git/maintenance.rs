@@ -51,6 +51,9 @@ pub struct Consolidated {
     pub objects: usize,
     /// Pack and loose object files removed.
     pub removed_files: usize,
+    /// Which limit the clone passed: [`MAX_LOOSE_OBJECTS`] (`true`) or [`MAX_PACK_FILES`] (`false`, also
+    /// when both).
+    pub for_loose_objects: bool,
 }
 
 /// Whether the clone at `directory` holds more than [`MAX_LOOSE_OBJECTS`] loose objects, estimated as
@@ -93,7 +96,8 @@ pub fn pack_files(directory: &Path) -> Vec<PathBuf> {
 
 /// Rewrites the object database of the bare clone at `directory` (opened as `repository`, holding the
 /// pack files `old_packs`, as [`pack_files`] lists them) into one pack. The caller decides when (more
-/// than [`MAX_PACK_FILES`]) and must drop `repository` and open the clone again afterwards.
+/// than [`MAX_PACK_FILES`] pack files or about [`MAX_LOOSE_OBJECTS`] loose objects) and must drop
+/// `repository` and open the clone again afterwards.
 pub fn consolidate(
     repository: &Repository,
     directory: &Path,
@@ -132,6 +136,7 @@ pub fn consolidate(
     removed_files += remove_loose_objects(&directory.join("objects"));
     Ok(Consolidated {
         packs_before: old_packs.len(),
+        for_loose_objects: old_packs.len() <= MAX_PACK_FILES,
         objects,
         removed_files,
     })

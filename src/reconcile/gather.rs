@@ -432,6 +432,11 @@ fn maintain(store: &mut Store) {
             packs = done.packs_before,
             objects = done.objects,
             removed_files = done.removed_files,
+            limit = if done.for_loose_objects {
+                "loose objects"
+            } else {
+                "pack files"
+            },
             "cache clone consolidated into one pack"
         ),
         Ok(crate::git::Maintenance::Reopened { packs }) => {

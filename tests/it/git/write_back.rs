@@ -531,6 +531,7 @@ fn consolidates(cache: &Path, settings: &RemoteSettings, bare: &Path) {
         panic!("over the limit: consolidated");
     };
     assert_eq!(done.packs_before, before);
+    assert!(!done.for_loose_objects, "{done:?}");
     assert!(done.objects > 0);
     assert_eq!(pack_count(&store), 1, "one pack");
     assert_eq!(loose(&store), 0, "no loose objects");
@@ -600,6 +601,7 @@ fn a_clone_with_many_loose_objects_is_consolidated_and_keeps_working() {
         panic!("over the loose-object limit: consolidated");
     };
     assert_eq!(done.packs_before, packs);
+    assert!(done.for_loose_objects, "{done:?}");
     assert!(done.removed_files > written, "{done:?}");
     assert_eq!(pack_count(&store), 1, "one pack");
     assert!(!tagwatch::git::too_many_loose_objects(store.directory()));
