@@ -730,12 +730,7 @@ impl Daemon {
                             }
                         }
                         recheck = self.settle_event(&image, &listing);
-                        if recheck.is_none()
-                            && self
-                                .events
-                                .get(&image)
-                                .is_some_and(|pending| pending.repositories_done())
-                        {
+                        if self.event_done(&image) {
                             // Nothing awaited and no re-plan to wait for: the image's event is settled.
                             self.settled(&image);
                         }
@@ -849,6 +844,16 @@ impl Daemon {
                 None
             }
         }
+    }
+
+    /// Whether the event of `image` can settle: no tag of it awaited in a listing (`settle_event`
+    /// removed the entry) and no re-plan for it scheduled or running.
+    fn event_done(&self, image: &str) -> bool {
+        !self.awaited.contains_key(image)
+            && self
+                .events
+                .get(image)
+                .is_some_and(Pending::repositories_done)
     }
 
     /// The event of `image` is settled (its listing held nothing new, its bump was pushed, or its
@@ -1065,17 +1070,16 @@ impl Daemon {
         }
         // An event whose re-plans are all done without a push of its image led to no commit (a tag
         // the policies do not take, a window, a failure reported on its own): it is settled too.
-        let mut done = Vec::new();
+        let mut finished = Vec::new();
         for (image, pending) in &mut self.events {
-            if pending.running.remove(&repository)
-                && pending.repositories_done()
-                && !self.awaited.contains_key(image)
-            {
-                done.push(image.clone());
+            if pending.running.remove(&repository) {
+                finished.push(image.clone());
             }
         }
-        for image in done {
-            self.settled(&image);
+        for image in finished {
+            if self.event_done(&image) {
+                self.settled(&image);
+            }
         }
         self.announce(outcome);
         self.parts.insert(repository, part);
