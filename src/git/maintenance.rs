@@ -97,11 +97,13 @@ pub fn pack_files(directory: &Path) -> Vec<PathBuf> {
 /// Rewrites the object database of the bare clone at `directory` (opened as `repository`, holding the
 /// pack files `old_packs`, as [`pack_files`] lists them) into one pack. The caller decides when (more
 /// than [`MAX_PACK_FILES`] pack files or about [`MAX_LOOSE_OBJECTS`] loose objects) and must drop
-/// `repository` and open the clone again afterwards.
+/// `repository` and open the clone again afterwards; `for_loose_objects` is which limit it saw passed,
+/// recorded in the result.
 pub fn consolidate(
     repository: &Repository,
     directory: &Path,
     old_packs: &[PathBuf],
+    for_loose_objects: bool,
 ) -> Result<Consolidated, git2::Error> {
     let tips = reference_tips(repository)?;
     let mut builder = repository.packbuilder()?;
@@ -136,7 +138,7 @@ pub fn consolidate(
     removed_files += remove_loose_objects(&directory.join("objects"));
     Ok(Consolidated {
         packs_before: old_packs.len(),
-        for_loose_objects: old_packs.len() <= MAX_PACK_FILES,
+        for_loose_objects,
         objects,
         removed_files,
     })

@@ -162,11 +162,15 @@ impl Store {
     /// removed and the open repository stays.
     pub fn maintain(&mut self) -> Result<super::Maintenance, GitError> {
         let packs = super::maintenance::pack_files(&self.directory);
-        if packs.len() > super::MAX_PACK_FILES
-            || super::maintenance::too_many_loose_objects(&self.directory)
-        {
-            let done = super::maintenance::consolidate(&self.repository, &self.directory, &packs)
-                .map_err(self.local("consolidate the cache clone"))?;
+        let too_many_packs = packs.len() > super::MAX_PACK_FILES;
+        if too_many_packs || super::maintenance::too_many_loose_objects(&self.directory) {
+            let done = super::maintenance::consolidate(
+                &self.repository,
+                &self.directory,
+                &packs,
+                !too_many_packs,
+            )
+            .map_err(self.local("consolidate the cache clone"))?;
             let now = super::maintenance::pack_files(&self.directory).len();
             self.reopen(now, "open the consolidated cache clone")?;
             return Ok(super::Maintenance::Consolidated(done));

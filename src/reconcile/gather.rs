@@ -424,8 +424,8 @@ fn free_aside(scan: Scan) {
 }
 
 /// Keeps a long-lived cache clone at a bounded number of pack files and loose objects, and what
-/// libgit2 keeps per open pack bounded ([`Store::maintain`]). A failure is logged and changes nothing (the old packs and the
-/// open repository stay); the reconcile goes on.
+/// libgit2 keeps per open pack bounded ([`Store::maintain`]). A failure is logged and changes nothing
+/// (the old packs and the open repository stay); the reconcile goes on.
 fn maintain(store: &mut Store) {
     match store.maintain() {
         Ok(crate::git::Maintenance::Consolidated(done)) => tracing::info!(
